@@ -1106,6 +1106,17 @@ $$;
 -- Events, steps, artifacts
 -- ---------------------------------------------------------------------------
 
+create function pulser_ops.event_batch(events jsonb)
+returns table (n bigint, run_id uuid, kind text, level text, message text, data jsonb,
+               attempt integer, worker_id text)
+language sql immutable set search_path = '' as $$
+  select e.o - 1, x.run_id, x.kind, coalesce(x.level, 'info'), coalesce(x.message, ''), x.data,
+         x.attempt, x.worker_id
+  from jsonb_array_elements(event_batch.events) with ordinality as e(v, o),
+       jsonb_to_record(e.v) as x(run_id uuid, kind text, level text, message text, data jsonb,
+                                 attempt integer, worker_id text)
+$$;
+
 create function pulser_ops.append_run_events(events jsonb) returns setof public.run_events
 language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -1121,24 +1132,18 @@ begin
   if jsonb_array_length(append_run_events.events) > 5000 then
     raise exception 'events: at most 5000 events per call' using errcode = 'PO400';
   end if;
-  create temporary table if not exists pulser_ops_event_batch (
-    n bigint, run_id uuid, kind text, level text, message text, data jsonb, attempt integer,
-    worker_id text) on commit drop;
-  truncate pulser_ops_event_batch;
+  if exists (select 1 from jsonb_array_elements(append_run_events.events) v where jsonb_typeof(v) <> 'object') then
+    raise exception 'events: every event must be an object' using errcode = 'PO400';
+  end if;
   begin
-    insert into pulser_ops_event_batch
-    select o - 1, x.run_id, x.kind, coalesce(x.level, 'info'), coalesce(x.message, ''), x.data,
-           x.attempt, x.worker_id
-    from jsonb_array_elements(append_run_events.events) with ordinality as e(v, o),
-         jsonb_to_record(e.v) as x(run_id uuid, kind text, level text, message text, data jsonb,
-                                   attempt integer, worker_id text);
-  exception when invalid_text_representation or datatype_mismatch or invalid_parameter_value then
+    select * into bad from pulser_ops.event_batch(append_run_events.events) b
+     where b.run_id is null or b.kind is null or b.kind !~ '^[a-z][a-z0-9_.]{0,63}$'
+        or b.level not in ('debug', 'info', 'warn', 'error') or octet_length(b.message) > 16384
+     order by b.n limit 1;
+  exception when invalid_text_representation or datatype_mismatch or invalid_parameter_value
+                 or numeric_value_out_of_range then
     raise exception 'events: %', sqlerrm using errcode = 'PO400';
   end;
-  select * into bad from pulser_ops_event_batch b
-   where b.run_id is null or b.kind is null or b.kind !~ '^[a-z][a-z0-9_.]{0,63}$'
-      or b.level not in ('debug', 'info', 'warn', 'error') or octet_length(b.message) > 16384
-   order by b.n limit 1;
   if found then
     raise exception 'events[%]: %', bad.n, case
       when bad.run_id is null then 'run_id is required'
@@ -1148,7 +1153,7 @@ begin
       else 'message is longer than 16384 bytes' end
       using errcode = 'PO400';
   end if;
-  select b.n, b.run_id into bad from pulser_ops_event_batch b
+  select b.n, b.run_id into bad from pulser_ops.event_batch(append_run_events.events) b
    where not exists (select 1 from public.runs r where r.id = b.run_id
                      and (k in ('service', 'admin') or r.owner_id = auth.uid()))
    order by b.n limit 1;
@@ -1160,17 +1165,19 @@ begin
   end if;
 
   return query
-  with per_run as (
-    select b.run_id, count(*)::int as n from pulser_ops_event_batch b group by b.run_id order by b.run_id
+  with b as (
+    select * from pulser_ops.event_batch(append_run_events.events)
   ),
   reserved as (
-    select p.run_id, pulser_ops.reserve_event_seq(p.run_id, p.n) as first_seq from per_run p
+    -- One counter bump per run, in run id order (a fixed lock order: no deadlocks).
+    select p.run_id, pulser_ops.reserve_event_seq(p.run_id, p.n) as first_seq
+    from (select b.run_id, count(*)::int as n from b group by b.run_id order by b.run_id) p
   )
   insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
   select b.run_id,
          r.first_seq + row_number() over (partition by b.run_id order by b.n) - 1,
          b.kind, b.level, b.message, b.data, b.attempt, b.worker_id
-  from pulser_ops_event_batch b join reserved r on r.run_id = b.run_id
+  from b join reserved r on r.run_id = b.run_id
   order by b.n
   returning *;
 end
