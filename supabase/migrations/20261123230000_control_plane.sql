@@ -1721,6 +1721,11 @@ language sql stable set search_path = '' as $$
   limit least(greatest(coalesce(runs_changed_since.max_rows, 1000), 1), 10000)
 $$;
 
+create function public.get_runs(run_ids uuid[]) returns setof public.runs
+language sql stable set search_path = '' as $$
+  select x.* from public.runs x where x.id = any(get_runs.run_ids) order by x.created_at, x.id
+$$;
+
 create view public.lane_stats with (security_invoker = true) as
 select l.id as lane, l.paused, l.max_running, s.status,
        coalesce(c.runs, 0) as runs,
@@ -1751,6 +1756,22 @@ select r.id, r.template, r.lane, r.status, r.attempt, r.max_attempts, r.sweep_co
 from public.runs r
 where (r.status in ('queued', 'running') and r.sweep_count > 0)
    or (r.status = 'running' and r.lease_expires_at < now());
+
+create function public.get_lane_stats() returns setof public.lane_stats
+language sql stable set search_path = '' as $$
+  select s.* from public.lane_stats s order by s.lane, s.status
+$$;
+
+create function public.get_worker_health() returns setof public.worker_health
+language sql stable set search_path = '' as $$
+  select h.* from public.worker_health h order by h.id
+$$;
+
+create function public.list_stuck_runs(max_rows integer default 100) returns setof public.stuck_runs
+language sql stable set search_path = '' as $$
+  select s.* from public.stuck_runs s order by s.sweep_count desc, s.since_heartbeat_seconds desc
+  limit least(greatest(coalesce(list_stuck_runs.max_rows, 100), 1), 1000)
+$$;
 
 -- ---------------------------------------------------------------------------
 -- Row level security: operators see their own runs; admins and the service role see all
@@ -1823,7 +1844,8 @@ begin
                 'create_session', 'register_worker', 'deregister_worker', 'prune_runs', 'get_run',
                 'list_runs', 'list_run_events', 'list_run_steps', 'list_artifacts', 'get_artifact',
                 'list_templates', 'get_template', 'list_lanes', 'list_sessions', 'list_workers',
-                'runs_changed_since'))
+                'runs_changed_since', 'get_runs', 'get_lane_stats', 'get_worker_health',
+                'list_stuck_runs'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.
@@ -1844,6 +1866,8 @@ grant execute on function
   public.list_artifacts(uuid), public.get_artifact(uuid, text), public.list_templates(),
   public.get_template(text), public.list_lanes(), public.list_sessions(integer),
   public.list_workers(), public.runs_changed_since(timestamptz, text[], integer),
+  public.get_runs(uuid[]), public.get_lane_stats(), public.get_worker_health(),
+  public.list_stuck_runs(integer),
   pulser_ops.enqueue_runs(jsonb), pulser_ops.cancel_run(uuid, text),
   pulser_ops.append_run_events(jsonb), pulser_ops.upsert_template(jsonb),
   pulser_ops.set_lane(text, boolean, integer, boolean), pulser_ops.create_session(text, jsonb),

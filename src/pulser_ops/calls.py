@@ -1,0 +1,510 @@
+"""Every call the SDK makes to the control plane, in one place.
+
+A ``Call`` names a SQL function in ``public``, its named arguments (with their PostgreSQL types,
+so the direct transport can cast exactly), how to decode the rows, and whether repeating it after
+a lost response is safe. Transports only know how to *execute* a ``Call``; they never build SQL
+of their own, so both transports run the very same functions with the very same arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from . import models as m
+from .errors import InvalidInput
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Arg:
+    value: Any
+    pgtype: str
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    fn: str
+    args: Mapping[str, Arg]
+    decode: Callable[[Sequence[Row]], T]
+    #: Safe to send again when the response was lost (reads, fenced upserts, keyed enqueues).
+    retry_safe: bool = False
+    #: STABLE functions: PostgREST may run them read-only (GET); psycopg does not care.
+    read_only: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _args(**kwargs: tuple[Any, str]) -> dict[str, Arg]:
+    """Named arguments, leaving out the ones that are None so the SQL defaults apply."""
+    return {k: Arg(v, t) for k, (v, t) in kwargs.items() if v is not None}
+
+
+def one(model: type[M]) -> Callable[[Sequence[Row]], M]:
+    def decode(rows: Sequence[Row]) -> M:
+        if len(rows) != 1:
+            raise InvalidInput(f"expected one {model.__name__}, got {len(rows)} rows")
+        return model.model_validate(rows[0])
+
+    return decode
+
+
+def many(model: type[M]) -> Callable[[Sequence[Row]], list[M]]:
+    def decode(rows: Sequence[Row]) -> list[M]:
+        return [model.model_validate(r) for r in rows]
+
+    return decode
+
+
+def _uuid(value: UUID | str, name: str) -> str:
+    try:
+        return str(value if isinstance(value, UUID) else UUID(str(value)))
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidInput(f"{name}: not a uuid ({value!r})") from None
+
+
+def _seconds(value: timedelta | float | int | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+def _lanes(lanes: Iterable[str] | str | None) -> list[str] | None:
+    if lanes is None:
+        return None
+    if isinstance(lanes, str):
+        return [x.strip() for x in lanes.split(",") if x.strip()]
+    return list(lanes)
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def _run_request_json(req: m.RunRequest) -> dict[str, Any]:
+    return req.model_dump(mode="json", exclude_none=True)
+
+
+def enqueue_runs(requests: Sequence[m.RunRequest]) -> Call[list[m.Run]]:
+    keyed = all(r.idempotency_key for r in requests)
+    return Call(
+        "enqueue_runs",
+        _args(runs=([_run_request_json(r) for r in requests], "jsonb")),
+        many(m.Run),
+        retry_safe=keyed,
+    )
+
+
+def claim_runs(
+    worker_id: str, lanes: Iterable[str] | str | None, limit: int, lease_seconds: int | None
+) -> Call[list[m.Run]]:
+    return Call(
+        "claim_runs",
+        _args(
+            worker_id=(worker_id, "text"),
+            lanes=(_lanes(lanes), "text[]"),
+            max_runs=(limit, "integer"),
+            lease_seconds=(lease_seconds, "integer"),
+        ),
+        many(m.Run),
+    )
+
+
+def heartbeat_run(
+    run_id: UUID | str, worker_id: str, attempt: int, lease_seconds: int | None
+) -> Call[m.Heartbeat]:
+    return Call(
+        "heartbeat_run",
+        _args(
+            run_id=(_uuid(run_id, "run_id"), "uuid"),
+            worker_id=(worker_id, "text"),
+            attempt=(attempt, "integer"),
+            lease_seconds=(lease_seconds, "integer"),
+        ),
+        one(m.Heartbeat),
+        retry_safe=True,
+    )
+
+
+def heartbeat_runs(
+    worker_id: str, held: Iterable[tuple[UUID | str, int]]
+) -> Call[list[m.HeartbeatBatchItem]]:
+    runs = [{"run_id": _uuid(r, "run_id"), "attempt": a} for r, a in held]
+    return Call(
+        "heartbeat_runs",
+        _args(worker_id=(worker_id, "text"), runs=(runs, "jsonb")),
+        many(m.HeartbeatBatchItem),
+        retry_safe=True,
+    )
+
+
+def cancel_run(run_id: UUID | str, reason: str | None) -> Call[m.Run]:
+    return Call(
+        "cancel_run",
+        _args(run_id=(_uuid(run_id, "run_id"), "uuid"), reason=(reason, "text")),
+        one(m.Run),
+    )
+
+
+def complete_run(
+    run_id: UUID | str,
+    worker_id: str,
+    attempt: int,
+    status: str,
+    result: Any,
+    error: str | None,
+    error_class: str | None,
+    retryable: bool,
+) -> Call[m.Run]:
+    return Call(
+        "complete_run",
+        _args(
+            run_id=(_uuid(run_id, "run_id"), "uuid"),
+            worker_id=(worker_id, "text"),
+            attempt=(attempt, "integer"),
+            status=(str(status), "text"),
+            result=(result, "jsonb"),
+            error=(error, "text"),
+            error_class=(error_class, "text"),
+            retryable=(retryable, "boolean"),
+        ),
+        one(m.Run),
+        retry_safe=True,
+    )
+
+
+def release_run(
+    run_id: UUID | str, worker_id: str, attempt: int, reason: str | None
+) -> Call[m.Run]:
+    return Call(
+        "release_run",
+        _args(
+            run_id=(_uuid(run_id, "run_id"), "uuid"),
+            worker_id=(worker_id, "text"),
+            attempt=(attempt, "integer"),
+            reason=(reason, "text"),
+        ),
+        one(m.Run),
+    )
+
+
+def get_run(run_id: UUID | str) -> Call[m.Run]:
+    return Call(
+        "get_run",
+        _args(run_id=(_uuid(run_id, "run_id"), "uuid")),
+        one(m.Run),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def get_runs(run_ids: Iterable[UUID | str]) -> Call[list[m.Run]]:
+    ids = [_uuid(r, "run_ids") for r in run_ids]
+    return Call(
+        "get_runs", _args(run_ids=(ids, "uuid[]")), many(m.Run), retry_safe=True, read_only=True
+    )
+
+
+def list_runs(
+    *,
+    status: Iterable[str] | str | None = None,
+    lane: Iterable[str] | str | None = None,
+    template: str | None = None,
+    session_id: UUID | str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    stuck: bool = False,
+    limit: int = 100,
+    after: UUID | str | None = None,
+) -> Call[list[m.Run]]:
+    statuses = [status] if isinstance(status, str) else (list(status) if status else None)
+    return Call(
+        "list_runs",
+        _args(
+            status=([str(s) for s in statuses] if statuses else None, "text[]"),
+            lanes=(_lanes(lane), "text[]"),
+            template=(template, "text"),
+            session_id=(_uuid(session_id, "session_id") if session_id else None, "uuid"),
+            created_after=(created_after.isoformat() if created_after else None, "timestamptz"),
+            created_before=(created_before.isoformat() if created_before else None, "timestamptz"),
+            stuck=(stuck or None, "boolean"),
+            max_rows=(limit, "integer"),
+            after_id=(_uuid(after, "after") if after else None, "uuid"),
+        ),
+        many(m.Run),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def runs_changed_since(
+    since: datetime, lanes: Iterable[str] | None, limit: int = 1000
+) -> Call[list[m.Run]]:
+    return Call(
+        "runs_changed_since",
+        _args(
+            since=(since.isoformat(), "timestamptz"),
+            lanes=(_lanes(lanes), "text[]"),
+            max_rows=(limit, "integer"),
+        ),
+        many(m.Run),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_stuck_runs(limit: int = 100) -> Call[list[m.StuckRun]]:
+    return Call(
+        "list_stuck_runs",
+        _args(max_rows=(limit, "integer")),
+        many(m.StuckRun),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def sweep_expired_runs(limit: int) -> Call[list[m.SweepResult]]:
+    return Call("sweep_expired_runs", _args(max_runs=(limit, "integer")), many(m.SweepResult))
+
+
+def prune_runs(older_than: timedelta | float, limit: int) -> Call[list[m.PruneResult]]:
+    return Call(
+        "prune_runs",
+        _args(older_than_seconds=(_seconds(older_than), "numeric"), max_runs=(limit, "integer")),
+        many(m.PruneResult),
+    )
+
+
+# --- steps, events, artifacts ----------------------------------------------------------------
+
+
+def record_run_step(
+    run_id: UUID | str,
+    worker_id: str,
+    attempt: int,
+    idx: int,
+    name: str,
+    kind: str,
+    status: str,
+    exit_code: int | None = None,
+    error: str | None = None,
+    output: Any = None,
+) -> Call[m.RunStep]:
+    return Call(
+        "record_run_step",
+        _args(
+            run_id=(_uuid(run_id, "run_id"), "uuid"),
+            worker_id=(worker_id, "text"),
+            attempt=(attempt, "integer"),
+            idx=(idx, "integer"),
+            name=(name, "text"),
+            kind=(kind, "text"),
+            status=(status, "text"),
+            exit_code=(exit_code, "integer"),
+            error=(error, "text"),
+            output=(output, "jsonb"),
+        ),
+        one(m.RunStep),
+        retry_safe=True,
+    )
+
+
+def list_run_steps(run_id: UUID | str) -> Call[list[m.RunStep]]:
+    return Call(
+        "list_run_steps",
+        _args(run_id=(_uuid(run_id, "run_id"), "uuid")),
+        many(m.RunStep),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def append_run_events(events: Sequence[m.EventIn]) -> Call[list[m.RunEvent]]:
+    payload = [e.model_dump(mode="json", exclude_none=True) for e in events]
+    return Call("append_run_events", _args(events=(payload, "jsonb")), many(m.RunEvent))
+
+
+def list_run_events(run_id: UUID | str, after_seq: int, limit: int) -> Call[list[m.RunEvent]]:
+    return Call(
+        "list_run_events",
+        _args(
+            run_id=(_uuid(run_id, "run_id"), "uuid"),
+            after_seq=(after_seq, "bigint"),
+            max_rows=(limit, "integer"),
+        ),
+        many(m.RunEvent),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def put_artifact(
+    run_id: UUID | str,
+    name: str,
+    *,
+    kind: str,
+    content_type: str | None,
+    inline_text: str | None = None,
+    storage_path: str | None = None,
+    size_bytes: int | None = None,
+    sha256: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    attempt: int | None = None,
+) -> Call[m.Artifact]:
+    return Call(
+        "put_artifact",
+        _args(
+            run_id=(_uuid(run_id, "run_id"), "uuid"),
+            name=(name, "text"),
+            kind=(kind, "text"),
+            content_type=(content_type, "text"),
+            inline_text=(inline_text, "text"),
+            storage_path=(storage_path, "text"),
+            size_bytes=(size_bytes, "bigint"),
+            sha256=(sha256, "text"),
+            metadata=(dict(metadata) if metadata is not None else None, "jsonb"),
+            attempt=(attempt, "integer"),
+        ),
+        one(m.Artifact),
+        retry_safe=True,
+    )
+
+
+def get_artifact(run_id: UUID | str, name: str) -> Call[m.Artifact]:
+    return Call(
+        "get_artifact",
+        _args(run_id=(_uuid(run_id, "run_id"), "uuid"), name=(name, "text")),
+        one(m.Artifact),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_artifacts(run_id: UUID | str) -> Call[list[m.Artifact]]:
+    return Call(
+        "list_artifacts",
+        _args(run_id=(_uuid(run_id, "run_id"), "uuid")),
+        many(m.Artifact),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+# --- templates, sessions, lanes, workers ------------------------------------------------------
+
+
+def upsert_template(template: Mapping[str, Any]) -> Call[m.Template]:
+    return Call(
+        "upsert_template",
+        _args(template=(dict(template), "jsonb")),
+        one(m.Template),
+        retry_safe=True,
+    )
+
+
+def list_templates() -> Call[list[m.Template]]:
+    return Call("list_templates", {}, many(m.Template), retry_safe=True, read_only=True)
+
+
+def get_template(name: str) -> Call[m.Template]:
+    return Call(
+        "get_template", _args(name=(name, "text")), one(m.Template), retry_safe=True, read_only=True
+    )
+
+
+def create_session(title: str | None, metadata: Mapping[str, Any] | None) -> Call[m.Session]:
+    return Call(
+        "create_session",
+        _args(title=(title, "text"), metadata=(dict(metadata) if metadata else None, "jsonb")),
+        one(m.Session),
+    )
+
+
+def list_sessions(limit: int = 100) -> Call[list[m.Session]]:
+    return Call(
+        "list_sessions",
+        _args(max_rows=(limit, "integer")),
+        many(m.Session),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_lanes() -> Call[list[m.Lane]]:
+    return Call("list_lanes", {}, many(m.Lane), retry_safe=True, read_only=True)
+
+
+def set_lane(
+    lane: str,
+    *,
+    paused: bool | None = None,
+    max_running: int | None = None,
+    clear_max_running: bool = False,
+) -> Call[m.Lane]:
+    return Call(
+        "set_lane",
+        _args(
+            lane=(lane, "text"),
+            paused=(paused, "boolean"),
+            max_running=(max_running, "integer"),
+            clear_max_running=(clear_max_running or None, "boolean"),
+        ),
+        one(m.Lane),
+        retry_safe=True,
+    )
+
+
+def get_lane_stats() -> Call[list[m.LaneStats]]:
+    return Call("get_lane_stats", {}, many(m.LaneStats), retry_safe=True, read_only=True)
+
+
+def list_workers() -> Call[list[m.Worker]]:
+    return Call("list_workers", {}, many(m.Worker), retry_safe=True, read_only=True)
+
+
+def get_worker_health() -> Call[list[m.WorkerHealth]]:
+    return Call("get_worker_health", {}, many(m.WorkerHealth), retry_safe=True, read_only=True)
+
+
+def register_worker(
+    worker_id: str,
+    *,
+    host: str,
+    pid: int | None,
+    lanes: Iterable[str],
+    version: str,
+    concurrency: int,
+    metadata: Mapping[str, Any] | None = None,
+) -> Call[m.Worker]:
+    return Call(
+        "register_worker",
+        _args(
+            worker_id=(worker_id, "text"),
+            host=(host, "text"),
+            pid=(pid, "integer"),
+            lanes=(_lanes(lanes), "text[]"),
+            version=(version, "text"),
+            concurrency=(concurrency, "integer"),
+            metadata=(dict(metadata) if metadata else None, "jsonb"),
+        ),
+        one(m.Worker),
+        retry_safe=True,
+    )
+
+
+def deregister_worker(worker_id: str, status: str = "stopped") -> Call[m.Worker]:
+    return Call(
+        "deregister_worker",
+        _args(worker_id=(worker_id, "text"), status=(status, "text")),
+        one(m.Worker),
+        retry_safe=True,
+    )

@@ -1,0 +1,190 @@
+"""Every error the SDK raises, each with a stable ``code``.
+
+Both transports map failures here from the same source of truth, the SQLSTATE the control
+plane raised: psycopg exposes it as ``sqlstate``, PostgREST returns it as ``code`` in its
+error body. Callers therefore never see a raw driver or HTTP error, and code that handles
+``LeaseLost`` works the same over a direct connection and over Supabase.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+
+class PulserOpsError(Exception):
+    """Base class. ``code`` is stable and safe to match on; the message is for people."""
+
+    code: ClassVar[str] = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        detail: str | None = None,
+        hint: str | None = None,
+        sqlstate: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail or None
+        self.hint = hint or None
+        self.sqlstate = sqlstate
+
+    def detail_json(self) -> Any:
+        """The detail as JSON when the control plane sent structured detail, else None."""
+        if not self.detail:
+            return None
+        try:
+            return json.loads(self.detail)
+        except ValueError:
+            return None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(PulserOpsError):
+    """The request itself is malformed: a wrong type, a value out of range, a bad name."""
+
+    code = "invalid_input"
+
+
+class InvalidParams(InvalidInput):
+    """Run params do not satisfy the template's params schema; ``field`` names the culprit."""
+
+    code = "invalid_params"
+
+    @property
+    def field(self) -> str | None:
+        return self.detail
+
+
+class NotFound(PulserOpsError):
+    code = "not_found"
+
+
+class Conflict(PulserOpsError):
+    """Something already exists that contradicts the request (e.g. a reused idempotency key)."""
+
+    code = "conflict"
+
+
+class LeaseLost(PulserOpsError):
+    """The run's lease moved on (swept, completed, released or claimed by another worker).
+
+    A worker that sees this must abandon the run quietly: someone else owns it now.
+    """
+
+    code = "lease_lost"
+
+
+class AlreadyTerminal(PulserOpsError):
+    """The run already succeeded, failed or was cancelled; terminal states never change."""
+
+    code = "already_terminal"
+
+
+class PermissionDenied(PulserOpsError):
+    code = "permission_denied"
+
+
+class TransportError(PulserOpsError):
+    """The database or the Supabase API could not be reached, or dropped the connection."""
+
+    code = "transport_error"
+
+
+class Timeout(TransportError):
+    """A statement or request timed out (e.g. Supabase's 8 s API statement timeout)."""
+
+    code = "timeout"
+
+
+class ConfigurationError(PulserOpsError):
+    """The SDK was not told (or could not work out) where the control plane is."""
+
+    code = "configuration_error"
+
+
+class MigrationError(PulserOpsError):
+    """The database's migration history does not match the migrations this SDK ships."""
+
+    code = "migration_error"
+
+
+class StorageError(PulserOpsError):
+    """A file could not be stored or fetched (other than not found / permission)."""
+
+    code = "storage_error"
+
+
+_BY_SQLSTATE: dict[str, type[PulserOpsError]] = {
+    "PO400": InvalidInput,
+    "PO422": InvalidParams,
+    "PO404": NotFound,
+    "PO409": Conflict,
+    "PO410": LeaseLost,
+    "PO411": AlreadyTerminal,
+    "PO403": PermissionDenied,
+    "42501": PermissionDenied,
+    "23505": Conflict,
+    "23503": NotFound,
+    "22023": InvalidInput,
+    "22P02": InvalidInput,
+    "23514": InvalidInput,
+    "23502": InvalidInput,
+    "22001": InvalidInput,
+    "22003": InvalidInput,
+    "22007": InvalidInput,
+    "22008": InvalidInput,
+    "2201B": InvalidInput,
+    "22021": InvalidInput,
+    "22P05": InvalidInput,
+    "57014": Timeout,
+    # PostgREST's own codes that reach a client of the API.
+    "PGRST202": NotFound,
+    "PGRST116": NotFound,
+    "PGRST301": PermissionDenied,
+    "PGRST302": PermissionDenied,
+    "PGRST003": Timeout,
+}
+
+
+def error_for_code(
+    code: str | None,
+    message: str,
+    *,
+    detail: str | None = None,
+    hint: str | None = None,
+) -> PulserOpsError:
+    """The typed error for a SQLSTATE (or PostgREST code), as raised by either transport."""
+    cls: type[PulserOpsError]
+    if code is None:
+        cls = TransportError
+    elif code in _BY_SQLSTATE:
+        cls = _BY_SQLSTATE[code]
+    elif code.startswith(("08", "57P", "53")):
+        cls = TransportError
+    elif code.startswith("22"):
+        cls = InvalidInput
+    else:
+        cls = PulserOpsError
+    return cls(message, detail=detail, hint=hint, sqlstate=code)
+
+
+ALL_ERRORS: tuple[type[PulserOpsError], ...] = (
+    PulserOpsError,
+    InvalidInput,
+    InvalidParams,
+    NotFound,
+    Conflict,
+    LeaseLost,
+    AlreadyTerminal,
+    PermissionDenied,
+    TransportError,
+    Timeout,
+    ConfigurationError,
+    MigrationError,
+    StorageError,
+)

@@ -1,0 +1,283 @@
+"""Typed rows of the control plane, identical whichever transport fetched them.
+
+psycopg hands back ``datetime``/``UUID`` objects and PostgREST hands back ISO strings; pydantic
+turns both into the same models, and every model round-trips through JSON
+(``Run.model_validate_json(run.model_dump_json()) == run``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LaneId = Literal["A", "B", "C", "D"]
+LANES: tuple[LaneId, ...] = ("A", "B", "C", "D")
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Run(_Row):
+    id: UUID
+    template: str
+    lane: LaneId
+    status: RunStatus
+    priority: int = 0
+    attempt: int = 0
+    max_attempts: int
+    lease_seconds: int
+    params: dict[str, Any] = Field(default_factory=dict)
+    session_id: UUID | None = None
+    owner_id: UUID | None = None
+    idempotency_key: str | None = None
+    available_at: datetime
+    worker_id: str | None = None
+    claimed_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    cancel_reason: str | None = None
+    result: Any = None
+    error: str | None = None
+    error_class: str | None = None
+    sweep_count: int = 0
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.cancel_requested_at is not None
+
+
+class RunRequest(_Row):
+    """One run to enqueue (the batch form of ``client.runs.create``)."""
+
+    template: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    lane: LaneId | None = None
+    priority: int = 0
+    run_after: datetime | None = None
+    idempotency_key: str | None = None
+    session_id: UUID | None = None
+    max_attempts: int | None = None
+
+
+StepKind = Literal["shell", "http", "python", "mcp", "docker"]
+StepStatus = Literal["running", "succeeded", "failed", "cancelled", "skipped"]
+
+
+class RunStep(_Row):
+    run_id: UUID
+    attempt: int
+    idx: int
+    name: str
+    kind: StepKind
+    status: StepStatus
+    started_at: datetime
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    output: Any = None
+
+
+EventLevel = Literal["debug", "info", "warn", "error"]
+
+
+class RunEvent(_Row):
+    run_id: UUID
+    seq: int
+    at: datetime
+    kind: str
+    level: EventLevel = "info"
+    message: str = ""
+    data: Any = None
+    attempt: int | None = None
+    worker_id: str | None = None
+
+
+class EventIn(_Row):
+    """An event to append; ``seq`` is assigned by the control plane."""
+
+    run_id: UUID
+    kind: str
+    message: str = ""
+    level: EventLevel = "info"
+    data: Any = None
+    attempt: int | None = None
+    worker_id: str | None = None
+
+
+class Artifact(_Row):
+    id: UUID
+    run_id: UUID
+    attempt: int | None = None
+    name: str
+    kind: str
+    content_type: str
+    size_bytes: int
+    inline_text: str | None = None
+    storage_bucket: str | None = None
+    storage_path: str | None = None
+    sha256: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+    @property
+    def is_inline(self) -> bool:
+        return self.inline_text is not None
+
+
+class Template(_Row):
+    name: str
+    description: str = ""
+    params_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+    default_lane: LaneId = "A"
+    max_attempts: int = 3
+    retry_backoff_seconds: float = 5
+    retry_backoff_max_seconds: float = 600
+    retry_jitter: float = 0.2
+    non_retryable_errors: list[str] = Field(default_factory=list)
+    lease_seconds: int = 60
+    timeout_seconds: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Session(_Row):
+    id: UUID
+    owner_id: UUID | None = None
+    title: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class Lane(_Row):
+    id: LaneId
+    paused: bool = False
+    max_running: int | None = None
+    description: str = ""
+    updated_at: datetime
+
+
+class LaneStats(_Row):
+    lane: LaneId
+    paused: bool
+    max_running: int | None = None
+    status: Literal["queued", "running"]
+    runs: int
+    oldest_age_seconds: float | None = None
+
+
+WorkerStatus = Literal["active", "draining", "stopped"]
+
+
+class Worker(_Row):
+    id: str
+    host: str = ""
+    pid: int | None = None
+    lanes: list[LaneId] = Field(default_factory=list)
+    version: str = ""
+    concurrency: int = 1
+    status: WorkerStatus = "active"
+    started_at: datetime
+    last_seen_at: datetime
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkerHealth(_Row):
+    id: str
+    host: str = ""
+    pid: int | None = None
+    lanes: list[LaneId] = Field(default_factory=list)
+    version: str = ""
+    concurrency: int = 1
+    status: WorkerStatus = "active"
+    started_at: datetime
+    last_seen_at: datetime
+    seen_seconds_ago: float
+    stale: bool
+    running: int
+
+
+class StuckRun(_Row):
+    id: UUID
+    template: str
+    lane: LaneId
+    status: RunStatus
+    attempt: int
+    max_attempts: int
+    sweep_count: int
+    worker_id: str | None = None
+    lease_expires_at: datetime | None = None
+    since_heartbeat_seconds: float | None = None
+
+
+class Heartbeat(_Row):
+    run_id: UUID
+    attempt: int
+    cancel_requested: bool
+    lease_expires_at: datetime
+
+
+class HeartbeatBatchItem(_Row):
+    run_id: UUID
+    attempt: int
+    ok: bool
+    cancel_requested: bool
+    lease_expires_at: datetime | None = None
+
+
+class SweepResult(_Row):
+    run_id: UUID
+    action: Literal["requeued", "failed", "cancelled"]
+    attempt: int
+    worker_id: str | None = None
+    stuck_for_seconds: float | None = None
+
+
+class PruneResult(_Row):
+    run_id: UUID
+    storage_paths: list[str] = Field(default_factory=list)
+
+
+ChangeTable = Literal["runs", "run_events", "run_steps", "artifacts", "workers"]
+
+
+class Change(_Row):
+    """One live update. ``kind`` is INSERT/UPDATE/DELETE, or SNAPSHOT for catch-up rows that were
+    fetched after a (re)connect rather than pushed; consumers treat both the same."""
+
+    table: ChangeTable
+    kind: Literal["INSERT", "UPDATE", "DELETE", "SNAPSHOT"]
+    run: Run | None = None
+    event: RunEvent | None = None
+    step: RunStep | None = None
+    artifact: Artifact | None = None
+    worker: Worker | None = None

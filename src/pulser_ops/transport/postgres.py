@@ -1,0 +1,226 @@
+"""Direct PostgreSQL over psycopg 3: every call is one autocommit statement.
+
+Autocommit matters: no transaction is ever held open across user code, so a slow handler can
+not keep locks on ``runs``. Statements are prepared by psycopg after a few uses; set
+``prepare=False`` behind Supabase's transaction pooler (port 6543), which has no prepared
+statements and drops LISTEN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from ..calls import Arg, Call
+from ..errors import PulserOpsError, TransportError, error_for_code
+from ..files import FileStore
+from .base import FeedItem, Hint, with_retry, with_retry_async
+
+T = TypeVar("T")
+
+CHANGES_CHANNEL = "pulser_ops_changes"
+WAKEUP_CHANNEL = "pulser_ops_wakeup"
+
+
+@lru_cache(maxsize=512)
+def _statement(fn: str, signature: tuple[tuple[str, str], ...]) -> sql.Composed:
+    args = sql.SQL(", ").join(
+        sql.SQL("{} => {}::{}").format(sql.Identifier(name), sql.Placeholder(name), sql.SQL(pgtype))
+        for name, pgtype in signature
+    )
+    return sql.SQL("select * from public.{}({})").format(sql.Identifier(fn), args)
+
+
+def _param(arg: Arg) -> Any:
+    if arg.pgtype in ("jsonb", "json"):
+        return Jsonb(arg.value)
+    return arg.value
+
+
+def prepare(call: Call[Any]) -> tuple[sql.Composed, dict[str, Any]]:
+    """The statement and parameters for a call (shared by the sync and async drivers)."""
+    signature = tuple((name, a.pgtype) for name, a in call.args.items())
+    return _statement(call.fn, signature), {name: _param(a) for name, a in call.args.items()}
+
+
+def translate(exc: psycopg.Error) -> PulserOpsError:
+    """The typed error for whatever psycopg raised."""
+    diag = exc.diag
+    state = exc.sqlstate
+    if state is None or (
+        isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        and (state is None or state.startswith(("08", "57P")))
+    ):
+        return TransportError(
+            f"database connection failed: {str(exc).strip() or type(exc).__name__}"
+        )
+    return error_for_code(
+        state,
+        diag.message_primary or str(exc),
+        detail=diag.message_detail,
+        hint=diag.message_hint,
+    )
+
+
+def _conn_kwargs(prepare: bool) -> dict[str, Any]:
+    return {
+        "autocommit": True,
+        "row_factory": dict_row,
+        "prepare_threshold": 5 if prepare else None,
+        "application_name": "pulser-ops",
+    }
+
+
+def parse_notification(channel: str, payload: str) -> FeedItem | str | None:
+    if channel == WAKEUP_CHANNEL:
+        return payload
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    ids = body.get("ids")
+    return Hint(str(body.get("t")), tuple(str(i) for i in ids) if ids is not None else None)
+
+
+class PostgresTransport:
+    def __init__(
+        self,
+        database_url: str,
+        files: FileStore,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        prepare: bool = True,
+    ) -> None:
+        self.database_url = database_url
+        self.files = files
+        self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
+            database_url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=_conn_kwargs(prepare),
+            open=False,
+            name="pulser-ops",
+        )
+        try:
+            self._pool.open(wait=True, timeout=15)
+        except PoolTimeout as e:
+            self._pool.close()
+            raise TransportError(f"cannot connect to the database: {e}") from None
+
+    def execute(self, call: Call[T]) -> T:
+        statement, params = prepare(call)
+
+        def send() -> T:
+            try:
+                with self._pool.connection() as conn:
+                    rows = conn.execute(statement, params).fetchall()
+            except psycopg.Error as e:
+                raise translate(e) from None
+            except PoolTimeout as e:
+                raise TransportError(f"no database connection available: {e}") from None
+            return call.decode(rows)
+
+        return with_retry(call, send)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class AsyncPostgresTransport:
+    def __init__(
+        self, database_url: str, files: FileStore, pool: AsyncConnectionPool[Any], prepare: bool
+    ) -> None:
+        self.database_url = database_url
+        self.files = files
+        self._pool = pool
+        self._prepare = prepare
+
+    @classmethod
+    async def open(
+        cls,
+        database_url: str,
+        files: FileStore,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        prepare: bool = True,
+    ) -> AsyncPostgresTransport:
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            database_url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=_conn_kwargs(prepare),
+            open=False,
+            name="pulser-ops-async",
+        )
+        try:
+            await pool.open(wait=True, timeout=15)
+        except PoolTimeout as e:
+            await pool.close()
+            raise TransportError(f"cannot connect to the database: {e}") from None
+        return cls(database_url, files, pool, prepare)
+
+    async def execute(self, call: Call[T]) -> T:
+        statement, params = prepare(call)
+
+        async def send() -> T:
+            try:
+                async with self._pool.connection() as conn:
+                    cur = await conn.execute(statement, params)
+                    rows = await cur.fetchall()
+            except psycopg.Error as e:
+                raise translate(e) from None
+            except PoolTimeout as e:
+                raise TransportError(f"no database connection available: {e}") from None
+            return call.decode(rows)
+
+        return await with_retry_async(call, send)
+
+    @asynccontextmanager
+    async def feed(
+        self, tables: frozenset[str], *, wakeups: bool = False
+    ) -> AsyncIterator[AsyncIterator[FeedItem | str]]:
+        """LISTEN on a dedicated connection (outside the pool, as LISTEN must be)."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
+        except psycopg.Error as e:
+            raise translate(e) from None
+        try:
+            try:
+                if tables:
+                    await conn.execute(sql.SQL("listen {}").format(sql.Identifier(CHANGES_CHANNEL)))
+                if wakeups:
+                    await conn.execute(sql.SQL("listen {}").format(sql.Identifier(WAKEUP_CHANNEL)))
+            except psycopg.Error as e:
+                raise translate(e) from None
+
+            async def items() -> AsyncIterator[FeedItem | str]:
+                try:
+                    async for n in conn.notifies():
+                        item = parse_notification(n.channel, n.payload)
+                        if isinstance(item, Hint) and item.table not in tables:
+                            continue
+                        if item is not None:
+                            yield item
+                except psycopg.Error as e:
+                    raise translate(e) from None
+                raise TransportError("the LISTEN connection closed")
+
+            yield items()
+        finally:
+            with suppress(psycopg.Error, TimeoutError, OSError):
+                await asyncio.wait_for(conn.close(), timeout=5)
+
+    async def close(self) -> None:
+        await self._pool.close()
