@@ -1,0 +1,121 @@
+"""Output handling for process steps: batched live log events plus a bounded tail.
+
+Live events go to ``run_events`` (one event per batch, not per line, so a chatty
+step costs a handful of inserts per second), while the tail becomes the step's
+``log`` artifact. The tail is bounded so a runaway step cannot exhaust worker memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from pulser_ops.steps.context import StepContext
+
+_TRUNCATED = " …[line truncated]"
+
+
+def decode_line(chunk: bytes) -> str:
+    """Bytes from the pipe to one display line (no trailing newline)."""
+    return chunk.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+class LogTail:
+    """The last ``limit_bytes`` of combined output, in arrival order."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self._limit = limit_bytes
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self.dropped_bytes = 0
+        self.total_lines = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total_lines += 1
+        if not chunk.endswith(b"\n"):
+            chunk += b"\n"
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        while self._size > self._limit and self._chunks:
+            dropped = self._chunks.popleft()
+            self._size -= len(dropped)
+            self.dropped_bytes += len(dropped)
+
+    def text(self) -> str:
+        body = b"".join(self._chunks).decode("utf-8", errors="replace")
+        if self.dropped_bytes:
+            return f"[… {self.dropped_bytes} bytes of earlier output dropped …]\n{body}"
+        return body
+
+
+class LogBatcher:
+    """Collects lines and emits them as ``log`` events every N lines or T seconds.
+
+    Only the thread that owns the batcher calls it; the reader threads hand lines to
+    that thread through a queue, so batching needs no lock.
+    """
+
+    def __init__(
+        self,
+        ctx: StepContext,
+        step_name: str,
+        *,
+        interval_seconds: float,
+        max_lines: int,
+        max_message_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ctx = ctx
+        self._step = step_name
+        self._interval = interval_seconds
+        self._max_lines = max_lines
+        self._max_bytes = max_message_bytes
+        self._clock = clock
+        self._pending: list[tuple[str, str]] = []
+        self._first_at: float | None = None
+        self.batches_emitted = 0
+
+    def add(self, stream: str, line: str) -> None:
+        if len(line.encode()) > self._max_bytes:
+            line = line.encode()[: self._max_bytes].decode("utf-8", errors="ignore") + _TRUNCATED
+        if not self._pending:
+            self._first_at = self._clock()
+        self._pending.append((stream, line))
+        if len(self._pending) >= self._max_lines:
+            self.flush()
+
+    def seconds_until_due(self) -> float:
+        """How long the owner may block before :meth:`maybe_flush` has work to do."""
+        if self._first_at is None:
+            return self._interval
+        return max(0.0, self._first_at + self._interval - self._clock())
+
+    def maybe_flush(self) -> None:
+        if self._pending and self.seconds_until_due() <= 0:
+            self.flush()
+
+    def flush(self) -> None:
+        """Emit pending lines: one event per run of same-stream lines within the size cap."""
+        pending, self._pending, self._first_at = self._pending, [], None
+        group: list[str] = []
+        group_stream = ""
+        size = 0
+        for stream, line in pending:
+            if group and (stream != group_stream or size + len(line) + 1 > self._max_bytes):
+                self._emit(group_stream, group)
+                group, size = [], 0
+            group_stream = stream
+            group.append(line)
+            size += len(line) + 1
+        if group:
+            self._emit(group_stream, group)
+
+    def _emit(self, stream: str, lines: list[str]) -> None:
+        self.batches_emitted += 1
+        self._ctx.emit(
+            "log",
+            "info",
+            "\n".join(lines),
+            {"step": self._step, "stream": stream, "lines": len(lines)},
+        )

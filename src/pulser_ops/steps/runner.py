@@ -1,0 +1,81 @@
+"""``run_step``: the single entry point the worker loop calls for each step."""
+
+from __future__ import annotations
+
+from pulser_ops.steps.context import EventLevel, StepContext
+from pulser_ops.steps.docker_step import run_docker
+from pulser_ops.steps.errors import StepCancelled, StepError
+from pulser_ops.steps.http_step import run_http
+from pulser_ops.steps.outcome import StepOptions, StepOutcome, failed, utcnow
+from pulser_ops.steps.python_step import run_python
+from pulser_ops.steps.registry import HandlerRegistry
+from pulser_ops.steps.shell_step import run_shell
+from pulser_ops.steps.specs import DockerStep, HttpStep, McpStep, PythonStep, ShellStep, StepSpec
+
+
+def _dispatch(
+    spec: StepSpec, ctx: StepContext, registry: HandlerRegistry, options: StepOptions
+) -> StepOutcome:
+    if isinstance(spec, ShellStep):
+        return run_shell(spec, ctx, options)
+    if isinstance(spec, HttpStep):
+        return run_http(spec, ctx)
+    if isinstance(spec, PythonStep):
+        return run_python(spec, ctx, registry)
+    if isinstance(spec, McpStep):
+        # Imported on first use: the MCP SDK takes ~1 s to import, which every worker
+        # process (and every CLI call) would otherwise pay even if no template uses mcp.
+        from pulser_ops.steps.mcp_step import run_mcp
+
+        return run_mcp(spec, ctx)
+    if isinstance(spec, DockerStep):
+        return run_docker(spec, ctx, options)
+    raise TypeError(f"not a step spec: {spec!r}")
+
+
+def run_step(
+    spec: StepSpec,
+    ctx: StepContext,
+    registry: HandlerRegistry | None = None,
+    options: StepOptions | None = None,
+) -> StepOutcome:
+    """Run one step to completion and describe what happened.
+
+    Never raises because the *step* failed, timed out or was cancelled (that is the
+    returned outcome); it raises only for programming errors such as passing
+    something that is not a parsed spec. Emits ``step`` events when the step starts
+    and ends so the board can show progress without reading ``run_steps``.
+    """
+    registry = registry or HandlerRegistry()
+    options = options or StepOptions()
+    ctx.emit(
+        "step",
+        "info",
+        f"step {spec.name!r} ({spec.kind}) started",
+        {"step": spec.name, "kind": spec.kind, "status": "running"},
+    )
+    started_at = utcnow()
+    try:
+        if ctx.cancel_token.is_set():  # cancelled between steps: do not start anything
+            raise StepCancelled(f"step {spec.name!r} not started: run cancelled")
+        outcome = _dispatch(spec, ctx, registry, options)
+    except StepError as exc:  # template rendering, cwd problems... raised before running
+        outcome = failed(started_at, exc)
+    level: EventLevel = (
+        "info" if outcome.ok else ("warn" if outcome.status == "cancelled" else "error")
+    )
+    ctx.emit(
+        "step",
+        level,
+        f"step {spec.name!r} {outcome.status}" + (f": {outcome.error}" if outcome.error else ""),
+        {
+            "step": spec.name,
+            "kind": spec.kind,
+            "status": outcome.status,
+            "exit_code": outcome.exit_code,
+            "error_class": outcome.error_class,
+            "duration_seconds": round(outcome.duration_seconds, 3),
+            "artifacts": list(outcome.artifacts),
+        },
+    )
+    return outcome
