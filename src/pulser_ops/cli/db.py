@@ -1,0 +1,146 @@
+"""``pulser-ops db ...`` and ``pulser-ops init``: ship the SQL control plane.
+
+Why these exist next to the Supabase CLI: ``db push`` works on plain PostgreSQL
+too (it bootstraps what Supabase would provide) and records history exactly as
+``supabase db push`` does; ``db sql`` lets people paste the schema into the
+Supabase SQL editor; ``init`` vendors the migrations into a user's own
+``supabase/`` project so their CLI workflow owns them from then on.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pulser_ops import resources
+from pulser_ops.db.migrate import MigrationError, PushEvent, PushResult, load_migrations, push
+
+db_app = typer.Typer(help="Database schema: push migrations, print SQL.", no_args_is_help=True)
+
+_out = Console()
+_err = Console(stderr=True)
+
+DbUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--db-url",
+        envvar="PULSER_OPS_DATABASE_URL",
+        help="Postgres URL (direct or session-pooler connection).",
+        show_default=False,
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one line on stderr and return the exit to raise."""
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    _err.print(f"error: {first}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _describe(event: PushEvent) -> str:
+    return {
+        "bootstrap": "Bootstrapping plain PostgreSQL (roles, auth, storage)...",
+        "migration": f"Applying migration {event.name}...",
+        "seed": f"Seeding data from {event.name}...",
+        "seed_hash": f"Updating seed hash for {event.name} (changed seeds are not re-run)...",
+    }[event.kind]
+
+
+def _summary(result: PushResult) -> str:
+    if result.up_to_date:
+        return "Database is up to date."
+    verb = "Would apply" if result.dry_run else "Applied"
+    lines = []
+    if result.bootstrapped:
+        lines.append(f"{verb} the plain-PostgreSQL bootstrap.")
+    if result.applied:
+        names = ", ".join(m.filename for m in result.applied)
+        lines.append(f"{verb} {len(result.applied)} migration(s): {names}")
+    if result.seeded:
+        lines.append(f"{verb} seed: {', '.join(result.seeded)}")
+    return "\n".join(lines)
+
+
+@db_app.command("push")
+def push_command(
+    db_url: DbUrl = None,
+    include_seed: Annotated[
+        bool, typer.Option("--include-seed", help="Also apply supabase/seed.sql.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be applied; change nothing.")
+    ] = False,
+) -> None:
+    """Apply pending migrations (history compatible with `supabase db push`)."""
+
+    if not db_url:
+        raise _fail("no database URL: pass --db-url or set PULSER_OPS_DATABASE_URL", code=2)
+
+    def progress(event: PushEvent) -> None:
+        _err.print(_describe(event), markup=False, highlight=False)
+
+    try:
+        with _err.status("Connecting...", spinner="dots"):
+            result = push(db_url, include_seed=include_seed, dry_run=dry_run, on_progress=progress)
+    except MigrationError as exc:
+        raise _fail(f"{exc.reason}: {exc}") from None
+    _out.print(_summary(result), markup=False, highlight=False)
+
+
+@db_app.command("sql")
+def sql_command(
+    bootstrap: Annotated[
+        bool, typer.Option("--bootstrap", help="Prepend the plain-PostgreSQL bootstrap.")
+    ] = False,
+) -> None:
+    """Print the migrations concatenated (for the Supabase SQL editor or psql)."""
+    chunks: list[str] = []
+    if bootstrap:
+        chunks.append(
+            _with_header("bootstrap.sql (plain PostgreSQL only)", resources.bootstrap_sql())
+        )
+    for mig in load_migrations(resources.migrations_dir()):
+        chunks.append(_with_header(mig.filename, mig.path.read_bytes().decode("utf-8")))
+    if not chunks:
+        raise _fail(f"no migrations found in {resources.migrations_dir()}")
+    typer.echo("\n".join(chunks), nl=False)
+
+
+def _with_header(name: str, body: str) -> str:
+    bar = "-" * 72
+    return f"{bar}\n-- {name}\n{bar}\n{body.rstrip()}\n"
+
+
+def init_command(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Project root that holds (or will hold) supabase/.")
+    ] = Path("."),
+) -> None:
+    """Copy the migrations and seed into DIR/supabase/ (never overwrites a changed file)."""
+    sources = [(m.path, Path("migrations") / m.filename)
+               for m in load_migrations(resources.migrations_dir())]  # fmt: skip
+    if resources.seed_path().is_file():
+        sources.append((resources.seed_path(), Path("seed.sql")))
+    if not sources:
+        raise _fail(f"no migrations found in {resources.migrations_dir()}")
+    target_root = directory / "supabase"
+    conflicts: list[str] = []
+    for src, rel in sources:
+        dst = target_root / rel
+        if dst.exists():
+            if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
+                _out.print(f"unchanged  {dst}", markup=False, highlight=False)
+            else:
+                conflicts.append(str(dst))
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        _out.print(f"created    {dst}", markup=False, highlight=False)
+    if conflicts:
+        raise _fail(f"kept existing files that differ from pulser-ops': {', '.join(conflicts)}")

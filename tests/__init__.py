@@ -1,0 +1,1 @@
+"""pulser-ops test suite (a package so helpers import as ``tests.support``)."""

@@ -1,0 +1,4 @@
+select 2;
+
+	select 3 ;  
+-- only a trailing comment
