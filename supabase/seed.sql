@@ -67,6 +67,16 @@ select public.upsert_template(t) from jsonb_array_elements($json$[
     "max_attempts": 1, "lease_seconds": 30
   },
   {
+    "name": "slow-step",
+    "description": "A few seconds of work on a short lease: kill its worker and the sweeper requeues it.",
+    "default_lane": "C",
+    "params_schema": {"type": "object", "additionalProperties": false,
+      "properties": {"seconds": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 6}}},
+    "steps": [{"kind": "shell", "name": "work",
+               "command": "i=0; while [ $i -lt \"$PULSER_PARAM_SECONDS\" ]; do echo \"working $i\"; i=$((i+1)); sleep 1; done; echo done > result.txt"}],
+    "max_attempts": 3, "lease_seconds": 5, "retry_backoff_seconds": 1
+  },
+  {
     "name": "noop",
     "description": "Does nothing (a registered Python handler): used by benchmarks.",
     "default_lane": "A",

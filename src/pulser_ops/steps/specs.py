@@ -23,7 +23,12 @@ from pydantic import (
 )
 
 from pulser_ops.steps.errors import StepSpecError
-from pulser_ops.steps.template import PARAMS_OPENER, check_template, iter_json_strings
+from pulser_ops.steps.template import (
+    PARAMS_OPENER,
+    check_template,
+    iter_json_strings,
+    whole_param,
+)
 
 STEP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 STEP_KINDS: tuple[str, ...] = ("shell", "http", "python", "mcp", "docker")
@@ -134,7 +139,8 @@ class HttpStep(_StepBase):
     @field_validator("url")
     @classmethod
     def _url_ok(cls, url: str) -> str:
-        if not _HTTP_SCHEME.match(url):
+        # A URL that is exactly one placeholder takes the whole param (checked when rendered).
+        if whole_param(url) is None and not _HTTP_SCHEME.match(url):
             raise ValueError("url must start with http:// or https://")
         problem = check_template(url, allow_partial=True)
         if problem:

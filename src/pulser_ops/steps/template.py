@@ -101,7 +101,16 @@ def url_encode(value: Any) -> str:
 
 
 def render_url(url: str, params: Mapping[str, Any], *, where: str) -> str:
-    """Interpolate params into a URL, percent-encoding every value."""
+    """Interpolate params into a URL, percent-encoding every value; a URL that is exactly one
+    placeholder takes the param as the whole URL, which must then be http(s)."""
+    name = whole_param(url)
+    if name is not None:
+        value = _lookup(params, name, where)
+        if not isinstance(value, str) or not re.match(r"^https?://", value, re.IGNORECASE):
+            raise TemplateError(f"{where}: params.{name} must be an http:// or https:// URL")
+        if any(c in value for c in "\r\n\t "):
+            raise TemplateError(f"{where}: params.{name} contains whitespace")
+        return value
     return interpolate(url, params, where=where, encode=url_encode)
 
 

@@ -1,0 +1,13 @@
+"""``pulser-ops sweep``: the sweeper (``python -m sweeper``) under the main command."""
+
+from __future__ import annotations
+
+import typer
+
+
+def sweep_command(ctx: typer.Context) -> None:
+    """Requeue or fail runs whose lease expired. Options: see `python -m sweeper --help`
+    (--batch N, --loop, --interval S, --quiet, --db-url, --supabase-url, --supabase-key)."""
+    from sweeper.__main__ import main
+
+    raise typer.Exit(main(list(ctx.args)))
