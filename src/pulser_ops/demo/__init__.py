@@ -251,15 +251,20 @@ def run_demo(
         console.print(f"[red]error:[/] {e.code}: {e}")
         return 1
     finally:
-        for p in reversed(procs):
-            if p.popen.poll() is None:
-                p.popen.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.popen.pid, signal.SIGKILL)
-                p.popen.wait()
+        _stop_all(procs)
+
+
+def _stop_all(procs: list[Proc]) -> None:
+    """SIGTERM (workers drain gracefully), then SIGKILL whatever is still there after 10 s."""
+    for proc in reversed(procs):
+        if proc.popen.poll() is None:
+            proc.popen.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.popen.pid, signal.SIGKILL)
+            proc.popen.wait()
 
 
 def _summary(
