@@ -844,6 +844,8 @@ begin
            worker_id = claim_runs.worker_id,
            claimed_at = now(),
            heartbeat_at = now(),
+           -- The claim's lease (if given) becomes the run's, so heartbeats extend by the same.
+           lease_seconds = coalesce(claim_runs.lease_seconds, r.lease_seconds),
            lease_expires_at = now() + make_interval(secs => coalesce(claim_runs.lease_seconds, r.lease_seconds))
       from picked p
      where r.id = p.id

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pulser_ops.steps.context import CancelToken
 from pulser_ops.steps.errors import StepCancelled, StepError
 
 StepStatus = Literal["succeeded", "failed", "cancelled"]
@@ -62,6 +63,10 @@ class StepOptions:
     base_env: Mapping[str, str] | None = None
     #: Docker engine address to probe when ``DOCKER_HOST`` is unset.
     default_docker_host: str = "unix:///var/run/docker.sock"
+    #: Once set, a process step that is already being stopped (cancel/timeout) gets
+    #: SIGKILL at once instead of after its ``kill_grace_seconds`` (a worker's second
+    #: shutdown signal means "stop now").
+    kill_now: CancelToken | None = None
 
 
 def failed(

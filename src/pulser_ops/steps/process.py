@@ -85,9 +85,11 @@ class _Supervisor:
         timeout_seconds: float | None,
         kill_grace_seconds: float,
         on_stop: Callable[[], None] | None,
+        kill_now: CancelToken | None = None,
     ) -> None:
         self.proc = proc
         self.token = token
+        self.kill_token = kill_now
         self.started = time.monotonic()
         self.deadline = None if timeout_seconds is None else self.started + timeout_seconds
         self.grace = kill_grace_seconds
@@ -109,9 +111,12 @@ class _Supervisor:
                     self._stop("timeout", now)
             elif streams_open and now - self.leader_done_at >= _LEFTOVER_WAIT:
                 self._stop("exited", now)  # orphans still hold the pipes: clean them up
-        elif self.killed_at is None and now - self.term_at >= self.grace:
+        elif self.killed_at is None and (now - self.term_at >= self.grace or self._kill_now()):
             _signal_group(self.proc.pid, signal.SIGKILL)
             self.killed_at = now
+
+    def _kill_now(self) -> bool:
+        return self.kill_token is not None and self.kill_token.is_set()
 
     def _stop(self, reason: StopReason, now: float) -> None:
         self.reason = reason
@@ -186,6 +191,7 @@ def run_process(
         timeout_seconds=timeout_seconds,
         kill_grace_seconds=kill_grace_seconds,
         on_stop=on_stop,
+        kill_now=options.kill_now,
     )
     open_streams = 2
     try:

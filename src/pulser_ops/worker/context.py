@@ -1,0 +1,98 @@
+"""The worker's implementation of ``steps.StepContext`` for one claimed run.
+
+Events go to the shared :class:`EventSink` (buffered, never a round trip per line);
+artifacts are written straight away with ``client.artifacts.put`` because they are few
+(one or two per step) and a partial artifact saved while a run is being cancelled must be
+in the database before the run is marked cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..client import Client
+from ..errors import PulserOpsError
+from ..steps import ArtifactKind, CancelToken, EventLevel
+from .events import EventSink
+from .held import HeldRun
+
+log = logging.getLogger("pulser_ops.worker")
+
+
+class RunContext:
+    """One run attempt as the step executors see it (thread-safe, as the protocol asks)."""
+
+    def __init__(
+        self, held: HeldRun, client: Client, sink: EventSink, worker_id: str, workdir: Path
+    ) -> None:
+        self._held = held
+        self._client = client
+        self._sink = sink
+        self._worker_id = worker_id
+        self._workdir = workdir
+        self.artifact_errors: list[str] = []
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self._held.run.params
+
+    @property
+    def run_id(self) -> str:
+        return self._held.run_id
+
+    @property
+    def attempt(self) -> int:
+        return self._held.attempt
+
+    @property
+    def cancel_token(self) -> CancelToken:
+        return self._held.token
+
+    @property
+    def workdir(self) -> Path:
+        return self._workdir
+
+    def emit(
+        self,
+        kind: str,
+        level: EventLevel,
+        message: str,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._sink.add(
+            self.run_id,
+            kind,
+            level,
+            message,
+            dict(data) if data is not None else None,
+            attempt=self.attempt,
+            worker_id=self._worker_id,
+        )
+
+    def save_artifact(
+        self,
+        name: str,
+        data: str | bytes,
+        kind: ArtifactKind = "text",
+        content_type: str | None = None,
+    ) -> None:
+        try:
+            self._client.artifacts.put(
+                self.run_id,
+                name,
+                data,
+                kind=kind,
+                content_type=content_type,
+                attempt=self.attempt,
+                metadata={"worker_id": self._worker_id},
+            )
+        except PulserOpsError as e:
+            # A lost artifact must not turn a good step into a failed one; say so instead.
+            log.warning("run %s: artifact %s not saved: %s", self.run_id, name, e)
+            self.artifact_errors.append(f"{name}: {e}")
+            self.emit(
+                "artifact_failed", "warn", f"artifact {name!r} not saved: {e}", {"name": name}
+            )

@@ -1,0 +1,126 @@
+"""Batched run events: every run's log lines and step events go out in few round trips.
+
+Step executors call ``emit`` from whatever thread they run in (process pumps, handler
+threads) and must not block on the network. The sink buffers events for *all* runs of the
+worker and a single flusher thread sends them with ``events.append`` every
+``interval`` seconds (or sooner when the buffer is large), so a chatty step costs a
+handful of inserts per second no matter how many lines it prints.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from ..client import Client
+from ..errors import PulserOpsError, TransportError
+from ..models import EventIn
+
+log = logging.getLogger("pulser_ops.worker")
+
+#: The control plane refuses messages longer than this many bytes.
+MAX_MESSAGE_BYTES = 16 * 1024
+#: ``append_run_events`` accepts at most 5000 events per call.
+MAX_BATCH = 1000
+
+
+def clip(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    raw = message.encode()
+    if len(raw) <= limit:
+        return message
+    return raw[: limit - 32].decode("utf-8", errors="ignore") + " …[truncated]"
+
+
+class EventSink:
+    """Thread-safe buffer of events with a background flusher."""
+
+    def __init__(self, client: Client, *, interval: float = 0.25, high_water: int = 500) -> None:
+        self._client = client
+        self._interval = interval
+        self._high_water = high_water
+        self._pending: list[EventIn] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # one sender at a time keeps per-run order
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pulser-events", daemon=True)
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(
+        self,
+        run_id: str,
+        kind: str,
+        level: str,
+        message: str,
+        data: Any = None,
+        *,
+        attempt: int | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        event = EventIn.model_validate(
+            {
+                "run_id": run_id,
+                "kind": kind,
+                "level": level,
+                "message": clip(message),
+                "data": data,
+                "attempt": attempt,
+                "worker_id": worker_id,
+            }
+        )
+        with self._lock:
+            self._pending.append(event)
+            big = len(self._pending) >= self._high_water
+        if big:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Send everything buffered so far (called before a run is completed, so its log
+        events are in ``run_events`` before its terminal event)."""
+        with self._flush_lock:
+            while True:
+                with self._lock:
+                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                if not batch:
+                    return
+                self._send(batch)
+
+    def _send(self, batch: list[EventIn]) -> None:
+        for attempt in range(3):
+            try:
+                self._client.events.append(batch)
+                return
+            except TransportError as e:
+                log.warning("appending %d events failed (%s); retrying", len(batch), e)
+                self._stop.wait(0.2 * (attempt + 1))
+            except PulserOpsError as e:
+                # One bad run (e.g. pruned meanwhile) must not take the others' events down.
+                if len({ev.run_id for ev in batch}) > 1:
+                    for run_id in {ev.run_id for ev in batch}:
+                        self._send([ev for ev in batch if ev.run_id == run_id])
+                    return
+                log.warning("dropping %d events of run %s: %s", len(batch), batch[0].run_id, e)
+                self.dropped += len(batch)
+                return
+        log.error("dropping %d events after repeated transport errors", len(batch))
+        self.dropped += len(batch)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # the flusher must survive anything; events are best effort
+                log.exception("event flusher failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.flush()

@@ -1,0 +1,395 @@
+"""Execute one claimed run: its template's steps in order, then complete, release or let go.
+
+How a run ends is decided here, from two inputs: the step outcomes, and the reason the
+run was asked to stop (recorded on the :class:`HeldRun` by the heartbeat, the run timeout
+or the shutdown logic):
+
+- lease lost  → never complete or release (someone else owns the run); a ``lease_lost``
+  event says why;
+- shutdown    → ``release`` (the attempt is given back) unless every step already finished;
+- cancel      → steps stopped, partial artifacts kept, run completed ``cancelled``;
+- timeout     → ``failed`` with ``error_class = 'timeout'``;
+- a failed step → ``failed`` with its error, error class and retryability;
+- otherwise   → ``succeeded`` with a result summarising the steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ..client import Client
+from ..errors import LeaseLost, NotFound, PulserOpsError, TransportError
+from ..steps import (
+    HandlerRegistry,
+    StepFailed,
+    StepOptions,
+    StepOutcome,
+    StepSpec,
+    StepSpecError,
+    run_step,
+)
+from ..steps.outcome import failed, utcnow
+from .context import RunContext
+from .events import EventSink
+from .held import HeldRun
+from .templates import TemplateCache
+
+log = logging.getLogger("pulser_ops.worker")
+
+Ending = Literal["succeeded", "failed", "cancelled", "released", "lease_lost", "abandoned"]
+
+#: Step outputs bigger than this are replaced by a note (the full data is in artifacts).
+MAX_OUTPUT_BYTES = 32 * 1024
+#: Step-level timeout codes that count as a run timeout.
+TIMEOUT_CODES = frozenset({"step_timeout", "timeout"})
+
+
+def bounded(value: Any, limit: int = MAX_OUTPUT_BYTES) -> Any:
+    """``value`` if its JSON fits in ``limit`` bytes, else a small note saying it did not."""
+    try:
+        size = len(json.dumps(value, default=str).encode())
+    except (TypeError, ValueError):
+        return {"unserialisable": type(value).__name__}
+    return value if size <= limit else {"truncated": True, "json_bytes": size}
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    name: str
+    kind: str
+    status: str
+    exit_code: int | None
+    duration_seconds: float
+    error_class: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "error_class": self.error_class,
+        }
+
+
+class RunExecutor:
+    def __init__(
+        self,
+        client: Client,
+        sink: EventSink,
+        templates: TemplateCache,
+        registry: HandlerRegistry,
+        options: StepOptions,
+        worker_id: str,
+        workroot: Path | None = None,
+        on_cancel: Callable[[HeldRun], None] | None = None,
+    ) -> None:
+        self._on_cancel = on_cancel or (lambda h: h.stop("cancel", "cancel requested"))
+        self._client = client
+        self._sink = sink
+        self._templates = templates
+        self._registry = registry
+        self._options = options
+        self._worker_id = worker_id
+        self._workroot = workroot
+
+    # --- entry point ------------------------------------------------------------------------
+
+    def execute(self, held: HeldRun) -> Ending:
+        """Run every step of ``held`` and settle the run; never raises for a run's failure."""
+        run = held.run
+        try:
+            loaded = self._templates.get(run.template)
+        except NotFound:
+            return self._complete(
+                held,
+                "failed",
+                error=f"template {run.template!r} does not exist",
+                error_class="template_not_found",
+                retryable=False,
+            )
+        except StepSpecError as e:
+            return self._complete(
+                held,
+                "failed",
+                error=f"template {run.template!r} has invalid steps: {e.message}",
+                error_class=e.code,
+                retryable=False,
+            )
+        except PulserOpsError as e:
+            log.warning("run %s: cannot load template %s: %s", held.run_id, run.template, e)
+            return self._release(held, f"worker could not load the template: {e}")
+
+        timer = self._start_timer(held, loaded.template.timeout_seconds)
+        workdir = Path(tempfile.mkdtemp(prefix=f"pulser-{held.run_id[:8]}-", dir=self._workroot))
+        try:
+            return self._run_steps(held, loaded.steps, workdir)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def _start_timer(self, held: HeldRun, timeout: int | None) -> threading.Timer | None:
+        if not timeout:
+            return None
+        left = max(0.0, timeout - (time.monotonic() - held.claimed_monotonic))
+        timer = threading.Timer(
+            left, held.stop, ("timeout", f"run timed out after {timeout}s (template timeout)")
+        )
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _record(self, held: HeldRun, idx: int, spec: StepSpec, status: str, **kw: Any) -> None:
+        """``record_run_step``; a refused fence means the lease is gone."""
+        if held.taken_over or held.reason == "lease_lost":
+            return
+        try:
+            self._client.runs.record_step(
+                held.run_id, self._worker_id, held.attempt, idx, spec.name, spec.kind, status, **kw
+            )
+        except LeaseLost as e:
+            if not held.taken_over:
+                held.stop("lease_lost", str(e))
+        except PulserOpsError as e:  # bookkeeping trouble must not fail the user's run
+            log.warning("run %s: step %s not recorded: %s", held.run_id, spec.name, e)
+
+    def _run_steps(self, held: HeldRun, steps: list[StepSpec], workdir: Path) -> Ending:
+        ctx = RunContext(held, self._client, self._sink, self._worker_id, workdir)
+        summaries: list[StepSummary] = []
+        failure: StepOutcome | None = None
+        last_result: Any = None
+        next_idx = 0
+        for idx, spec in enumerate(steps):
+            if idx > 0:
+                self._between_steps(held)
+            if held.reason is not None:
+                break
+            next_idx = idx + 1
+            self._record(held, idx, spec, "running")
+            if held.reason == "lease_lost":
+                break
+            outcome = self._run_one(spec, ctx)
+            status, error, error_class = outcome.status, outcome.error, outcome.error_class
+            if outcome.status == "cancelled" and held.reason == "timeout":
+                status, error, error_class = "failed", held.detail, "timeout"
+            elif outcome.status == "cancelled" and held.reason == "shutdown":
+                error = f"worker {self._worker_id} shutting down; the run goes back to the queue"
+            self._record(
+                held,
+                idx,
+                spec,
+                status,
+                exit_code=outcome.exit_code,
+                error=error,
+                output=bounded(
+                    {
+                        "result": outcome.result,
+                        "error_class": outcome.error_class,
+                        "artifacts": list(outcome.artifacts),
+                    }
+                ),
+            )
+            summaries.append(
+                StepSummary(
+                    spec.name,
+                    spec.kind,
+                    status,
+                    outcome.exit_code,
+                    outcome.duration_seconds,
+                    error_class,
+                )
+            )
+            if not outcome.ok:
+                failure = outcome
+                break
+            last_result = outcome.result
+        all_done = failure is None and len(summaries) == len(steps)
+        return self._settle(held, steps, next_idx, summaries, failure, last_result, all_done)
+
+    def _between_steps(self, held: HeldRun) -> None:
+        """Check for a cancel request (and renew the lease) before starting the next step,
+        so a cancel is honoured between steps without waiting for the next heartbeat."""
+        if held.reason is not None:
+            return
+        try:
+            beat = self._client.runs.heartbeat(held.run_id, self._worker_id, held.attempt)
+        except LeaseLost as e:
+            if not held.taken_over:
+                held.stop("lease_lost", str(e))
+            return
+        except PulserOpsError as e:  # the heartbeat thread will tell us soon enough
+            log.warning("run %s: check between steps failed: %s", held.run_id, e)
+            return
+        if beat.cancel_requested:
+            self._on_cancel(held)
+
+    def _run_one(self, spec: StepSpec, ctx: RunContext) -> StepOutcome:
+        """``run_step``, turning a bug in an executor into a failed step instead of a run
+        that silently waits for the sweeper."""
+        started = utcnow()
+        try:
+            return run_step(spec, ctx, self._registry, self._options)
+        except Exception as e:
+            log.exception("run %s: step %s crashed the executor", ctx.run_id, spec.name)
+            return failed(started, StepFailed(f"worker error: {e!r}"), error_class="worker_error")
+
+    def _skip_rest(self, held: HeldRun, steps: list[StepSpec], start: int) -> None:
+        for idx in range(start, len(steps)):
+            self._record(held, idx, steps[idx], "skipped")
+
+    # --- the end of the run -----------------------------------------------------------------
+
+    def _settle(
+        self,
+        held: HeldRun,
+        steps: list[StepSpec],
+        next_idx: int,
+        summaries: list[StepSummary],
+        failure: StepOutcome | None,
+        last_result: Any,
+        all_done: bool,
+    ) -> Ending:
+        if held.taken_over:
+            return "released"
+        reason = held.reason
+        if reason == "lease_lost":
+            return self._lost(held)
+        if reason == "shutdown" and not all_done:
+            return self._release(held, held.detail or "worker shutting down")
+        result = {"steps": [s.as_json() for s in summaries], "result": bounded(last_result)}
+        if all_done:
+            return self._complete(held, "succeeded", result=result)
+        self._skip_rest(held, steps, next_idx)
+        if reason == "timeout":
+            return self._complete(
+                held, "failed", result=result, error=held.detail, error_class="timeout"
+            )
+        if reason == "cancel" or (failure is not None and failure.status == "cancelled"):
+            return self._cancelled(held, result)
+        assert failure is not None
+        error_class = failure.error_class
+        if error_class in TIMEOUT_CODES:
+            error_class = "timeout"
+        failed_step = summaries[-1].name if summaries else "?"
+        return self._complete(
+            held,
+            "failed",
+            result=result,
+            error=f"step {failed_step!r} failed: {failure.error or 'no error message'}",
+            error_class=error_class,
+            retryable=failure.retryable,
+        )
+
+    def _cancelled(self, held: HeldRun, result: dict[str, Any]) -> Ending:
+        reason = held.detail
+        with contextlib.suppress(PulserOpsError):
+            reason = self._client.runs.get(held.run_id).cancel_reason or reason
+        return self._complete(
+            held,
+            "cancelled",
+            result=result,
+            error=f"cancelled: {reason}" if reason else "cancelled",
+            error_class="cancelled",
+        )
+
+    def _complete(
+        self,
+        held: HeldRun,
+        status: Literal["succeeded", "failed", "cancelled"],
+        *,
+        result: Any = None,
+        error: str | None = None,
+        error_class: str | None = None,
+        retryable: bool = True,
+    ) -> Ending:
+        self._sink.flush()  # logs before the terminal event
+        if held.reason == "lease_lost" or not held.begin_settle("run"):
+            return self._settle_lost_or_released(held)
+        try:
+            self._client.runs.complete(
+                held.run_id,
+                self._worker_id,
+                held.attempt,
+                status,
+                result=result,
+                error=error[:60000] if error else None,
+                error_class=error_class,
+                retryable=retryable,
+            )
+        except LeaseLost as e:
+            held.stop("lease_lost", str(e))
+            return self._settle_lost_or_released(held)
+        except TransportError as e:
+            log.error("run %s: not completed (%s); the sweeper will requeue it", held.run_id, e)
+            return "abandoned"
+        except PulserOpsError as e:
+            if status == "failed" and result is None:
+                log.error("run %s: could not complete: %s", held.run_id, e)
+                return "abandoned"
+            # e.g. a result the database refused: record that instead of losing the run.
+            return self._complete(
+                held,
+                "failed",
+                error=f"could not store the run's outcome ({status}): {e}",
+                error_class="invalid_result",
+                retryable=False,
+            )
+        return status
+
+    def _settle_lost_or_released(self, held: HeldRun) -> Ending:
+        return "released" if held.taken_over else self._lost(held)
+
+    def _lost(self, held: HeldRun) -> Ending:
+        if held.taken_over:
+            return "released"
+        self._sink.add(
+            held.run_id,
+            "lease_lost",
+            "warn",
+            f"worker {self._worker_id} lost its lease on attempt {held.attempt} and abandoned "
+            f"the run without completing it: {held.detail or 'heartbeat refused'}",
+            {"worker_id": self._worker_id, "attempt": held.attempt, "detail": held.detail},
+            attempt=held.attempt,
+            worker_id=self._worker_id,
+        )
+        self._sink.flush()
+        return "lease_lost"
+
+    def _release(self, held: HeldRun, reason: str) -> Ending:
+        self._sink.flush()
+        if not held.begin_settle("run"):
+            return self._settle_lost_or_released(held)
+        return release_run(self._client, self._worker_id, held, reason, self._lost)
+
+
+def release_run(
+    client: Client,
+    worker_id: str,
+    held: HeldRun,
+    reason: str,
+    on_lost: Callable[[HeldRun], Ending],
+) -> Ending:
+    """Give the run back to the queue (the attempt is not used up)."""
+    try:
+        client.runs.release(held.run_id, worker_id, held.attempt, reason)
+    except LeaseLost as e:
+        held.stop("lease_lost", str(e))
+        return on_lost(held)
+    except PulserOpsError as e:
+        log.error("run %s: release failed (%s); the sweeper will requeue it", held.run_id, e)
+        return "abandoned"
+    return "released"

@@ -1,0 +1,86 @@
+"""Heartbeats on their own thread, with their own client (and so their own connections).
+
+Why separate: a step that blocks, a python handler that hogs the CPU or a saturated
+connection pool in the run threads must never delay the heartbeat, or the sweeper takes
+the run away from a perfectly healthy worker. One ``heartbeat_many`` per tick covers every
+run the worker holds and also marks the worker itself as seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from ..client import Client
+from ..errors import PulserOpsError
+from .config import WorkerConfig
+from .held import HeldRun, HeldRuns
+
+log = logging.getLogger("pulser_ops.worker")
+
+
+class Heartbeater:
+    def __init__(
+        self,
+        client: Client,
+        config: WorkerConfig,
+        held: HeldRuns,
+        *,
+        on_cancel: Callable[[HeldRun], None],
+        on_lost: Callable[[HeldRun], None],
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._held = held
+        self._on_cancel = on_cancel
+        self._on_lost = on_lost
+        self._stop = threading.Event()
+        self._kick = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pulser-heartbeat", daemon=True)
+        self.beats = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def kick(self) -> None:
+        """Beat now (a run was just claimed with a short lease, or the lease set changed)."""
+        self._kick.set()
+
+    def interval(self) -> float:
+        return self._config.heartbeat_interval([h.run.lease_seconds for h in self._held.snapshot()])
+
+    def beat(self) -> None:
+        """One heartbeat for every held run; acts on cancel requests and lost leases."""
+        held = {h.run_id: h for h in self._held.snapshot() if not h.taken_over}
+        try:
+            results = self._client.runs.heartbeat_many(
+                self._config.worker_id, [(h.run_id, h.attempt) for h in held.values()]
+            )
+        except PulserOpsError as e:
+            log.warning("heartbeat failed (%s); retrying in %.1fs", e, self.interval())
+            return
+        self.beats += 1
+        for r in results:
+            h = held.get(str(r.run_id))
+            if h is None or h.attempt != r.attempt:
+                continue
+            if not r.ok:
+                self._on_lost(h)
+            elif r.cancel_requested:
+                self._on_cancel(h)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.beat()
+            except Exception:  # never let the heartbeat thread die
+                log.exception("heartbeat loop error")
+            self._kick.wait(self.interval())
+            self._kick.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._kick.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)

@@ -1,0 +1,399 @@
+"""``Worker``: claim runs, run them on a bounded set of threads, shut down cleanly.
+
+Threads and why:
+
+- the caller's thread runs the claim loop and handles SIGTERM/SIGINT;
+- one thread per held run (at most ``concurrency``) executes its steps, because step
+  executors are blocking calls and must never hold a database transaction open;
+- a heartbeat thread with its own connection pool (see :mod:`.heartbeat`);
+- an event flusher (see :mod:`.events`) and, with a database URL, a LISTEN thread that
+  wakes the claim loop when work is enqueued (polling stays the source of truth).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ..errors import PulserOpsError
+from ..models import Run
+from ..steps import HandlerContext, HandlerRegistry, StepOptions
+from .clients import ClientOrSettings, WorkerClients, open_clients
+from .config import WorkerConfig, WorkerConfigError
+from .events import EventSink
+from .executor import Ending, RunExecutor, release_run
+from .heartbeat import Heartbeater
+from .held import HeldRun, HeldRuns
+from .templates import TemplateCache
+from .wakeup import WakeupListener
+
+log = logging.getLogger("pulser_ops.worker")
+
+Handler = Callable[[HandlerContext], Any]
+
+#: Environment variables never passed on to step processes: templates are code written by
+#: operators, and the worker's service credentials are not theirs to read.
+SECRET_ENV = frozenset(
+    {
+        "PULSER_OPS_DATABASE_URL",
+        "PULSER_OPS_ACCESS_TOKEN",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "SUPABASE_SECRET_KEY",
+        "SUPABASE_DB_PASSWORD",
+        "DATABASE_URL",
+        "PGPASSWORD",
+    }
+)
+
+#: After the grace period (or a second signal), how long steps get to react to SIGTERM
+#: before the worker releases their runs itself.
+ABORT_WAIT_SECONDS = 3.0
+
+
+def step_base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+
+
+def _noop(ctx: HandlerContext) -> None:
+    """The built-in ``noop`` handler used by the seed template of the same name."""
+    return None
+
+
+BUILTIN_HANDLERS: dict[str, Handler] = {"noop": _noop}
+
+
+class Worker:
+    """A reference worker.
+
+    >>> worker = Worker(client, lanes="A,B", concurrency=4)
+    >>> @worker.handler("resize")
+    ... def resize(ctx): return {"ok": True}
+    >>> worker.run()   # blocks until SIGTERM/SIGINT (or, with burst=True, an empty queue)
+
+    ``listen=False`` turns off LISTEN wake-ups (polling alone is correct, only slower);
+    ``step_options`` replaces the executors' defaults (e.g. the base environment of steps,
+    which by default is the worker's own minus its database and Supabase secrets).
+    """
+
+    def __init__(
+        self,
+        client_or_settings: ClientOrSettings = None,
+        *,
+        config: WorkerConfig | None = None,
+        lanes: str | list[str] | tuple[str, ...] | None = None,
+        concurrency: int | None = None,
+        worker_id: str | None = None,
+        lease_seconds: int | None = None,
+        heartbeat_seconds: float | None = None,
+        poll_seconds: float | None = None,
+        shutdown_grace_seconds: float | None = None,
+        burst: bool | None = None,
+        registry: HandlerRegistry | None = None,
+        workdir: Path | None = None,
+        step_options: StepOptions | None = None,
+        listen: bool = True,
+    ) -> None:
+        if isinstance(lanes, str):
+            lanes = [x.strip().upper() for x in lanes.split(",") if x.strip()]
+        self.config = (config or WorkerConfig()).with_overrides(
+            lanes=tuple(lanes) if lanes is not None else None,
+            concurrency=concurrency,
+            worker_id=worker_id,
+            lease_seconds=lease_seconds,
+            heartbeat_seconds=heartbeat_seconds,
+            poll_seconds=poll_seconds,
+            shutdown_grace_seconds=shutdown_grace_seconds,
+            burst=burst,
+        )
+        self._source = client_or_settings
+        self._listen = listen
+        self.registry = registry or HandlerRegistry()
+        self._workdir = workdir
+        #: Set by a forced stop: steps being stopped get SIGKILL at once, not after their grace.
+        self._kill_now = threading.Event()
+        options = step_options or StepOptions(base_env=step_base_env())
+        if options.kill_now is None:
+            options = dataclasses.replace(options, kill_now=self._kill_now)
+        self._step_options = options
+        self.held = HeldRuns()
+        self._kick = threading.Event()
+        self._stopping = threading.Event()
+        self._forced = threading.Event()
+        self._stop_reason = ""
+        self._threads: list[threading.Thread] = []
+        self.endings: dict[str, int] = {}
+        self._endings_lock = threading.Lock()
+        self._clients: WorkerClients | None = None
+        self._sink: EventSink | None = None
+        for ref in self.config.handlers:
+            self.load_handlers(ref)
+
+    # --- handlers ---------------------------------------------------------------------------
+
+    def handler(self, name: str) -> Callable[[Handler], Handler]:
+        """Decorator: register a python handler for ``{"kind": "python", "handler": name}``."""
+        return self.registry.register(name)
+
+    def load_handlers(self, ref: str) -> None:
+        """Import ``module[:attribute]``: a ``HandlerRegistry`` is merged in, a callable is
+        called with this worker; a bare module may define ``registry`` or ``setup``."""
+        module_name, _, attr = ref.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise WorkerConfigError(f"handlers: cannot import {module_name!r} ({e})") from None
+        names = [attr] if attr else ["registry", "setup"]
+        for name in names:
+            obj = getattr(module, name, None)
+            if isinstance(obj, HandlerRegistry):
+                for h in obj.names():
+                    if h in self.registry:
+                        raise WorkerConfigError(f"handlers: {ref!r} registers {h!r} again")
+                    self.registry.add(h, obj.get(h))
+                return
+            if callable(obj):
+                obj(self)
+                return
+        raise WorkerConfigError(
+            f"handlers: {ref!r} names no HandlerRegistry or setup(worker) callable"
+        )
+
+    # --- control ----------------------------------------------------------------------------
+
+    def stop(self, *, force: bool = False, reason: str = "stop requested") -> None:
+        """Stop claiming and drain (``force``: stop steps and release runs at once).
+
+        Safe to call from a signal handler or another thread.
+        """
+        if force or self._stopping.is_set():
+            self._forced.set()
+        self._stop_reason = self._stop_reason or reason
+        self._stopping.set()
+        self._kick.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self._stopping.is_set():
+            log.warning("%s again: stopping steps and releasing runs now", name)
+        else:
+            log.info(
+                "%s: no new claims; waiting up to %gs for running steps",
+                name,
+                self.config.shutdown_grace_seconds,
+            )
+        self.stop(reason=f"{name} received")
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    # --- main -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Work until stopped; returns the exit code (0 graceful, 130 forced)."""
+        for name, fn in BUILTIN_HANDLERS.items():
+            if name not in self.registry:
+                self.registry.add(name, fn)
+        with self._signals():
+            clients = open_clients(self._source)
+            self._clients = clients
+            try:
+                return self._run(clients)
+            finally:
+                clients.close()
+                self._clients = None
+
+    def _run(self, clients: WorkerClients) -> int:
+        cfg = self.config
+        sink = EventSink(clients.main)
+        self._sink = sink
+        executor = RunExecutor(
+            clients.main,
+            sink,
+            TemplateCache(clients.main),
+            self.registry,
+            self._step_options,
+            cfg.worker_id,
+            self._workdir,
+            on_cancel=self._on_cancel,
+        )
+        self._register(clients)
+        heart = Heartbeater(
+            clients.heartbeat, cfg, self.held, on_cancel=self._on_cancel, on_lost=self._on_lost
+        )
+        listener = (
+            WakeupListener(clients.database_url, cfg.lanes, self._kick.set)
+            if clients.database_url and self._listen
+            else None
+        )
+        sink.start()
+        heart.start()
+        if listener is not None:
+            listener.start()
+        log.info(
+            "worker %s: lanes %s, concurrency %d%s",
+            cfg.worker_id,
+            ",".join(cfg.lanes),
+            cfg.concurrency,
+            ", burst" if cfg.burst else "",
+        )
+        try:
+            self._claim_loop(clients, executor, heart)
+            self._drain(clients)
+        finally:
+            if listener is not None:
+                listener.stop()
+            heart.stop()
+            sink.close()
+            with suppress(PulserOpsError):
+                clients.main.workers.deregister(cfg.worker_id, "stopped")
+        log.info("worker %s stopped: %s", cfg.worker_id, self.summary())
+        return 130 if self._forced.is_set() else 0
+
+    def summary(self) -> str:
+        with self._endings_lock:
+            return ", ".join(f"{k} {v}" for k, v in sorted(self.endings.items())) or "no runs"
+
+    def _register(self, clients: WorkerClients) -> None:
+        from .. import __version__
+
+        clients.main.workers.register(
+            self.config.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            lanes=self.config.lanes,
+            version=__version__,
+            concurrency=self.config.concurrency,
+            metadata={"handlers": self.registry.names(), "burst": self.config.burst},
+        )
+
+    def _claim_loop(
+        self, clients: WorkerClients, executor: RunExecutor, heart: Heartbeater
+    ) -> None:
+        cfg = self.config
+        backoff = 0.5
+        while not self._stopping.is_set():
+            self._kick.clear()
+            free = cfg.concurrency - len(self.held)
+            got: list[Run] = []
+            if free > 0:
+                try:
+                    got = clients.main.runs.claim(
+                        cfg.worker_id, lanes=cfg.lanes, limit=free, lease_seconds=cfg.lease_seconds
+                    )
+                    backoff = 0.5
+                except PulserOpsError as e:
+                    log.warning("claim failed (%s); retrying in %.1fs", e, backoff)
+                    self._kick.wait(backoff)
+                    backoff = min(backoff * 2, max(cfg.poll_seconds, 5.0))
+                    continue
+                for run in got:
+                    self._start(executor, run)
+                if got:
+                    heart.kick()  # re-plan the heartbeat interval for the new leases
+                elif cfg.burst and len(self.held) == 0:
+                    log.info("burst: nothing left to claim and nothing running")
+                    self.stop(reason="burst finished")
+                    return
+            if got and len(got) == free:
+                continue  # there may be more: claim again as soon as a slot frees up
+            self._kick.wait(cfg.poll_seconds)
+
+    def _start(self, executor: RunExecutor, run: Run) -> None:
+        held = HeldRun(run)
+        if run.cancel_requested:
+            held.stop("cancel", run.cancel_reason or "cancel requested")
+        self.held.add(held)
+        t = threading.Thread(
+            target=self._execute, args=(executor, held), name=f"run-{held.run_id[:8]}", daemon=True
+        )
+        self._threads = [x for x in self._threads if x.is_alive()]
+        self._threads.append(t)
+        t.start()
+
+    def _execute(self, executor: RunExecutor, held: HeldRun) -> None:
+        ending: Ending = "abandoned"
+        try:
+            ending = executor.execute(held)
+        except Exception:
+            log.exception("run %s: worker error; the sweeper will requeue it", held.run_id)
+        finally:
+            with self._endings_lock:
+                self.endings[ending] = self.endings.get(ending, 0) + 1
+            self.held.remove(held.run_id)
+            self._kick.set()
+        log.info("run %s attempt %d: %s", held.run_id, held.attempt, ending)
+
+    # --- heartbeat callbacks ----------------------------------------------------------------
+
+    def _on_cancel(self, held: HeldRun) -> None:
+        if held.stop("cancel", "cancel requested") and self._sink is not None:
+            self._sink.add(
+                held.run_id,
+                "cancelling",
+                "warn",
+                f"worker {self.config.worker_id} is stopping the run on a cancel request "
+                "(SIGTERM to the step's process group, SIGKILL after its grace)",
+                {"worker_id": self.config.worker_id},
+                attempt=held.attempt,
+                worker_id=self.config.worker_id,
+            )
+
+    def _on_lost(self, held: HeldRun) -> None:
+        held.stop(
+            "lease_lost",
+            "heartbeat refused: the run was swept, completed or claimed by another worker",
+        )
+
+    # --- shutdown ---------------------------------------------------------------------------
+
+    def _drain(self, clients: WorkerClients) -> None:
+        cfg = self.config
+        if len(self.held) == 0:
+            return
+        with suppress(PulserOpsError):
+            clients.main.workers.deregister(cfg.worker_id, "draining")
+        deadline = time.monotonic() + cfg.shutdown_grace_seconds
+        while not self._forced.is_set() and time.monotonic() < deadline:
+            if self.held.wait_empty(min(0.2, max(0.0, deadline - time.monotonic()))):
+                return
+        forced = self._forced.is_set()
+        if forced:
+            self._kill_now.set()
+        grace = f"shutdown grace of {cfg.shutdown_grace_seconds:g}s ran out"
+        why = "second signal" if forced else grace
+        for h in self.held.snapshot():
+            h.stop("shutdown", f"worker {cfg.worker_id} stopping ({why})")
+        if not forced and self.held.wait_empty(ABORT_WAIT_SECONDS):
+            return
+        self._kill_now.set()  # steps still running after SIGTERM: SIGKILL, never orphans
+        for h in self.held.snapshot():
+            if h.begin_settle("shutdown"):
+                ending = release_run(
+                    clients.main,
+                    cfg.worker_id,
+                    h,
+                    f"worker stopping ({why})",
+                    lambda _h: "lease_lost",
+                )
+                log.info("run %s: %s by the shutdown path", h.run_id, ending)
+        self.held.wait_empty(2.0)  # let steps get their signal and their threads wind down

@@ -1,0 +1,65 @@
+"""Python handlers loaded by worker processes in the tests (``--handlers tests.worker.handlers``).
+
+``record`` is the side effect the fleet tests count: one line per execution appended to a
+file per run (O_APPEND writes of one short line are atomic), written by the handler itself,
+not by the queue's bookkeeping.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from pulser_ops.steps import HandlerContext, HandlerRegistry, NonRetryable
+
+registry = HandlerRegistry()
+
+
+@registry.register("record")
+def record(ctx: HandlerContext) -> dict[str, Any]:
+    started = time.time()
+    hold = float(ctx.params.get("hold", 0))
+    if hold:
+        time.sleep(hold)
+    ended = time.time()
+    out = Path(os.environ["PULSER_TEST_EXEC_DIR"]) / ctx.run_id
+    line = f"{ctx.attempt} {os.environ.get('PULSER_OPS_WORKER_ID', os.getpid())} {started!r} {ended!r}\n"
+    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+    if ctx.params.get("fail_first") and ctx.attempt == 1:
+        raise RuntimeError("the first attempt of this run fails on purpose")
+    return {"n": ctx.params.get("n")}
+
+
+@registry.register("spin")
+def spin(ctx: HandlerContext) -> dict[str, Any]:
+    """A tight pure-Python loop that holds the GIL for ``seconds``."""
+    end = time.monotonic() + float(ctx.params["seconds"])
+    x = 0
+    while time.monotonic() < end:
+        for _ in range(10_000):
+            x += 1
+    return {"iterations": x}
+
+
+@registry.register("echo")
+def echo(ctx: HandlerContext) -> dict[str, Any]:
+    ctx.log.info("echoing", keys=sorted(ctx.params))
+    ctx.save_artifact("echo.json", '{"ok": true}', "json", "application/json")
+    return {"params": dict(ctx.params), "args": dict(ctx.args)}
+
+
+@registry.register("refuse")
+def refuse(ctx: HandlerContext) -> None:
+    raise NonRetryable("bad input, retrying cannot help", error_class="bad_input")
+
+
+@registry.register("sleepy")
+def sleepy(ctx: HandlerContext) -> str:
+    ctx.sleep(float(ctx.params.get("seconds", 60)))
+    return "rested"
