@@ -22,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,6 +200,16 @@ class PgCluster:
                 f"--- server log ---\n{self.server_log()}"
             )
         self._started = True
+
+    def restart(self, down_seconds: float = 2.0) -> None:
+        """Crash-stop the server (immediate mode: clients see their connections die), stay down
+        for ``down_seconds``, then start it again with its data."""
+        res = self._pg(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",
+                       "-w", "stop")  # fmt: skip
+        if res.returncode != 0:
+            raise ClusterError(f"pg_ctl stop failed:\n{res.stdout}\n{res.stderr}")
+        time.sleep(down_seconds)
+        self.start()
 
     def stop(self) -> None:
         """Stop the server (immediate: data is throwaway) and delete its files."""

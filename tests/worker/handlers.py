@@ -63,3 +63,21 @@ def refuse(ctx: HandlerContext) -> None:
 def sleepy(ctx: HandlerContext) -> str:
     ctx.sleep(float(ctx.params.get("seconds", 60)))
     return "rested"
+
+
+def _mark(ctx: HandlerContext, what: str) -> None:
+    out = Path(os.environ["PULSER_TEST_EXEC_DIR"]) / ctx.run_id
+    line = f"{what} {ctx.attempt} {os.environ.get('PULSER_OPS_WORKER_ID', os.getpid())} {time.time()!r}\n"
+    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+@registry.register("chaos")
+def chaos(ctx: HandlerContext) -> None:
+    """Marks its start and its end, so an execution cut short by SIGKILL is still visible."""
+    _mark(ctx, "start")
+    time.sleep(float(ctx.params.get("hold", 0)))
+    _mark(ctx, "end")

@@ -52,7 +52,15 @@ $bootstrap$;
 
 create schema if not exists extensions;
 grant usage on schema extensions to anon, authenticated, service_role;
-create extension if not exists pgcrypto with schema extensions;
+-- Supabase ships pgcrypto in `extensions`; some builds (the pgserver wheel) lack it, and
+-- nothing of pulser-ops needs it, so it is only added where available.
+do $$
+begin
+  if exists (select 1 from pg_available_extensions where name = 'pgcrypto') then
+    create extension if not exists pgcrypto with schema extensions;
+  end if;
+end
+$$;
 
 -- Supabase sets `alter role postgres set search_path to "$user", public, extensions`
 -- (00000000000003-post-setup.sql), so unqualified extension functions (pgTAP's

@@ -1,0 +1,148 @@
+"""``pulser-ops templates ls|show|apply``: the run templates.
+
+``apply`` validates the whole file before writing anything (the control plane validates each
+template again), so a malformed file changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, get_args
+
+import typer
+from pydantic import ValidationError
+from rich.console import Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+
+from ..client import Client
+from ..errors import InvalidInput
+from ..models import StepKind, Template
+from . import parsing
+from .options import with_client
+from .output import Format, as_json, note, out, show
+
+READ_ONLY = frozenset({"created_at", "updated_at"})
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+STEP_KINDS = get_args(StepKind)
+
+templates_app = typer.Typer(help="List, show and apply run templates.", no_args_is_help=True)
+
+
+@templates_app.command("ls")
+@with_client
+def ls_command(
+    client: Client,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+) -> None:
+    """Every template."""
+    templates = client.templates.list()
+    if fmt is not Format.table:
+        typer.echo(as_json(templates))
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("NAME", "LANE", "ATTEMPTS", "STEPS", "DESCRIPTION"):
+        table.add_column(col, no_wrap=col != "DESCRIPTION")
+    for t in templates:
+        kinds = ",".join(str(s.get("kind", "?")) for s in t.steps)
+        table.add_row(
+            t.name, t.default_lane, str(t.max_attempts), escape(kinds), escape(t.description)
+        )
+    show(table)
+
+
+@templates_app.command("show")
+@with_client
+def show_command(
+    client: Client,
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    as_json_flag: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
+) -> None:
+    """One template: settings, params schema and steps."""
+    t = client.templates.get(name)
+    if as_json_flag:
+        typer.echo(t.model_dump_json(indent=2))
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    timeout = f"{t.timeout_seconds}s" if t.timeout_seconds else "none"
+    for key, value in (
+        ("description", escape(t.description or "-")),
+        ("default lane", t.default_lane),
+        ("max attempts", str(t.max_attempts)),
+        ("retry backoff", f"{t.retry_backoff_seconds:g}s, cap {t.retry_backoff_max_seconds:g}s,"
+                          f" jitter {t.retry_jitter:g}"),
+        ("non-retryable", escape(", ".join(t.non_retryable_errors) or "-")),
+        ("lease", f"{t.lease_seconds}s"),
+        ("timeout", timeout),
+    ):  # fmt: skip
+        grid.add_row(key, value)
+    show(Panel(grid, title=f"template {t.name}", title_align="left"))
+    show(Panel(Syntax(json.dumps(t.params_schema, indent=2), "json"), title="params schema",
+                    title_align="left"))  # fmt: skip
+    steps = [Syntax(json.dumps(s, indent=2), "json") for s in t.steps]
+    show(Panel(Group(*steps), title=f"{len(steps)} step(s)", title_align="left"))
+
+
+def _check_like_the_sql(item: dict[str, Any], where: str) -> None:
+    """The control plane's checks that are cheap to repeat here, so that a bad second template
+    is refused before the first one is written (each upsert is its own statement)."""
+    unknown = sorted(set(item) - Template.model_fields.keys())
+    if unknown:
+        raise InvalidInput(f"{where}: unknown field {unknown[0]!r}")
+    name = item.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidInput(f"{where}: name must match {NAME_RE.pattern} (got {name!r})")
+    steps = item.get("steps", [])
+    for i, step in enumerate(steps if isinstance(steps, list) else []):
+        if not isinstance(step, dict) or step.get("kind") not in STEP_KINDS:
+            raise InvalidInput(
+                f"{where} ({name}): steps[{i}].kind must be one of {', '.join(STEP_KINDS)}"
+            )
+
+
+def _validated(path: Path) -> list[dict[str, Any]]:
+    doc = parsing.load_document(path, what="template file")
+    items = doc if isinstance(doc, list) else [doc]
+    if not items:
+        raise InvalidInput(f"template file {path}: no templates in it")
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        where = f"template file {path}, template {i + 1}"
+        if not isinstance(item, dict):
+            raise InvalidInput(f"{where}: expected an object")
+        # `templates show --json` output applies as is: its timestamps are not settable.
+        item = {k: v for k, v in item.items() if k not in READ_ONLY}
+        _check_like_the_sql(item, where)
+        try:
+            Template.model_validate(item)
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"]) or "(template)"
+            name = f" ({item['name']})" if isinstance(item.get("name"), str) else ""
+            raise InvalidInput(f"{where}{name}: {loc}: {first['msg']}") from None
+        if item["name"] in seen:
+            raise InvalidInput(f"{where}: {item['name']} appears twice in the file")
+        seen.add(item["name"])
+        out.append(item)
+    return out
+
+
+@templates_app.command("apply")
+@with_client
+def apply_command(
+    client: Client,
+    file: Annotated[Path, typer.Argument(help="YAML or JSON: one template or a list.")],
+) -> None:
+    """Create or update templates from a file."""
+    items = _validated(file)
+    for item in items:
+        t = client.templates.upsert(item)
+        out.print(f"applied {t.name}", markup=False)
+    note(f"{len(items)} template(s) applied")

@@ -1,0 +1,157 @@
+"""The embedded PostgreSQL: created once, reused, restarted with its data, shared safely.
+
+These tests start real servers under throwaway homes (one module-scoped home for the slow
+first start, one more for the concurrent-start test). Homes live in a world-traversable temp
+directory because, under root, the server runs as the ``postgres`` OS user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import pulser_ops
+from pulser_ops import embedded
+from pulser_ops.errors import ConfigurationError
+from tests.cli.helpers import Cli, assert_ok, assert_one_error
+
+
+def _new_base() -> Path:
+    base = Path(tempfile.mkdtemp(prefix="pulser-ops-emb-"))
+    base.chmod(0o755)
+    return base
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    path = _new_base()
+    try:
+        yield path
+    finally:
+        for home in path.iterdir():
+            if (home / "pg").exists():
+                embedded.stop(home)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def first_start() -> Iterator[tuple[Path, str, list[str]]]:
+    """One embedded database for the module: its home, URL and what the first start said.
+
+    Every test that uses it works whichever tests ran before it on this worker (pytest-xdist
+    may split the module), so none of them depends on the server's state on entry.
+    """
+    path = _new_base()
+    home = path / "home"
+    said: list[str] = []
+    try:
+        url = embedded.ensure_database(home, on_progress=said.append)
+        yield home, url, said
+    finally:
+        embedded.stop(home)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def home(first_start: tuple[Path, str, list[str]]) -> Path:
+    return first_start[0]
+
+
+def test_first_use_creates_starts_migrates_and_seeds(
+    first_start: tuple[Path, str, list[str]],
+) -> None:
+    home, _, said = first_start
+    assert any(s.startswith("Creating the embedded PostgreSQL") for s in said), said
+    assert any("migration" in s for s in said) and any("seed" in s for s in said), said
+    st = embedded.status(home)
+    assert st.initialized and st.major is not None
+    assert (home / "embedded.json").stat().st_mode & 0o077 == 0  # it holds a password
+    with pulser_ops.connect(home=home) as client:  # no URL anywhere: the SDK finds it too
+        assert "hello" in {t.name for t in client.templates.list()}
+    assert embedded.status(home).url == embedded.ensure_database(home)
+
+
+def test_second_use_reuses_the_running_server(home: Path) -> None:
+    url = embedded.ensure_database(home)  # running on entry, whatever ran before
+    before = embedded.status(home)
+    assert before.running and before.url == url
+    said: list[str] = []
+    assert embedded.ensure_database(home, on_progress=said.append) == url
+    assert said == []  # nothing created, started or migrated
+    assert embedded.status(home).pid == before.pid
+
+
+def test_cli_on_the_embedded_database_and_data_survives_stop(home: Path) -> None:
+    cli = Cli({"PULSER_OPS_HOME": str(home)})
+    run_id = assert_ok(cli("enqueue", "hello", "-P", "name=embedded")).stdout.split()[0]
+    assert_one_error(cli("enqueue", "hello", "-P", "name=3"), "params.name")
+    assert_one_error(cli("enqueue", "no-such-template"), "unknown template")
+    listed = json.loads(assert_ok(cli("runs", "ls", "-f", "json")).stdout)
+    assert [r["id"] for r in listed] == [run_id]
+
+    assert assert_ok(cli("local", "start")).stdout.strip() == embedded.status(home).url
+    status = json.loads(assert_ok(cli("local", "status", "--json")).stdout)
+    old_pid = status["pid"]
+    assert status["running"] and old_pid
+    assert "stopped the embedded database" in assert_ok(cli("local", "stop")).stdout
+    assert not embedded.status(home).running
+    assert "not running" in assert_ok(cli("local", "stop")).stderr
+    assert "stopped" in assert_ok(cli("local", "status")).stdout
+
+    # --home on the command line (no environment): starts it again, with the data
+    bare = Cli({"PULSER_OPS_HOME": None})
+    again = json.loads(assert_ok(bare("runs", "ls", "-f", "json", "--home", str(home))).stdout)
+    assert [(r["id"], r["params"]) for r in again] == [(run_id, {"name": "embedded"})]
+    assert embedded.status(home).pid not in (None, old_pid)
+
+
+def test_concurrent_first_starts_share_one_cluster(base: Path) -> None:
+    target = base / "shared"
+    code = (
+        "import sys; from pulser_ops import embedded; print(embedded.ensure_database(sys.argv[1]))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(target)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(3)
+    ]
+    results = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [r[1] for r in results]
+    urls = {r[0].strip() for r in results}
+    assert len(urls) == 1
+    with pulser_ops.connect(urls.pop()) as client:
+        assert "hello" in {t.name for t in client.templates.list()}
+
+
+def test_data_of_an_unknown_postgres_version_is_a_clear_error(base: Path) -> None:
+    home = base / "future"
+    (home / "pg" / "data").mkdir(parents=True)
+    (home / "pg" / "data" / "PG_VERSION").write_text("99\n")
+    with pytest.raises(ConfigurationError, match="no PostgreSQL 99 server binaries"):
+        embedded.ensure_database(home)
+    cli = Cli({"PULSER_OPS_HOME": str(home)})
+    assert_one_error(cli("runs", "ls"), "no PostgreSQL 99 server binaries")
+    assert not embedded.status(home).running
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another OS user")
+def test_home_the_server_user_cannot_reach_is_a_clear_error(base: Path) -> None:
+    private = base / "private"
+    private.mkdir(mode=0o700)
+    with pytest.raises(ConfigurationError, match="cannot enter"):
+        embedded.ensure_database(private / "home")
+    assert not (private / "home" / "pg").exists()
