@@ -34,8 +34,7 @@ ENV_VARS: dict[str, str] = {
 }
 
 
-class WorkerConfigError(ValueError):
-    """A setting is invalid; the message is one line naming the source and the fix."""
+from ..errors import WorkerConfigError as WorkerConfigError  # noqa: E402  (re-exported)
 
 
 def default_worker_id() -> str:
