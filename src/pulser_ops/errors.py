@@ -248,6 +248,11 @@ _BY_SQLSTATE: dict[str, type[PulserOpsError]] = {
     "22021": InvalidInput,
     "22P05": InvalidInput,
     "57014": Timeout,
+    # A function or table that is not there (PostgREST says PGRST202/404 for the same thing):
+    # on a direct connection it means the migrations were not applied.
+    "42883": NotFound,
+    "42P01": NotFound,
+    "3F000": NotFound,
     # PostgREST's own codes that reach a client of the API.
     "PGRST202": NotFound,
     "PGRST116": NotFound,

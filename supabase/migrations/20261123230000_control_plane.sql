@@ -1584,6 +1584,83 @@ language sql volatile set search_path = '' as $$
   select * from pulser_ops.prune_runs(prune_runs.older_than_seconds, prune_runs.max_runs)
 $$;
 
+-- Delete some finished runs by id (the targeted form of prune_runs), e.g. to clean up after
+-- `pulser-ops doctor --smoke`. Returns the Storage paths the caller must remove.
+create function pulser_ops.delete_runs(run_ids uuid[]) returns setof public.prune_result
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  bad uuid;
+begin
+  perform pulser_ops.require_admin('delete runs');
+  select x.id into bad from public.runs x
+   where x.id = any(delete_runs.run_ids) and x.finished_at is null limit 1;
+  if found then
+    raise exception 'run % is not finished; cancel it first', bad using errcode = 'PO409';
+  end if;
+  return query
+  with files as (
+    select a.run_id, array_agg(a.storage_path order by a.storage_path) as paths
+    from public.artifacts a
+    where a.run_id = any(delete_runs.run_ids) and a.storage_path is not null group by a.run_id
+  ),
+  gone as (
+    delete from public.runs r where r.id = any(delete_runs.run_ids) returning r.id
+  )
+  select g.id, coalesce(f.paths, '{}') from gone g left join files f on f.run_id = g.id;
+end
+$$;
+
+create function public.delete_runs(run_ids uuid[]) returns setof public.prune_result
+language sql volatile set search_path = '' as $$
+  select * from pulser_ops.delete_runs(delete_runs.run_ids)
+$$;
+
+-- What `pulser-ops doctor` checks, readable over either transport: which migrations are
+-- applied, which API functions exist, what Realtime publishes, whether the bucket is there,
+-- which tables lack RLS, and what kind of caller the current key is.
+create function pulser_ops.control_plane_info() returns jsonb
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  versions jsonb := '[]';
+begin
+  if pulser_ops.caller_kind() not in ('service', 'admin', 'operator') then
+    raise exception 'permission denied' using errcode = '42501';
+  end if;
+  if to_regclass('supabase_migrations.schema_migrations') is not null then
+    execute 'select coalesce(jsonb_agg(version order by version), ''[]'') from supabase_migrations.schema_migrations'
+      into versions;
+  end if;
+  return jsonb_build_object(
+    'caller', pulser_ops.caller_kind(),
+    'migrations', versions,
+    'functions', (select coalesce(jsonb_agg(distinct p.proname order by p.proname), '[]')
+                  from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+                  where n.nspname = 'public'
+                    and not exists (select 1 from pg_catalog.pg_depend d
+                                    where d.objid = p.oid and d.deptype = 'e')),
+    'published', (select coalesce(jsonb_agg(t.tablename order by t.tablename), '[]')
+                  from pg_catalog.pg_publication_tables t
+                  where t.pubname = 'supabase_realtime' and t.schemaname = 'public'),
+    'bucket', (select jsonb_build_object('id', b.id, 'public', b.public)
+               from storage.buckets b where b.id = 'run-artifacts'),
+    'tables_without_rls', (select coalesce(jsonb_agg(c.relname order by c.relname), '[]')
+                           from pg_catalog.pg_class c
+                           join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+                           where n.nspname = 'public' and c.relkind = 'r' and not c.relrowsecurity
+                             and c.relname in ('lanes', 'sessions', 'run_templates', 'runs',
+                               'run_steps', 'run_events', 'artifacts', 'spec_docs', 'workers')),
+    'server_version', pg_catalog.current_setting('server_version')
+  );
+end
+$$;
+
+-- A row of two columns rather than a bare jsonb (which PostgREST unwraps, as it does a
+-- one-column table), so PostgREST and psycopg return the same shape.
+create function public.control_plane_info() returns table (info jsonb, checked_at timestamptz)
+language sql stable set search_path = '' as $$
+  select pulser_ops.control_plane_info(), now()
+$$;
+
 -- ---------------------------------------------------------------------------
 -- Readers (security invoker: RLS decides what each caller sees)
 -- ---------------------------------------------------------------------------
@@ -1847,7 +1924,7 @@ begin
                 'list_runs', 'list_run_events', 'list_run_steps', 'list_artifacts', 'get_artifact',
                 'list_templates', 'get_template', 'list_lanes', 'list_sessions', 'list_workers',
                 'runs_changed_since', 'get_runs', 'get_lane_stats', 'get_worker_health',
-                'list_stuck_runs'))
+                'list_stuck_runs', 'delete_runs', 'control_plane_info'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.
@@ -1869,7 +1946,8 @@ grant execute on function
   public.get_template(text), public.list_lanes(), public.list_sessions(integer),
   public.list_workers(), public.runs_changed_since(timestamptz, text[], integer),
   public.get_runs(uuid[]), public.get_lane_stats(), public.get_worker_health(),
-  public.list_stuck_runs(integer),
+  public.list_stuck_runs(integer), public.delete_runs(uuid[]), public.control_plane_info(),
+  pulser_ops.delete_runs(uuid[]), pulser_ops.control_plane_info(),
   pulser_ops.enqueue_runs(jsonb), pulser_ops.cancel_run(uuid, text),
   pulser_ops.append_run_events(jsonb), pulser_ops.upsert_template(jsonb),
   pulser_ops.set_lane(text, boolean, integer, boolean), pulser_ops.create_session(text, jsonb),

@@ -12,6 +12,7 @@ import typer
 
 from pulser_ops.cli.db import db_app, init_command
 from pulser_ops.cli.demo import demo_command
+from pulser_ops.cli.doctor import doctor_command
 from pulser_ops.cli.operator import register as register_operator_commands
 from pulser_ops.cli.sweep import sweep_command
 from pulser_ops.cli.worker import worker_command
@@ -29,6 +30,7 @@ app.command("init")(init_command)
 register_operator_commands(app)
 app.command("worker")(worker_command)
 app.command("demo")(demo_command)
+app.command("doctor")(doctor_command)
 app.command(
     "sweep", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
 )(sweep_command)

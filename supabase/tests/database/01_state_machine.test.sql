@@ -256,6 +256,15 @@ select is((select storage_bucket from public.put_artifact((select id from cx), '
   storage_path => (select id from cx)::text || '/f.bin', size_bytes => 10)), 'run-artifacts',
   'artifact: a file in Storage');
 
+-- Targeted deletion ---------------------------------------------------------------------------
+create temp table del as select * from public.enqueue_run('t-sm', '{"n": 1}');
+select throws_ok(format($$select * from public.delete_runs(array[%L::uuid])$$, (select id from del)), 'PO409', null,
+  'delete_runs: an unfinished run is refused');
+select public.cancel_run((select id from del));
+select public.append_run_events(jsonb_build_array(jsonb_build_object('run_id', (select id from del), 'kind', 'note')));
+select is((select count(*)::int from public.delete_runs(array[(select id from del)])), 1, 'delete_runs: deletes a finished run');
+select is((select count(*)::int from public.run_events where run_id = (select id from del)), 0, 'delete_runs: its events go with it');
+
 -- Templates --------------------------------------------------------------------------------------
 select throws_ok($$select public.upsert_template('{"name": "bad", "params_schema": {"type": "object", "requried": ["x"]}}')$$,
   'PO400', 'template.params_schema: unsupported keyword "requried"', 'template: schema typos are caught');

@@ -43,6 +43,7 @@ select throws_ok('select * from public.runs', '42501', null, 'anon: cannot read 
 select throws_ok('select * from public.run_templates', '42501', null, 'anon: cannot read templates');
 select throws_ok('select * from public.lane_stats', '42501', null, 'anon: cannot read views');
 select throws_ok($$select public.enqueue_run('t-rls')$$, '42501', null, 'anon: cannot enqueue');
+select throws_ok($$select public.control_plane_info()$$, '42501', null, 'anon: cannot read control_plane_info');
 select throws_ok($$select * from public.list_runs()$$, '42501', null, 'anon: cannot list');
 select throws_ok(format($$select public.cancel_run(%L)$$, (select id from alice_run)), '42501', null, 'anon: cannot cancel');
 select throws_ok($$select * from public.claim_runs('w', '{C}', 1, 30)$$, '42501', null, 'anon: cannot claim');
@@ -83,6 +84,8 @@ select throws_ok(format($$select public.put_artifact(%L, 'x.txt', inline_text =>
 select throws_ok($$select public.upsert_template('{"name": "mine"}')$$, '42501', null, 'alice: cannot change templates');
 select throws_ok($$select public.set_lane('C', paused => true)$$, '42501', null, 'alice: cannot pause lanes');
 select throws_ok($$select * from public.prune_runs(0)$$, '42501', null, 'alice: cannot prune');
+select throws_ok(format($$select * from public.delete_runs(array[%L::uuid])$$, (select id from alice_loose)), '42501', null, 'alice: cannot delete runs');
+select is((select info ->> 'caller' from public.control_plane_info()), 'operator', 'alice: control_plane_info knows she is an operator');
 select throws_ok($$select * from pulser_ops.run_event_counters$$, '42501', null, 'alice: cannot read internals');
 select lives_ok($$insert into public.spec_docs (owner_id, title) values ('a0000000-0000-0000-0000-00000000000a', 'plan')$$,
   'alice: writes her own spec docs');
