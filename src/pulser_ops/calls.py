@@ -71,6 +71,15 @@ def _uuid(value: UUID | str, name: str) -> str:
         raise InvalidInput(f"{name}: not a uuid ({value!r})") from None
 
 
+def _object(value: Any, name: str) -> dict[str, Any] | None:
+    """A JSON object argument; anything but a mapping is the caller's mistake, not a crash."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{name}: expected an object (a mapping), got {type(value).__name__}")
+    return dict(value)
+
+
 def _seconds(value: timedelta | float | int | None) -> float | None:
     if value is None:
         return None
@@ -371,7 +380,7 @@ def put_artifact(
             storage_path=(storage_path, "text"),
             size_bytes=(size_bytes, "bigint"),
             sha256=(sha256, "text"),
-            metadata=(dict(metadata) if metadata is not None else None, "jsonb"),
+            metadata=(_object(metadata, "metadata"), "jsonb"),
             attempt=(attempt, "integer"),
         ),
         one(m.Artifact),
@@ -405,7 +414,7 @@ def list_artifacts(run_id: UUID | str) -> Call[list[m.Artifact]]:
 def upsert_template(template: Mapping[str, Any]) -> Call[m.Template]:
     return Call(
         "upsert_template",
-        _args(template=(dict(template), "jsonb")),
+        _args(template=(_object(template, "template"), "jsonb")),
         one(m.Template),
         retry_safe=True,
     )
@@ -424,7 +433,7 @@ def get_template(name: str) -> Call[m.Template]:
 def create_session(title: str | None, metadata: Mapping[str, Any] | None) -> Call[m.Session]:
     return Call(
         "create_session",
-        _args(title=(title, "text"), metadata=(dict(metadata) if metadata else None, "jsonb")),
+        _args(title=(title, "text"), metadata=(_object(metadata, "metadata") or None, "jsonb")),
         one(m.Session),
     )
 
@@ -494,7 +503,7 @@ def register_worker(
             lanes=(_lanes(lanes), "text[]"),
             version=(version, "text"),
             concurrency=(concurrency, "integer"),
-            metadata=(dict(metadata) if metadata else None, "jsonb"),
+            metadata=(_object(metadata, "metadata") or None, "jsonb"),
         ),
         one(m.Worker),
         retry_safe=True,
@@ -508,3 +517,20 @@ def deregister_worker(worker_id: str, status: str = "stopped") -> Call[m.Worker]
         one(m.Worker),
         retry_safe=True,
     )
+
+
+def delete_runs(run_ids: Iterable[UUID | str]) -> Call[list[m.PruneResult]]:
+    ids = [_uuid(r, "run_ids") for r in run_ids]
+    return Call("delete_runs", _args(run_ids=(ids, "uuid[]")), many(m.PruneResult), retry_safe=True)
+
+
+def _info(rows: Sequence[Row]) -> dict[str, Any]:
+    value = rows[0].get("info") if len(rows) == 1 else None
+    if not isinstance(value, dict):
+        raise InvalidInput("control_plane_info returned no object")
+    return value
+
+
+def control_plane_info() -> Call[dict[str, Any]]:
+    """What `pulser-ops doctor` checks: applied migrations, functions, publication, bucket."""
+    return Call("control_plane_info", {}, _info, retry_safe=True, read_only=True)

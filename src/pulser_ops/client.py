@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from uuid import UUID
 
 from . import calls
@@ -21,6 +21,9 @@ from . import models as m
 from .artifacts import plan as plan_artifact
 from .errors import InvalidInput, PulserOpsError
 from .transport.base import AsyncTransport, Transport
+
+if TYPE_CHECKING:
+    from .subscribe import SyncSubscription
 
 RunRequestLike = m.RunRequest | Mapping[str, Any]
 EventLike = m.EventIn | Mapping[str, Any]
@@ -62,7 +65,7 @@ def _one_request(
         [
             {
                 "template": template,
-                "params": dict(params or {}),
+                "params": {} if params is None else params,
                 "lane": lane,
                 "priority": priority,
                 "run_after": run_after,
@@ -77,6 +80,10 @@ def _one_request(
 def _template_json(template: m.Template | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(template, m.Template):
         return template.model_dump(mode="json", exclude={"created_at", "updated_at"})
+    if not isinstance(template, Mapping):
+        raise InvalidInput(
+            f"template: expected a Template or a mapping, not {type(template).__name__}"
+        )
     return dict(template)
 
 
@@ -243,6 +250,15 @@ class Runs(_Sync):
             total += len(gone)
             if len(gone) < batch:
                 return total
+
+
+    def delete(self, run_ids: Iterable[UUID | str]) -> int:
+        """Delete finished runs by id (events, steps, artifact rows and files too)."""
+        gone = self._t.execute(calls.delete_runs(run_ids))
+        paths = [p for g in gone for p in g.storage_paths]
+        if paths:
+            self._t.files.remove(paths)
+        return len(gone)
 
 
 class Events(_Sync):
@@ -421,7 +437,7 @@ class Client:
         events: UUID | str | Iterable[UUID | str] | None = None,
         lanes: Iterable[str] | None = None,
         workers: bool = False,
-    ) -> Iterator[m.Change]:
+    ) -> SyncSubscription:
         """Live changes for code without asyncio: the async machinery runs on a helper thread."""
         from .subscribe import SyncSubscription
 
@@ -592,6 +608,14 @@ class AsyncRuns(_Async):
             total += len(gone)
             if len(gone) < batch:
                 return total
+
+
+    async def delete(self, run_ids: Iterable[UUID | str]) -> int:
+        gone = await self._t.execute(calls.delete_runs(run_ids))
+        paths = [p for g in gone for p in g.storage_paths]
+        if paths:
+            await asyncio.to_thread(self._t.files.remove, paths)
+        return len(gone)
 
 
 class AsyncEvents(_Async):

@@ -26,7 +26,7 @@ from uuid import UUID
 
 from . import calls
 from . import models as m
-from .errors import TransportError
+from .errors import InvalidInput, TransportError
 from .transport.base import Hint, Record
 
 ChangeKind = Literal["INSERT", "UPDATE", "DELETE", "SNAPSHOT"]
@@ -194,7 +194,7 @@ async def subscribe(
 ) -> AsyncIterator[m.Change]:
     st = _State(runs, events, lanes, workers, since or datetime.now(UTC))
     if not st.tables:
-        raise ValueError(
+        raise InvalidInput(
             "subscribe to something: runs=True, runs=[ids], events=run_id or workers=True"
         )
     failures = 0
