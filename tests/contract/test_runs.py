@@ -1,0 +1,189 @@
+"""``client.runs``: the run life cycle, over both transports, checked in the results and in the
+database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pulser_ops import Client, RunStatus
+from tests.contract.conftest import Env
+from tests.contract.helpers import claimed, template
+
+
+def test_create_fills_defaults_and_get_returns_the_stored_row(env: Env, client: Client) -> None:
+    template(client)
+    run = client.runs.create("hello", {"name": "ops"}, lane="B", priority=5)
+    assert (run.template, run.lane, run.status, run.priority) == ("hello", "B", "queued", 5)
+    assert run.params == {"name": "ops", "count": 1}  # schema default filled in
+    assert (run.attempt, run.max_attempts, run.version) == (0, 3, 1)
+    assert client.runs.get(run.id) == run
+    assert env.sql("select status, lane, params::text from public.runs where id = %s",
+                   (run.id,)) == [("queued", "B", '{"name": "ops", "count": 1}')]
+
+
+def test_idempotency_key_returns_the_same_run(env: Env, client: Client) -> None:
+    template(client)
+    first = client.runs.create("hello", {"name": "a"}, idempotency_key="k-1")
+    again = client.runs.create("hello", {"name": "a"}, idempotency_key="k-1")
+    assert again == first
+    assert env.sql("select count(*) from public.runs") == [(1,)]
+
+
+def test_create_many_keeps_input_order(env: Env, client: Client) -> None:
+    template(client)
+    runs = client.runs.create_many(
+        [{"template": "hello", "params": {"name": str(i)}, "lane": "C"} for i in range(5)]
+    )
+    assert [r.params["name"] for r in runs] == ["0", "1", "2", "3", "4"]
+    assert {r.lane for r in runs} == {"C"}
+    assert sorted(r.id for r in client.runs.get_many([r.id for r in runs])) == sorted(
+        r.id for r in runs
+    )
+    assert env.sql("select count(*) from public.runs where lane = 'C'") == [(5,)]
+
+
+def test_claim_heartbeat_complete(env: Env, client: Client) -> None:
+    template(client)
+    low = client.runs.create("hello", {"name": "low"}, priority=-1)
+    high = client.runs.create("hello", {"name": "high"}, priority=10)
+    [run] = client.runs.claim("w1", lanes=["A"], limit=1, lease_seconds=60)
+    assert run.id == high.id  # higher priority first
+    assert (run.status, run.attempt, run.worker_id) == ("running", 1, "w1")
+    assert run.lease_expires_at is not None
+
+    beat = client.runs.heartbeat(run.id, "w1", 1, lease_seconds=120)
+    assert (beat.run_id, beat.attempt, beat.cancel_requested) == (run.id, 1, False)
+    assert beat.lease_expires_at > run.lease_expires_at
+    [item] = client.runs.heartbeat_many("w1", [(run.id, 1)])
+    assert (item.run_id, item.ok) == (run.id, True)
+
+    done = client.runs.complete(run.id, "w1", 1, RunStatus.SUCCEEDED, result={"greeting": "hi"})
+    assert (done.status, done.result, done.finished_at is not None) == (
+        "succeeded", {"greeting": "hi"}, True)
+    assert env.sql("select status, result::text from public.runs where id = %s", (run.id,)) == [
+        ("succeeded", '{"greeting": "hi"}')]
+    assert client.runs.get(low.id).status == "queued"
+    kinds = [e.kind for e in client.events.list(run.id)]
+    assert kinds == ["claimed", "succeeded"]
+
+
+def test_failure_with_attempts_left_is_retried(env: Env, client: Client) -> None:
+    template(client)
+    run = claimed(client)
+    again = client.runs.complete(run.id, "w1", 1, "failed", error="boom", error_class="Boom")
+    assert (again.status, again.attempt, again.error, again.worker_id) == (
+        "queued", 1, "boom", None)
+    [second] = client.runs.claim("w2", lanes=["A"])
+    assert (second.id, second.attempt, second.worker_id) == (run.id, 2, "w2")
+    final = client.runs.complete(run.id, "w2", 2, "failed", error="fatal", retryable=False)
+    assert final.status == "failed"
+    assert env.sql("select status, attempt from public.runs") == [("failed", 2)]
+
+
+def test_cancel_queued_and_running(env: Env, client: Client) -> None:
+    template(client)
+    queued = client.runs.create("hello", {"name": "q"}, lane="B")
+    cancelled = client.runs.cancel(queued.id, reason="not needed")
+    assert (cancelled.status, cancelled.cancel_reason) == ("cancelled", "not needed")
+    running = claimed(client)
+    asked = client.runs.cancel(running.id, reason="stop")
+    assert asked.status == "running" and asked.cancel_requested
+    assert client.runs.heartbeat(running.id, "w1", 1).cancel_requested is True
+    assert env.sql("select status, cancel_requested_at is not null from public.runs"
+                   " order by created_at") == [("cancelled", True), ("running", True)]
+
+
+def test_release_gives_the_attempt_back(env: Env, client: Client) -> None:
+    template(client)
+    run = claimed(client)
+    released = client.runs.release(run.id, "w1", 1, reason="shutting down")
+    assert (released.status, released.attempt, released.worker_id) == ("queued", 0, None)
+    [again] = client.runs.claim("w2", lanes=["A"])
+    assert (again.id, again.attempt) == (run.id, 1)
+
+
+def test_list_filters_and_pages(env: Env, client: Client) -> None:
+    template(client)
+    template(client, "other")
+    made = [client.runs.create("hello", {"name": str(i)}, lane="A" if i % 2 else "B")
+            for i in range(7)]
+    client.runs.create("other", {"name": "o"}, lane="D")
+    everything = client.runs.list(limit=100)
+    assert len(everything) == 8
+    assert [r.created_at for r in everything] == sorted(
+        (r.created_at for r in everything), reverse=True)
+    assert {r.id for r in client.runs.list(template="hello")} == {r.id for r in made}
+    assert {r.id for r in client.runs.list(lane=["B"])} == {r.id for r in made[::2]}
+    assert client.runs.list(status="running") == []
+    first = client.runs.list(template="hello", limit=3)
+    second = client.runs.list(template="hello", limit=3, after=first[-1].id)
+    assert [r.id for r in first + second] == [r.id for r in client.runs.list(template="hello")][:6]
+    assert [r.id for r in client.runs.iter(template="hello", limit=3)] == [
+        r.id for r in client.runs.list(template="hello")]
+
+
+def test_stuck_runs_are_swept(env: Env, client: Client) -> None:
+    template(client)
+    run = claimed(client)
+    env.sql("update public.runs set lease_expires_at = now() - interval '5 minutes',"
+            " heartbeat_at = now() - interval '6 minutes' where id = %s", (run.id,))
+    stuck = client.runs.stuck()
+    assert [s.id for s in stuck] == [run.id]
+    assert [r.id for r in client.runs.list(stuck=True)] == [run.id]
+    [swept] = client.runs.sweep()
+    assert (swept.run_id, swept.action, swept.worker_id) == (run.id, "requeued", "w1")
+    assert env.sql("select status, sweep_count from public.runs") == [("queued", 1)]
+    assert client.runs.sweep() == []
+
+
+def test_steps_are_recorded_per_attempt(env: Env, client: Client) -> None:
+    template(client)
+    run = claimed(client)
+    client.runs.record_step(run.id, "w1", 1, 0, "greet", "shell", "running")
+    step = client.runs.record_step(run.id, "w1", 1, 0, "greet", "shell", "succeeded",
+                                   exit_code=0, output={"stdout": "hi"})
+    assert (step.status, step.exit_code, step.output) == ("succeeded", 0, {"stdout": "hi"})
+    assert step.finished_at is not None
+    client.runs.record_step(run.id, "w1", 1, 1, "call", "http", "failed", error="503")
+    assert [(s.idx, s.name, s.status) for s in client.runs.steps(run.id)] == [
+        (0, "greet", "succeeded"), (1, "call", "failed")]
+    assert env.sql("select count(*) from public.run_steps") == [(2,)]
+
+
+def test_prune_removes_old_finished_runs_and_their_files(
+    env: Env, client: Client, tmp_path: Path
+) -> None:
+    template(client)
+    old = claimed(client)
+    client.artifacts.put(old.id, "out/data.bin", b"\x00" * 100)
+    client.events.log(old.id, "bye")
+    client.runs.complete(old.id, "w1", 1, "succeeded")
+    keep = client.runs.create("hello", {"name": "keep"})
+    assert any(str(old.id) in path for path, _ in env.state()["files"])
+    assert client.runs.prune(timedelta(days=1)) == 0  # finished too recently
+    assert client.runs.list(status="succeeded") != []
+    assert client.runs.prune(timedelta(0), batch=1) == 1
+    assert [r.id for r in client.runs.list()] == [keep.id]
+    assert env.sql("select count(*) from public.run_events where run_id = %s", (old.id,)) == [(0,)]
+    assert env.sql("select count(*) from public.artifacts") == [(0,)]
+    state = env.state()
+    assert not any(str(old.id) in name for name in state["storage.objects"])
+    assert not any(str(old.id) in path for path, _ in state["files"])
+    assert client.runs.prune(0) == 0
+
+
+def test_delete_removes_finished_runs_with_their_files(env: Env, client: Client) -> None:
+    template(client)
+    run = claimed(client)
+    client.artifacts.put(run.id, "out.bin", b"\x01" * 10)
+    client.runs.complete(run.id, "w1", 1, "succeeded")
+    other = client.runs.cancel(client.runs.create("hello", {"name": "c"}).id)
+    keep = client.runs.create("hello", {"name": "keep"})
+    assert client.runs.delete([run.id, other.id]) == 2
+    assert [r.id for r in client.runs.list()] == [keep.id]
+    state = env.state()
+    assert state["public.artifacts"] == [] and state["public.run_steps"] == []
+    assert not any(str(run.id) in name for name in state["storage.objects"])
+    assert not any(str(run.id) in path for path, _ in state["files"])
+    assert client.runs.delete([run.id]) == 0  # already gone

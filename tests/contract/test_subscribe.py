@@ -1,0 +1,136 @@
+"""Live changes over both transports (LISTEN/NOTIFY, Supabase Realtime): typed ``Change``s, run
+versions never going backwards, and events in ``seq`` order without gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from pulser_ops import Change, Client, InvalidInput, PermissionDenied, Run, RunEvent
+from pulser_ops.subscribe import subscribe
+from tests.contract.conftest import ANON, Caller, Env
+from tests.contract.helpers import claimed, new_id, template
+from tests.contract.subs import Collector, event_seqs, run_versions
+
+#: Longer than any test: changes must come through the feed, not the silence watchdog.
+NO_WATCHDOG = 3600.0
+
+
+def _strictly_increasing(xs: list[int]) -> bool:
+    return all(a < b for a, b in itertools.pairwise(xs))
+
+
+async def test_changes_after_subscribing_arrive_as_typed_changes(
+    env: Env, client: Client
+) -> None:
+    template(client)
+    async with env.aclient() as ac:
+        got = Collector(subscribe(ac, runs=True, watchdog_seconds=NO_WATCHDOG))
+        try:
+            # Make sure the feed is live: a run created now arrives (by catch-up or feed).
+            first = await asyncio.to_thread(client.runs.create, "hello", {"name": "first"})
+            await got.until(lambda xs: run_versions(xs, first.id) != [], "the first run")
+            run = await asyncio.to_thread(client.runs.create, "hello", {"name": "live"})
+            await got.until(lambda xs: run_versions(xs, run.id) != [], "the new run")
+            [claimed_run] = await asyncio.to_thread(client.runs.claim, "w1", lanes=["A"], limit=1)
+            done = await asyncio.to_thread(
+                client.runs.complete, claimed_run.id, "w1", 1, "succeeded"
+            )
+            final = await asyncio.to_thread(client.runs.get, run.id)
+            await got.until(
+                lambda xs: final.version in run_versions(xs, run.id)
+                and done.version in run_versions(xs, done.id),
+                "the final versions",
+            )
+        finally:
+            await got.close()
+    for change in got.items:
+        assert isinstance(change, Change)
+        assert change.table == "runs" and isinstance(change.run, Run)
+        assert change.kind in ("INSERT", "UPDATE", "SNAPSHOT")
+    assert _strictly_increasing(run_versions(got.items, run.id))
+    assert run_versions(got.items, run.id)[-1] == final.version
+    assert got.items[-1].run is not None and got.items[-1].run.status in ("succeeded", "queued")
+
+
+async def test_events_arrive_in_seq_order_without_gaps(env: Env, client: Client) -> None:
+    template(client)
+    run = claimed(client)
+    client.events.log(run.id, "before subscribing")
+    async with env.aclient() as ac:
+        got = Collector(ac.subscribe(events=run.id, runs=[run.id]))
+        try:
+            await got.until(lambda xs: event_seqs(xs) == [1, 2], "the earlier events")
+            for i in range(10):
+                await asyncio.to_thread(client.events.log, run.id, f"line {i}")
+            await asyncio.to_thread(client.events.append, [
+                {"run_id": run.id, "kind": "log", "message": f"batch {i}"} for i in range(5)])
+            await asyncio.to_thread(client.runs.complete, run.id, "w1", 1, "succeeded")
+            last = (await asyncio.to_thread(client.events.list, run.id))[-1].seq
+            await got.until(lambda xs: last in event_seqs(xs), f"event {last}")
+        finally:
+            await got.close()
+    assert event_seqs(got.items) == list(range(1, last + 1))
+    events = [c.event for c in got.items if c.event is not None]
+    assert all(isinstance(e, RunEvent) for e in events)
+    assert [e.message for e in events[2:12]] == [f"line {i}" for i in range(10)]
+    assert _strictly_increasing(run_versions(got.items, run.id))
+
+
+async def test_operator_sees_only_own_runs(env: Env, client: Client) -> None:
+    template(client)
+    me, other = Caller("operator", new_id()), Caller("operator", new_id())
+    with env.client(me) as mine, env.client(other) as theirs:
+        async with env.aclient(me) as ac:
+            got = Collector(subscribe(ac, runs=True, watchdog_seconds=NO_WATCHDOG))
+            try:
+                hidden = await asyncio.to_thread(theirs.runs.create, "hello", {"name": "t"})
+                visible = await asyncio.to_thread(mine.runs.create, "hello", {"name": "m"})
+                await asyncio.to_thread(mine.runs.cancel, visible.id)
+                final = await asyncio.to_thread(mine.runs.get, visible.id)
+                await got.until(lambda xs: final.version in run_versions(xs, visible.id),
+                                "my cancelled run")
+            finally:
+                await got.close()
+    assert run_versions(got.items, hidden.id) == []
+    assert {str(c.run.owner_id) for c in got.items if c.run} == {me.sub}
+
+
+def test_sync_subscription_helper(env: Env, client: Client) -> None:
+    template(client)
+    run = client.runs.create("hello", {"name": "sync"})
+    with client.subscribe(runs=[run.id], events=run.id) as sub:
+        first = sub.next(timeout=60)
+        assert first is not None and first.run is not None and first.run.id == run.id
+        [claimed_run] = client.runs.claim("w1", lanes=["A"])
+        client.events.log(run.id, "working")
+        client.runs.complete(run.id, "w1", claimed_run.attempt, "succeeded")
+        items = [first]
+        while not any(c.run and c.run.status == "succeeded" for c in items) or (
+            event_seqs(items) != [1, 2, 3]
+        ):
+            nxt = sub.next(timeout=60)
+            assert nxt is not None, f"stalled after {[(c.table, c.kind) for c in items]}"
+            items.append(nxt)
+    assert _strictly_increasing(run_versions(items, run.id))
+    assert event_seqs(items) == [1, 2, 3]  # claimed, working, succeeded
+
+
+async def test_bad_subscriptions_raise_typed_errors(env: Env, client: Client) -> None:
+    before = env.state()
+    async with env.aclient() as ac:
+        with pytest.raises(InvalidInput) as err:
+            await anext(ac.subscribe())
+        assert err.value.code == "invalid_input"
+        with pytest.raises(InvalidInput):
+            await anext(ac.subscribe(events="not-a-run-id"))
+        with pytest.raises(InvalidInput):
+            await anext(ac.subscribe(runs=["not-a-run-id"]))
+    with client.subscribe(events="not-a-run-id") as sub, pytest.raises(InvalidInput):
+        sub.next(timeout=60)
+    async with env.aclient(ANON) as anon:
+        with pytest.raises(PermissionDenied):
+            await anext(anon.subscribe(runs=True))
+    assert env.state() == before
