@@ -27,7 +27,7 @@ from uuid import UUID
 from . import calls
 from . import models as m
 from .errors import InvalidInput, TransportError
-from .transport.base import Hint, Record
+from .transport.base import FeedItem, Hint, Record
 
 ChangeKind = Literal["INSERT", "UPDATE", "DELETE", "SNAPSHOT"]
 
@@ -182,6 +182,17 @@ async def _resolve(client: AsyncClient, st: _State, item: Hint | Record) -> list
     return []
 
 
+async def _pump(
+    feed: AsyncIterator[FeedItem | str], out: asyncio.Queue[FeedItem | str | TransportError]
+) -> None:
+    try:
+        async for item in feed:
+            await out.put(item)
+        await out.put(TransportError("the feed ended"))
+    except TransportError as e:
+        await out.put(e)
+
+
 async def subscribe(
     client: AsyncClient,
     *,
@@ -201,25 +212,34 @@ async def subscribe(
     while True:
         try:
             async with client.transport.feed(st.tables) as feed:
-                # Open the feed first, then catch up: a change between the two is seen twice
-                # (and deduplicated), never lost.
-                for change in await _catch_up(client, st):
-                    yield change
-                failures = 0
-                it = feed.__aiter__()
-                while True:
-                    try:
-                        item = await asyncio.wait_for(it.__anext__(), timeout=watchdog_seconds)
-                    except TimeoutError:
-                        for change in await _catch_up(client, st):
-                            yield change
-                        continue
-                    except StopAsyncIteration:
-                        raise TransportError("feed ended") from None
-                    if isinstance(item, str):
-                        continue
-                    for change in await _resolve(client, st, item):
+                # A pump task drains the feed into a queue, so waiting with a timeout (the
+                # watchdog) never cancels the feed itself.
+                items: asyncio.Queue[FeedItem | str | TransportError] = asyncio.Queue()
+                pump = asyncio.create_task(_pump(feed, items))
+                try:
+                    # Open the feed first, then catch up: a change between the two is seen
+                    # twice (and deduplicated), never lost.
+                    for change in await _catch_up(client, st):
                         yield change
+                    failures = 0
+                    while True:
+                        try:
+                            async with asyncio.timeout(watchdog_seconds):
+                                item = await items.get()
+                        except TimeoutError:
+                            for change in await _catch_up(client, st):
+                                yield change
+                            continue
+                        if isinstance(item, TransportError):
+                            raise item
+                        if isinstance(item, str):
+                            continue
+                        for change in await _resolve(client, st, item):
+                            yield change
+                finally:
+                    pump.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await pump
         except TransportError:
             failures += 1
             await asyncio.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))

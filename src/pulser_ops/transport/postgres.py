@@ -61,8 +61,9 @@ def translate(exc: psycopg.Error) -> PulserOpsError:
         isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
         and (state is None or state.startswith(("08", "57P")))
     ):
+        text = " ".join(str(exc).split()) or type(exc).__name__
         return TransportError(
-            f"database connection failed: {str(exc).strip() or type(exc).__name__}"
+            f"database connection failed: {text.removeprefix('connection failed: ')}"
         )
     return error_for_code(
         state,
@@ -92,6 +93,15 @@ def parse_notification(channel: str, payload: str) -> FeedItem | str | None:
     return Hint(str(body.get("t")), tuple(str(i) for i in ids) if ids is not None else None)
 
 
+def probe(database_url: str) -> None:
+    """Connect once before opening a pool: a refused or misconfigured connection is reported
+    at once (the pool would keep retrying until its timeout)."""
+    try:
+        psycopg.connect(database_url, connect_timeout=10).close()
+    except psycopg.Error as e:
+        raise translate(e) from None
+
+
 class PostgresTransport:
     def __init__(
         self,
@@ -112,6 +122,7 @@ class PostgresTransport:
             open=False,
             name="pulser-ops",
         )
+        probe(database_url)
         try:
             self._pool.open(wait=True, timeout=15)
         except PoolTimeout as e:
@@ -164,6 +175,7 @@ class AsyncPostgresTransport:
             open=False,
             name="pulser-ops-async",
         )
+        await asyncio.to_thread(probe, database_url)
         try:
             await pool.open(wait=True, timeout=15)
         except PoolTimeout as e:
