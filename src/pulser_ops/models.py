@@ -211,16 +211,10 @@ class Worker(_Row):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class WorkerHealth(_Row):
-    id: str
-    host: str = ""
-    pid: int | None = None
-    lanes: list[LaneId] = Field(default_factory=list)
-    version: str = ""
-    concurrency: int = 1
-    status: WorkerStatus = "active"
-    started_at: datetime
-    last_seen_at: datetime
+class WorkerHealth(Worker):
+    """A worker with what the ``worker_health`` view adds: how long since it was seen, whether
+    that is too long (``stale``: over 60 s for a worker that has not stopped), runs it holds."""
+
     seen_seconds_ago: float
     stale: bool
     running: int
