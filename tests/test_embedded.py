@@ -155,3 +155,24 @@ def test_home_the_server_user_cannot_reach_is_a_clear_error(base: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot enter"):
         embedded.ensure_database(private / "home")
     assert not (private / "home" / "pg").exists()
+
+
+def test_the_pgserver_wheel_serves_when_no_system_postgres_is_chosen(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback for machines without PostgreSQL: the pgserver wheel's own server (16)."""
+    import pgserver
+
+    wheel_bin = Path(pgserver.__file__).parent / "pginstall" / "bin"
+    monkeypatch.setenv("PULSER_OPS_PG_BIN", str(wheel_bin))
+    home = base / "wheel"
+    url = embedded.ensure_database(home)
+    with pulser_ops.connect(url, storage_dir=home / "storage") as client:
+        assert {t.name for t in client.templates.list()} >= {"hello", "noop", "slow-step"}
+        run = client.runs.create("hello", {"name": "wheel"})
+        (claimed,) = client.runs.claim("w", lanes="A")
+        assert claimed.id == run.id
+        done = client.runs.complete(run.id, "w", 1, "succeeded")
+        assert done.status == "succeeded"
+    state = json.loads((home / "embedded.json").read_text())
+    assert Path(state["bin_dir"]).resolve() == wheel_bin.resolve(), "it really ran the wheel's server"
