@@ -22,7 +22,6 @@ from tests.contract.conftest import Env
 from tests.contract.helpers import claimed, fetch, template
 from tests.standin.auth import sign
 
-
 # These tests are about the Supabase transport only: run the module's `env` for it alone.
 pytestmark = pytest.mark.parametrize("env", ["supabase"], indirect=True)
 
