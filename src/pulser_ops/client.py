@@ -251,7 +251,6 @@ class Runs(_Sync):
             if len(gone) < batch:
                 return total
 
-
     def delete(self, run_ids: Iterable[UUID | str]) -> int:
         """Delete finished runs by id (events, steps, artifact rows and files too)."""
         gone = self._t.execute(calls.delete_runs(run_ids))
@@ -608,7 +607,6 @@ class AsyncRuns(_Async):
             total += len(gone)
             if len(gone) < batch:
                 return total
-
 
     async def delete(self, run_ids: Iterable[UUID | str]) -> int:
         gone = await self._t.execute(calls.delete_runs(run_ids))

@@ -31,9 +31,9 @@ register_operator_commands(app)
 app.command("worker")(worker_command)
 app.command("demo")(demo_command)
 app.command("doctor")(doctor_command)
-app.command(
-    "sweep", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)(sweep_command)
+app.command("sweep", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    sweep_command
+)
 
 
 def main() -> None:
