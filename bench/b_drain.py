@@ -1,0 +1,169 @@
+"""Drain: N queued no-op runs, P worker processes, runs per second until the queue is empty.
+
+Rate = runs / (last handler end - first handler start) across all processes: the same clock
+for every system, read inside the handler, so start-up and shutdown of the processes are not
+counted. Every process dumps its own first/last/count; the total must equal N, and the
+database must agree that every run finished.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import psycopg
+
+import fill
+from common import (
+    BENCH_DIR,
+    PEERS_PY,
+    PULSER_PY,
+    Measurement,
+    Target,
+    child_env,
+    log,
+    spawn,
+    wait_all,
+)
+from ctx import Ctx
+
+
+@dataclass(frozen=True)
+class Config:
+    system: str  # database template
+    label: str
+    batch: int
+    kind: str  # "loop" | "worker" | "pgqueuer" | "procrastinate"
+
+    def command(self, url: str, out: str, mode: str, ready: str = "") -> list[str]:
+        extra = ["--ready", ready] if ready else []
+        if self.kind == "loop":
+            return [
+                PULSER_PY,
+                str(BENCH_DIR / "workers" / "pulser_loop.py"),
+                url,
+                "--mode",
+                mode,
+                "--batch",
+                str(self.batch),
+                "--out",
+                out,
+                *extra,
+            ]
+        if self.kind == "worker":
+            return [
+                PULSER_PY,
+                str(BENCH_DIR / "workers" / "pulser_worker.py"),
+                url,
+                "--mode",
+                mode,
+                "--concurrency",
+                str(self.batch),
+                "--out",
+                out,
+                *extra,
+            ]
+        script = "pgq.py" if self.kind == "pgqueuer" else "proc.py"
+        return [
+            PEERS_PY,
+            str(BENCH_DIR / "peers" / script),
+            "worker",
+            url,
+            "--mode",
+            mode,
+            "--batch",
+            str(self.batch),
+            "--out",
+            out,
+            *extra,
+        ]
+
+
+def configs(use_worker: bool) -> list[Config]:
+    out = [
+        Config("pulser", "pulser-ops SDK loop, claim 1", 1, "loop"),
+        Config("pulser", "pulser-ops SDK loop, claim 10", 10, "loop"),
+    ]
+    if use_worker:
+        out.append(Config("pulser", "pulser-ops worker, concurrency 4", 4, "worker"))
+    out += [
+        Config("pgqueuer", "pgqueuer (batch_size 10)", 10, "pgqueuer"),
+        Config("procrastinate", "procrastinate (concurrency 1)", 1, "procrastinate"),
+    ]
+    return out
+
+
+def fill_queue(ctx: Ctx, cfg: Config, url: str, n: int) -> None:
+    if cfg.system == "pulser":
+        fill.queued(url, n)
+        return
+    from b_enqueue import peer
+
+    peer(cfg.system, url, "batch", n, 1000)
+
+
+def remaining(cfg: Config, url: str) -> int:
+    q = {
+        "pulser": "select count(*) from public.runs where status <> 'succeeded'",
+        "pgqueuer": "select count(*) from pgqueuer",
+        "procrastinate": "select count(*) from procrastinate_jobs where status <> 'succeeded'",
+    }
+    with psycopg.connect(url) as conn:
+        return int(conn.execute(q[cfg.system]).fetchone()[0])  # type: ignore[index]
+
+
+def once(ctx: Ctx, cfg: Config) -> float:
+    s = ctx.sizes
+    url = ctx.dbs.fresh(cfg.system)
+    fill_queue(ctx, cfg, url, s.drain_runs)
+    out = ctx.path(f"drain-{cfg.kind}.jsonl")
+    procs = [spawn(cfg.command(url, str(out), "drain"), child_env()) for _ in range(s.drain_procs)]
+    wait_all(procs, timeout=900)
+    parts = [json.loads(line) for line in out.read_text().splitlines()]
+    n = sum(int(p["n"]) for p in parts)
+    if n != s.drain_runs or remaining(cfg, url) != 0:
+        raise RuntimeError(
+            f"{cfg.label}: handled {n} of {s.drain_runs}, "
+            f"{remaining(cfg, url)} left in the database"
+        )
+    first = min(p["first"] for p in parts if p["n"])
+    last = max(p["last"] for p in parts)
+    return n / (last - first)
+
+
+def run(ctx: Ctx) -> list[Measurement]:
+    s = ctx.sizes
+    cfgs = configs(ctx.use_worker)
+    rows = {
+        c: Measurement(
+            "drain", c.label, f"{s.drain_runs:,} no-op runs, {s.drain_procs} processes", "runs/s"
+        )
+        for c in cfgs
+    }
+    for rep in range(s.reps):
+        for c in cfgs:
+            rows[c].values.append(once(ctx, c))
+        summary = ", ".join(f"{c.label}={m.values[-1]:.0f}" for c, m in rows.items())
+        log(f"drain rep {rep + 1}: {summary}")
+    return list(rows.values()) + ratios(rows)
+
+
+def ratios(rows: dict[Config, Measurement]) -> list[Measurement]:
+    """Best pulser-ops configuration against each peer, repetition by repetition."""
+    ours = [m for c, m in rows.items() if c.system == "pulser"]
+    best = max(ours, key=lambda m: m.median)
+    out = []
+    for peer, factor in (("pgqueuer", 2.0), ("procrastinate", 10.0)):
+        theirs = next((m for c, m in rows.items() if c.system == peer), None)
+        if theirs is None:
+            continue
+        ratio = Measurement(
+            "drain",
+            f"best pulser-ops / {peer}",
+            best.system,
+            "x",
+            [a / b for a, b in zip(best.values, theirs.values, strict=True)],
+            Target(">=", factor, f">= {factor:g}x {peer}"),
+        )
+        out.append(ratio)
+    return out

@@ -1,0 +1,71 @@
+"""What every benchmark gets: the databases, the sizes for this run, a scratch directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from setup_env import Databases
+
+
+@dataclass
+class Sizes:
+    reps: int
+    enqueue_single: int
+    enqueue_batched: int
+    drain_runs: int
+    drain_procs: int
+    pickup_runs: int
+    pickup_gap: float
+    depths: tuple[int, ...]
+    depth_samples: int
+    sweep_runs: int
+    realtime_changes: int
+    idle_window: float
+
+    @classmethod
+    def full(cls) -> Sizes:
+        return cls(
+            reps=3,
+            enqueue_single=2000,
+            enqueue_batched=10_000,
+            drain_runs=10_000,
+            drain_procs=4,
+            pickup_runs=200,
+            pickup_gap=0.02,
+            depths=(1_000, 100_000, 1_000_000),
+            depth_samples=300,
+            sweep_runs=10_000,
+            realtime_changes=200,
+            idle_window=10.0,
+        )
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            reps=3,
+            enqueue_single=200,
+            enqueue_batched=2_000,
+            drain_runs=1_000,
+            drain_procs=4,
+            pickup_runs=40,
+            pickup_gap=0.02,
+            depths=(1_000, 20_000),
+            depth_samples=60,
+            sweep_runs=2_000,
+            realtime_changes=40,
+            idle_window=3.0,
+        )
+
+
+@dataclass
+class Ctx:
+    dbs: Databases
+    sizes: Sizes
+    scratch: Path
+    use_worker: bool
+
+    def path(self, name: str) -> Path:
+        p = self.scratch / name
+        p.unlink(missing_ok=True)
+        return p
