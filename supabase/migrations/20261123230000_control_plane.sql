@@ -208,18 +208,25 @@ create table pulser_ops.run_event_counters (
 -- = admin), 'operator' (authenticated), 'anon', or 'none'. The 'role' GUC is what PostgREST,
 -- Storage and Realtime set per request; SECURITY DEFINER does not change it.
 create function pulser_ops.caller_kind() returns text
-language sql stable set search_path = '' as $$
-  select case
-    when r = 'service_role' then 'service'
-    when r = 'authenticated' then
-      case when coalesce(auth.jwt() -> 'app_metadata' ->> 'ops_role', '') = 'admin'
-           then 'admin' else 'operator' end
-    when r = 'anon' then 'anon'
-    when coalesce((select rolsuper from pg_catalog.pg_roles where rolname = coalesce(r, session_user)), false)
-         or pg_catalog.pg_has_role(coalesce(r, session_user), 'service_role', 'USAGE') then 'service'
-    else 'none'
-  end
-  from (select nullif(pg_catalog.current_setting('role'), 'none') as r) as s
+language plpgsql stable set search_path = '' as $$
+-- plpgsql, not sql: a SQL function with SET search_path is never inlined and is re-planned on
+-- every call, and this runs in every API call (bench/experiments/caller_kind_plpgsql.sql).
+declare
+  r text := nullif(pg_catalog.current_setting('role'), 'none');
+begin
+  if r = 'service_role' then
+    return 'service';
+  elsif r = 'authenticated' then
+    return case when coalesce(auth.jwt() -> 'app_metadata' ->> 'ops_role', '') = 'admin'
+                then 'admin' else 'operator' end;
+  elsif r = 'anon' then
+    return 'anon';
+  elsif coalesce((select rolsuper from pg_catalog.pg_roles where rolname = coalesce(r, session_user)), false)
+        or pg_catalog.pg_has_role(coalesce(r, session_user), 'service_role', 'USAGE') then
+    return 'service';
+  end if;
+  return 'none';
+end
 $$;
 
 create function pulser_ops.is_admin() returns boolean
@@ -388,10 +395,18 @@ create function pulser_ops.add_event(
   run_id uuid, kind text, level text, message text, data jsonb default null,
   attempt integer default null, worker_id text default null
 ) returns void
-language sql volatile set search_path = '' as $$
+language plpgsql volatile set search_path = '' as $$
+-- plpgsql keeps both statements' plans cached (a SQL function here is re-planned each call).
+declare
+  s bigint;
+begin
+  insert into pulser_ops.run_event_counters as k (run_id, last_seq) values (add_event.run_id, 1)
+  on conflict on constraint run_event_counters_pkey do update set last_seq = k.last_seq + 1
+  returning k.last_seq into s;
   insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
-  values (add_event.run_id, pulser_ops.reserve_event_seq(add_event.run_id, 1), add_event.kind,
-          add_event.level, add_event.message, add_event.data, add_event.attempt, add_event.worker_id)
+  values (add_event.run_id, s, add_event.kind, add_event.level, add_event.message,
+          add_event.data, add_event.attempt, add_event.worker_id);
+end
 $$;
 
 -- ---------------------------------------------------------------------------
@@ -784,7 +799,11 @@ create function public.claim_runs(
   worker_id text, lanes text[] default '{A,B,C,D}', max_runs integer default 1,
   lease_seconds integer default null
 ) returns setof public.runs
-language plpgsql volatile set search_path = '' as $$
+language plpgsql volatile
+-- The claim statement's plan does not depend on its parameters' values: keep one generic plan
+-- instead of re-planning the CTE on every call (bench/experiments/claim_generic_plan.sql).
+set plan_cache_mode = force_generic_plan
+set search_path = '' as $$
 declare
   capped text[];
 begin
