@@ -799,11 +799,9 @@ create function public.claim_runs(
   worker_id text, lanes text[] default '{A,B,C,D}', max_runs integer default 1,
   lease_seconds integer default null
 ) returns setof public.runs
-language plpgsql volatile
--- The claim statement's plan does not depend on its parameters' values: keep one generic plan
--- instead of re-planning the CTE on every call (bench/experiments/claim_generic_plan.sql).
-set plan_cache_mode = force_generic_plan
-set search_path = '' as $$
+language plpgsql volatile set search_path = '' as $$
+-- Custom plans on purpose: a pinned generic plan (bench/experiments/claim_generic_plan.sql)
+-- made claims ten times slower with 100,000 queued runs (bench/run.py --only depth).
 declare
   capped text[];
 begin
