@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from ..client import Client
@@ -44,7 +45,7 @@ class Heartbeater:
         self._thread.start()
 
     def kick(self) -> None:
-        """Beat now (a run was just claimed with a short lease, or the lease set changed)."""
+        """Re-plan the next beat (a run was just claimed, possibly with a shorter lease)."""
         self._kick.set()
 
     def interval(self) -> float:
@@ -71,12 +72,21 @@ class Heartbeater:
                 self._on_cancel(h)
 
     def _loop(self) -> None:
+        # Beat when an interval has passed since the last beat. A kick (new claim, changed
+        # leases) only re-plans the wait: a just-claimed run's lease is fresh, so beating it at
+        # once would be a wasted round trip on every claim.
+        last = float("-inf")
         while not self._stop.is_set():
-            try:
-                self.beat()
-            except Exception:  # never let the heartbeat thread die
-                log.exception("heartbeat loop error")
-            self._kick.wait(self.interval())
+            due = last + self.interval()
+            now = time.monotonic()
+            if now >= due:
+                try:
+                    self.beat()
+                except Exception:  # never let the heartbeat thread die
+                    log.exception("heartbeat loop error")
+                last = time.monotonic()
+                continue
+            self._kick.wait(due - now)
             self._kick.clear()
 
     def stop(self) -> None:
