@@ -16,6 +16,7 @@ empty tokens are dropped. Comments are kept as part of the following statement.
 from __future__ import annotations
 
 import unicodedata
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 BEGIN_ATOMIC = "ATOMIC"
@@ -56,11 +57,11 @@ def _ends_with_fold(data: _Data, word: str) -> bool:
     return window.isascii() and window.upper() == word
 
 
-class _State:
+class _State(ABC):
     """One tokenizer state; ``next`` returns None to emit a statement."""
 
-    def next(self, ch: str, data: _Data) -> _State | None:
-        raise NotImplementedError
+    @abstractmethod
+    def next(self, ch: str, data: _Data) -> _State | None: ...
 
 
 class _Ready(_State):
