@@ -414,17 +414,23 @@ $$;
 -- ---------------------------------------------------------------------------
 
 create function pulser_ops.json_type_matches(value jsonb, want text) returns boolean
-language sql immutable set search_path = '' as $$
-  select case want
-    when 'object' then jsonb_typeof(value) = 'object'
-    when 'array' then jsonb_typeof(value) = 'array'
-    when 'string' then jsonb_typeof(value) = 'string'
-    when 'boolean' then jsonb_typeof(value) = 'boolean'
-    when 'null' then jsonb_typeof(value) = 'null'
-    when 'number' then jsonb_typeof(value) = 'number'
-    when 'integer' then jsonb_typeof(value) = 'number' and (value #>> '{}')::numeric % 1 = 0
+language plpgsql immutable set search_path = '' as $$
+-- plpgsql: called per field of every enqueued run; a SQL function with SET search_path would be
+-- re-planned on each call.
+declare
+  t text := jsonb_typeof(json_type_matches.value);
+begin
+  return case want
+    when 'integer' then t = 'number' and (json_type_matches.value #>> '{}')::numeric % 1 = 0
+    when 'object' then t = 'object'
+    when 'array' then t = 'array'
+    when 'string' then t = 'string'
+    when 'boolean' then t = 'boolean'
+    when 'null' then t = 'null'
+    when 'number' then t = 'number'
     else false
-  end
+  end;
+end
 $$;
 
 -- First violation of value against schema, as 'path: problem', or null when valid.
@@ -643,9 +649,12 @@ begin
       end if;
     end loop;
 
-    select * into t from public.run_templates
-      where name = pulser_ops.field(item, 'template', 'string', path) #>> '{}';
-    if not found then
+    -- Batches are usually of one template: look it up only when the name changes.
+    if t.name is distinct from (pulser_ops.field(item, 'template', 'string', path) #>> '{}') then
+      select * into t from public.run_templates
+        where name = pulser_ops.field(item, 'template', 'string', path) #>> '{}';
+    end if;
+    if t.name is distinct from (item ->> 'template') then
       raise exception 'unknown template %', coalesce(item ->> 'template', '(missing)')
         using errcode = 'PO404', detail = path || '.template';
     end if;
@@ -657,7 +666,9 @@ begin
         v_params := v_params || jsonb_build_object(prop, sub -> 'default');
       end if;
     end loop;
-    msg := pulser_ops.schema_violation(t.params_schema, v_params, 'params');
+    -- The default schema ({"type": "object"}) says nothing field() has not checked already.
+    msg := case when t.params_schema = '{"type": "object"}'::jsonb then null
+                else pulser_ops.schema_violation(t.params_schema, v_params, 'params') end;
     if msg is not null then
       raise exception 'invalid params for template %: %', t.name, msg
         using errcode = 'PO422', detail = split_part(msg, ':', 1);
