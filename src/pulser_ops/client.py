@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -75,6 +75,11 @@ def _one_request(
             }
         ]
     )[0]
+
+
+def _storage_paths(gone: Iterable[m.PruneResult]) -> builtins.list[str]:
+    """The Storage files of deleted runs: SQL cannot delete them, the client must."""
+    return [p for g in gone for p in g.storage_paths]
 
 
 def _template_json(template: m.Template | Mapping[str, Any]) -> dict[str, Any]:
@@ -238,24 +243,32 @@ class Runs(_Sync):
     def sweep(self, limit: int = 500) -> builtins.list[m.SweepResult]:
         return self._t.execute(calls.sweep_expired_runs(limit))
 
-    def prune(self, older_than: timedelta | float, *, batch: int = 500) -> int:
+    def prune(
+        self,
+        older_than: timedelta | float,
+        *,
+        batch: int = 500,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
         """Delete finished runs older than ``older_than`` (with their events, steps, artifact
-        rows and files), one bounded batch at a time. Returns how many runs went."""
+        rows and files), one bounded batch at a time. Returns how many runs went;
+        ``on_batch`` hears the running total after each batch (for progress)."""
         total = 0
         while True:
-            gone = self._t.execute(calls.prune_runs(older_than, batch))
-            paths = [p for g in gone for p in g.storage_paths]
-            if paths:
-                self._t.files.remove(paths)
-            total += len(gone)
-            if len(gone) < batch:
+            n = self._delete(calls.prune_runs(older_than, batch))
+            total += n
+            if on_batch is not None:
+                on_batch(total)
+            if n < batch:
                 return total
 
     def delete(self, run_ids: Iterable[UUID | str]) -> int:
         """Delete finished runs by id (events, steps, artifact rows and files too)."""
-        gone = self._t.execute(calls.delete_runs(run_ids))
-        paths = [p for g in gone for p in g.storage_paths]
-        if paths:
+        return self._delete(calls.delete_runs(run_ids))
+
+    def _delete(self, call: calls.Call[builtins.list[m.PruneResult]]) -> int:
+        gone = self._t.execute(call)
+        if paths := _storage_paths(gone):
             self._t.files.remove(paths)
         return len(gone)
 
@@ -597,21 +610,28 @@ class AsyncRuns(_Async):
     async def sweep(self, limit: int = 500) -> builtins.list[m.SweepResult]:
         return await self._t.execute(calls.sweep_expired_runs(limit))
 
-    async def prune(self, older_than: timedelta | float, *, batch: int = 500) -> int:
+    async def prune(
+        self,
+        older_than: timedelta | float,
+        *,
+        batch: int = 500,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
         total = 0
         while True:
-            gone = await self._t.execute(calls.prune_runs(older_than, batch))
-            paths = [p for g in gone for p in g.storage_paths]
-            if paths:
-                await asyncio.to_thread(self._t.files.remove, paths)
-            total += len(gone)
-            if len(gone) < batch:
+            n = await self._delete(calls.prune_runs(older_than, batch))
+            total += n
+            if on_batch is not None:
+                on_batch(total)
+            if n < batch:
                 return total
 
     async def delete(self, run_ids: Iterable[UUID | str]) -> int:
-        gone = await self._t.execute(calls.delete_runs(run_ids))
-        paths = [p for g in gone for p in g.storage_paths]
-        if paths:
+        return await self._delete(calls.delete_runs(run_ids))
+
+    async def _delete(self, call: calls.Call[builtins.list[m.PruneResult]]) -> int:
+        gone = await self._t.execute(call)
+        if paths := _storage_paths(gone):
             await asyncio.to_thread(self._t.files.remove, paths)
         return len(gone)
 

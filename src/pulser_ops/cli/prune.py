@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from .. import calls
 from ..client import Client
 from . import parsing
 from .options import with_client
@@ -21,8 +20,7 @@ from .runs import confirm
 
 
 def _prune(client: Client, older_than_seconds: float, batch: int) -> int:
-    """Like ``client.runs.prune``, batch by batch so the progress can be shown."""
-    total = 0
+    """``client.runs.prune`` with a progress line fed by its per-batch callback."""
     with Progress(
         SpinnerColumn(),
         TextColumn("Pruning: {task.completed} run(s) deleted"),
@@ -32,15 +30,11 @@ def _prune(client: Client, older_than_seconds: float, batch: int) -> int:
         disable=not err.is_terminal,
     ) as progress:
         task = progress.add_task("prune", total=None)
-        while True:
-            gone = client.transport.execute(calls.prune_runs(older_than_seconds, batch))
-            paths = [p for g in gone for p in g.storage_paths]
-            if paths:
-                client.transport.files.remove(paths)
-            total += len(gone)
-            progress.update(task, completed=total)
-            if len(gone) < batch:
-                return total
+        return client.runs.prune(
+            older_than_seconds,
+            batch=batch,
+            on_batch=lambda total: progress.update(task, completed=total),
+        )
 
 
 @with_client
