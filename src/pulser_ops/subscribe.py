@@ -82,6 +82,15 @@ class _State:
             return False
         return self.all_runs or str(run.id) in self.run_ids
 
+    def run_changes(self, runs: list[m.Run], kind: ChangeKind) -> list[m.Change]:
+        """The wanted runs this subscriber has not seen at this version, oldest change first."""
+        ordered = sorted(runs, key=lambda r: (r.updated_at, r.version))
+        return [
+            m.Change(table="runs", kind=kind, run=run)
+            for run in ordered
+            if self.wants_run(run) and self.fresh_run(run)
+        ]
+
     def fresh_run(self, run: m.Run) -> bool:
         key = str(run.id)
         if self.versions.get(key, 0) >= run.version:
@@ -90,16 +99,6 @@ class _State:
         if run.updated_at > self.since:
             self.since = run.updated_at
         return True
-
-
-async def _runs_changes(
-    client: AsyncClient, st: _State, runs: list[m.Run], kind: ChangeKind
-) -> list[m.Change]:
-    out = []
-    for run in sorted(runs, key=lambda r: (r.updated_at, r.version)):
-        if st.wants_run(run) and st.fresh_run(run):
-            out.append(m.Change(table="runs", kind=kind, run=run))
-    return out
 
 
 async def _event_changes(client: AsyncClient, st: _State, run_id: str) -> list[m.Change]:
@@ -128,16 +127,14 @@ async def _catch_up(client: AsyncClient, st: _State) -> list[m.Change]:
     out: list[m.Change] = []
     if st.all_runs:
         lanes = sorted(st.lanes) if st.lanes else None
-        out += await _runs_changes(
-            client,
-            st,
+        out += st.run_changes(
             await client.transport.execute(
                 calls.runs_changed_since(st.since - CATCH_UP_SLACK, lanes, 10_000)
             ),
             "SNAPSHOT",
         )
     elif st.run_ids:
-        out += await _runs_changes(client, st, await client.runs.get_many(st.run_ids), "SNAPSHOT")
+        out += st.run_changes(await client.runs.get_many(st.run_ids), "SNAPSHOT")
     for run_id in sorted(st.event_runs):
         out += await _event_changes(client, st, run_id)
     if st.workers:
@@ -149,13 +146,13 @@ async def _resolve(client: AsyncClient, st: _State, item: Hint | Record) -> list
     if item.table == "runs":
         if isinstance(item, Record):
             run = m.Run.model_validate(item.row)
-            return await _runs_changes(client, st, [run], item.kind)
+            return st.run_changes([run], item.kind)
         if item.ids is None:
             return await _catch_up(client, st)
         wanted = [i for i in item.ids if st.all_runs or i in st.run_ids]
         if not wanted:
             return []
-        return await _runs_changes(client, st, await client.runs.get_many(wanted), "UPDATE")
+        return st.run_changes(await client.runs.get_many(wanted), "UPDATE")
     if item.table == "run_events":
         if isinstance(item, Record):
             run_id = str(item.row.get("run_id"))
