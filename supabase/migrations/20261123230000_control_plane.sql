@@ -254,13 +254,6 @@ begin
 end
 $$;
 
-create function pulser_ops.raise_invalid(message text, detail text default null) returns void
-language plpgsql immutable set search_path = '' as $$
-begin
-  raise exception '%', message using errcode = 'PO400', detail = coalesce(detail, '');
-end
-$$;
-
 -- The run as a caller may act on it: not found (PO404) if it does not exist, 42501 if it is not
 -- theirs. Locks the row (no key update) so the caller's decision holds until commit.
 create function pulser_ops.lock_run_for(run_id uuid, action text) returns public.runs
