@@ -33,11 +33,12 @@ class Config:
     system: str  # database template
     label: str
     batch: int
-    kind: str  # "loop" | "worker" | "pgqueuer" | "procrastinate"
+    kind: str  # "loop" | "loop_many" | "worker" | "pgqueuer" | "procrastinate"
 
     def command(self, url: str, out: str, mode: str, ready: str = "") -> list[str]:
         extra = ["--ready", ready] if ready else []
-        if self.kind == "loop":
+        if self.kind in ("loop", "loop_many"):
+            many = ["--complete-many"] if self.kind == "loop_many" else []
             return [
                 PULSER_PY,
                 str(BENCH_DIR / "workers" / "pulser_loop.py"),
@@ -48,6 +49,7 @@ class Config:
                 str(self.batch),
                 "--out",
                 out,
+                *many,
                 *extra,
             ]
         if self.kind == "worker":
@@ -83,6 +85,7 @@ def configs(use_worker: bool) -> list[Config]:
     out = [
         Config("pulser", "pulser-ops SDK loop, claim 1", 1, "loop"),
         Config("pulser", "pulser-ops SDK loop, claim 10", 10, "loop"),
+        Config("pulser", "pulser-ops SDK loop, claim 100 + complete_many", 100, "loop_many"),
     ]
     if use_worker:
         out.append(Config("pulser", "pulser-ops worker, concurrency 4", 4, "worker"))

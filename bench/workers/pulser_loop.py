@@ -35,6 +35,11 @@ def main() -> None:
     p.add_argument("dsn")
     p.add_argument("--mode", default="drain", choices=["drain", "pickup", "idle"])
     p.add_argument("--batch", type=int, default=1, help="max_runs per claim")
+    p.add_argument(
+        "--complete-many",
+        action="store_true",
+        help="complete each claimed batch with one runs.complete_many call",
+    )
     p.add_argument("--out", default="/dev/null")
     p.add_argument("--ready", default="")
     a = p.parse_args()
@@ -57,6 +62,15 @@ def main() -> None:
                 break
             for _ in listen.notifies(timeout=1.0, stop_after=1):
                 pass
+            continue
+        if a.complete_many:
+            done = []
+            for run in runs:
+                first = first or handle(run, a.mode, out)
+                done.append({"run_id": run.id, "attempt": run.attempt, "status": "succeeded"})
+            client.runs.complete_many(wid, done)
+            last = time.time()
+            n += len(runs)
             continue
         for run in runs:
             t = handle(run, a.mode, out)

@@ -34,6 +34,8 @@ from .files import FileStore, LocalFileStore
 from .models import (
     Artifact,
     Change,
+    CompleteBatchItem,
+    Completion,
     EventIn,
     Heartbeat,
     Lane,
@@ -160,6 +162,8 @@ __all__ = [
     "AsyncClient",
     "Change",
     "Client",
+    "CompleteBatchItem",
+    "Completion",
     "ConfigurationError",
     "Conflict",
     "EventIn",

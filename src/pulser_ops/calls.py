@@ -191,6 +191,29 @@ def complete_run(
     )
 
 
+def complete_runs(
+    worker_id: str, completions: Sequence[m.Completion]
+) -> Call[list[m.CompleteBatchItem]]:
+    runs = [
+        {
+            "run_id": str(c.run_id),
+            "attempt": c.attempt,
+            "status": str(c.status),
+            "result": c.result,
+            "error": c.error,
+            "error_class": c.error_class,
+            "retryable": c.retryable,
+        }
+        for c in completions
+    ]
+    return Call(
+        "complete_runs",
+        _args(worker_id=(worker_id, "text"), runs=(runs, "jsonb")),
+        many(m.CompleteBatchItem),
+        retry_safe=True,
+    )
+
+
 def release_run(
     run_id: UUID | str, worker_id: str, attempt: int, reason: str | None
 ) -> Call[m.Run]:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from uuid import UUID
 
 from . import calls
@@ -27,28 +27,29 @@ if TYPE_CHECKING:
 
 RunRequestLike = m.RunRequest | Mapping[str, Any]
 EventLike = m.EventIn | Mapping[str, Any]
+CompletionLike = m.Completion | Mapping[str, Any]
+_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion)
+
+
+def _inputs(
+    model: type[_In], items: Iterable[_In | Mapping[str, Any]], name: str
+) -> builtins.list[_In]:
+    """Batch inputs as models; a bad item is the caller's mistake, named by its position."""
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(item if isinstance(item, model) else model.model_validate(item))
+        except ValueError as e:
+            raise InvalidInput(f"{name}[{i}]: {e}") from None
+    return out
 
 
 def _requests(items: Iterable[RunRequestLike]) -> builtins.list[m.RunRequest]:
-    out = []
-    for i, item in enumerate(items):
-        try:
-            out.append(
-                item if isinstance(item, m.RunRequest) else m.RunRequest.model_validate(item)
-            )
-        except ValueError as e:
-            raise InvalidInput(f"runs[{i}]: {e}") from None
-    return out
+    return _inputs(m.RunRequest, items, "runs")
 
 
 def _events(items: Iterable[EventLike]) -> builtins.list[m.EventIn]:
-    out = []
-    for i, item in enumerate(items):
-        try:
-            out.append(item if isinstance(item, m.EventIn) else m.EventIn.model_validate(item))
-        except ValueError as e:
-            raise InvalidInput(f"events[{i}]: {e}") from None
-    return out
+    return _inputs(m.EventIn, items, "events")
 
 
 def _one_request(
@@ -163,6 +164,19 @@ class Runs(_Sync):
                 run_id, worker_id, attempt, str(status), result, error, error_class, retryable
             )
         )
+
+    def complete_many(
+        self, worker_id: str, completions: Iterable[CompletionLike]
+    ) -> builtins.list[m.CompleteBatchItem]:
+        """Complete a batch of this worker's runs in one call and one transaction.
+
+        Each run is fenced on its own, like ``complete``: one whose lease moved on comes back
+        with ``ok=False`` instead of failing the others. Bad input fails the whole batch.
+        """
+        items = _inputs(m.Completion, completions, "completions")
+        if not items:
+            return []
+        return self._t.execute(calls.complete_runs(worker_id, items))
 
     def release(
         self, run_id: UUID | str, worker_id: str, attempt: int, reason: str | None = None
@@ -542,6 +556,15 @@ class AsyncRuns(_Async):
                 run_id, worker_id, attempt, str(status), result, error, error_class, retryable
             )
         )
+
+    async def complete_many(
+        self, worker_id: str, completions: Iterable[CompletionLike]
+    ) -> builtins.list[m.CompleteBatchItem]:
+        """Complete a batch of this worker's runs in one call (see ``Runs.complete_many``)."""
+        items = _inputs(m.Completion, completions, "completions")
+        if not items:
+            return []
+        return await self._t.execute(calls.complete_runs(worker_id, items))
 
     async def release(
         self, run_id: UUID | str, worker_id: str, attempt: int, reason: str | None = None

@@ -28,6 +28,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "cancel_run",
         "claim_runs",
         "complete_run",
+        "complete_runs",
         "control_plane_info",
         "create_session",
         "delete_runs",

@@ -248,6 +248,35 @@ class HeartbeatBatchItem(_Row):
     lease_expires_at: datetime | None = None
 
 
+class Completion(_Row):
+    """One finished run, for ``client.runs.complete_many`` (what ``runs.complete`` takes)."""
+
+    run_id: UUID
+    attempt: int
+    status: str
+    result: Any = None
+    error: str | None = None
+    error_class: str | None = None
+    retryable: bool = True
+
+
+class CompleteBatchItem(_Row):
+    """What became of one completion of a batch.
+
+    ``ok``: the completion is recorded (now, or by an identical earlier call). ``status`` is the
+    run's status after the call: ``queued`` when a failure was scheduled for retry at
+    ``retry_at``. When not ok, ``status`` is what the run is now (None: no such run) and
+    ``detail`` says why, as ``LeaseLost`` would for a single ``complete``.
+    """
+
+    run_id: UUID
+    attempt: int
+    ok: bool
+    status: RunStatus | None = None
+    retry_at: datetime | None = None
+    detail: str | None = None
+
+
 class SweepResult(_Row):
     run_id: UUID
     action: Literal["requeued", "failed", "cancelled"]

@@ -105,6 +105,18 @@ CASES = [
     E("complete-status", lambda c, w: c.runs.complete(w.running.id, "w1", 1, "done"),
       InvalidInput),
     E("complete-unknown", lambda c, w: c.runs.complete(UNKNOWN, "w1", 1, "succeeded"), NotFound),
+    E("complete-many-status", lambda c, w: c.runs.complete_many(
+        "w1", [{"run_id": w.running.id, "attempt": 1, "status": "done"}]), InvalidInput),
+    E("complete-many-twice", lambda c, w: c.runs.complete_many(
+        "w1", [{"run_id": w.running.id, "attempt": 1, "status": "succeeded"}] * 2), InvalidInput),
+    E("complete-many-one-bad", lambda c, w: c.runs.complete_many(
+        "w1", [{"run_id": w.running.id, "attempt": 1, "status": "succeeded"},
+               {"run_id": w.queued.id, "attempt": 1, "status": "failed", "error": "x" * 70000}]),
+      InvalidInput),
+    E("complete-many-not-uuid", lambda c, w: c.runs.complete_many(
+        "w1", [{"run_id": "nope", "attempt": 1, "status": "succeeded"}]), InvalidInput),
+    E("complete-many-worker", lambda c, w: c.runs.complete_many(
+        "", [{"run_id": w.running.id, "attempt": 1, "status": "succeeded"}]), InvalidInput),
     E("release-stale", lambda c, w: c.runs.release(w.running.id, "w9", 1), LeaseLost),
     E("release-queued", lambda c, w: c.runs.release(w.queued.id, "w1", 0), LeaseLost),
     E("record-step-stale",
@@ -206,6 +218,9 @@ CASES = [
       lambda c, w: c.runs.record_step(w.running.id, "w1", 1, 0, "s", "shell", "running"),
       PermissionDenied, who=OPERATOR_A),
     E("op-heartbeat-many", lambda c, w: c.runs.heartbeat_many("w1", [(w.running.id, 1)]),
+      PermissionDenied, who=OPERATOR_A),
+    E("op-complete-many", lambda c, w: c.runs.complete_many(
+        "w1", [{"run_id": w.running.id, "attempt": 1, "status": "succeeded"}]),
       PermissionDenied, who=OPERATOR_A),
     E("op-release", lambda c, w: c.runs.release(w.running.id, "w1", 1), PermissionDenied,
       who=OPERATOR_A),

@@ -187,3 +187,42 @@ def test_delete_removes_finished_runs_with_their_files(env: Env, client: Client)
     assert not any(str(run.id) in name for name in state["storage.objects"])
     assert not any(str(run.id) in path for path, _ in state["files"])
     assert client.runs.delete([run.id]) == 0  # already gone
+
+
+def test_complete_many_fences_each_run_on_its_own(env: Env, client: Client) -> None:
+    template(client)
+    for i in range(3):
+        client.runs.create("hello", {"name": str(i)})
+    ok, retried, other = client.runs.claim("w1", lanes=["A"], limit=3)
+    stale = claimed(client, "w2")
+    items = client.runs.complete_many("w1", [
+        {"run_id": ok.id, "attempt": 1, "status": "succeeded", "result": {"n": 1}},
+        {"run_id": retried.id, "attempt": 1, "status": "failed", "error": "boom",
+         "error_class": "Boom"},
+        {"run_id": other.id, "attempt": 1, "status": "failed", "error": "no", "retryable": False},
+        {"run_id": stale.id, "attempt": 1, "status": "succeeded"},  # w2 holds it
+    ])
+    by_id = {i.run_id: i for i in items}
+    assert len(by_id) == 4
+    assert (by_id[ok.id].ok, by_id[ok.id].status, by_id[ok.id].retry_at) == (True, "succeeded", None)
+    assert (by_id[retried.id].ok, by_id[retried.id].status) == (True, "queued")
+    assert by_id[retried.id].retry_at is not None
+    assert (by_id[other.id].ok, by_id[other.id].status) == (True, "failed")
+    assert (by_id[stale.id].ok, by_id[stale.id].status) == (False, "running")
+    assert "worker w2" in (by_id[stale.id].detail or "")
+    assert env.sql("select id, status, attempt, worker_id, error, result::text from public.runs"
+                   " order by created_at") == [
+        (ok.id, "succeeded", 1, "w1", None, '{"n": 1}'),
+        (retried.id, "queued", 1, None, "boom", None),
+        (other.id, "failed", 1, "w1", "no", None),
+        (stale.id, "running", 1, "w2", None, None),
+    ]
+    assert [e.kind for e in client.events.list(retried.id)] == ["claimed", "retry_scheduled"]
+    assert [e.message for e in client.events.list(other.id)][-1] == (
+        "failed on attempt 1 of 3 (not retryable): no")
+    # The same batch again (a lost response, resent): the recorded ones stay ok, nothing moves.
+    again = client.runs.complete_many("w1", [
+        {"run_id": ok.id, "attempt": 1, "status": "succeeded"}])
+    assert [(i.ok, i.status) for i in again] == [(True, "succeeded")]
+    assert env.sql("select count(*) from public.run_events where run_id = %s", (ok.id,)) == [(2,)]
+    assert client.runs.complete_many("w1", []) == []

@@ -1,0 +1,352 @@
+-- pulser-ops: the hot path, batched (issue 7).
+--
+-- * complete_runs(worker_id, runs): one statement completes a whole batch of a worker's runs,
+--   fenced per run like complete_run; runs whose lease moved on come back with ok = false
+--   instead of failing the batch. complete_run is now this same code for one run, so the retry
+--   and backoff rules live once.
+-- * claim_runs: picks and locks in one statement, updates by id in a second, so both keep one
+--   cached generic plan (bench/profile_hot_path.py: planning was most of a single claim).
+-- * pulser_ops.run_event_counters loses its foreign key: every row of it is written by the
+--   control plane's own functions right after they locked the run, and the per-row key check
+--   was a fifth of sweeping 10,000 runs. An AFTER DELETE trigger on runs keeps the cleanup that
+--   ON DELETE CASCADE did.
+
+-- ---------------------------------------------------------------------------
+-- Event counters: no per-row foreign key check, same cleanup
+-- ---------------------------------------------------------------------------
+
+alter table pulser_ops.run_event_counters drop constraint run_event_counters_run_id_fkey;
+
+create function pulser_ops.runs_forget_counters() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  delete from pulser_ops.run_event_counters k using old_rows o where k.run_id = o.id;
+  return null;
+end
+$$;
+create trigger runs_forget_counters after delete on public.runs
+  referencing old table as old_rows for each statement
+  execute function pulser_ops.runs_forget_counters();
+
+-- Counter rows of runs deleted before this migration are already gone (the cascade did that).
+
+-- ---------------------------------------------------------------------------
+-- Claim: pick + lock, then update by id
+-- ---------------------------------------------------------------------------
+
+create or replace function public.claim_runs(
+  worker_id text, lanes text[] default '{A,B,C,D}', max_runs integer default 1,
+  lease_seconds integer default null
+) returns setof public.runs
+language plpgsql volatile set search_path = '' set plan_cache_mode = force_generic_plan as $$
+-- Two statements, each with a generic plan that is good for any argument: the pick walks
+-- runs_claim_idx per lane, the update finds the picked rows by primary key. As one statement, the
+-- generic plan hash-joined the whole runs table (bench/experiments/claim_generic_plan.sql).
+-- Forced, because with "= any(lanes)" PostgreSQL rates the generic plan costlier than a custom
+-- one and re-plans every call, and planning was most of the cost of a single claim.
+declare
+  capped text[];
+  ids uuid[];
+begin
+  perform pulser_ops.require_service('claim runs');
+  if claim_runs.worker_id is null or char_length(claim_runs.worker_id) not between 1 and 200 then
+    raise exception 'worker_id: must be 1 to 200 characters' using errcode = 'PO400';
+  end if;
+  if claim_runs.max_runs is null or claim_runs.max_runs not between 1 and 1000 then
+    raise exception 'max_runs: must be between 1 and 1000 (got %)', claim_runs.max_runs
+      using errcode = 'PO400';
+  end if;
+  if claim_runs.lease_seconds is not null and claim_runs.lease_seconds not between 5 and 86400 then
+    raise exception 'lease_seconds: must be between 5 and 86400 (got %)', claim_runs.lease_seconds
+      using errcode = 'PO400';
+  end if;
+  if claim_runs.lanes is null or not claim_runs.lanes <@ array['A', 'B', 'C', 'D'] then
+    raise exception 'lanes: must be a subset of A, B, C, D (got %)', claim_runs.lanes
+      using errcode = 'PO400';
+  end if;
+
+  -- Claimers of capped lanes take turns (lanes locked in id order: no deadlocks), so two of them
+  -- can never both see the last free slot.
+  select array_agg(l.id order by l.id) into capped from public.lanes l
+    where l.id = any(claim_runs.lanes) and not l.paused and l.max_running is not null;
+  if capped is not null then
+    perform 1 from public.lanes l where l.id = any(capped) order by l.id for no key update;
+  end if;
+
+  with slots as (
+    select l.id as lane,
+           case when l.max_running is null then claim_runs.max_runs
+                else greatest(0, l.max_running - (select count(*) from public.runs x
+                                                  where x.status = 'running' and x.lane = l.id))::int
+           end as free
+    from public.lanes l
+    where l.id = any(claim_runs.lanes) and not l.paused
+  ),
+  picked as (
+    select c.id, c.priority, c.created_at
+    from slots s
+    cross join lateral (
+      select r.id, r.priority, r.created_at from public.runs r
+      where r.status = 'queued' and r.lane = s.lane and r.available_at <= now()
+      order by r.priority desc, r.created_at
+      limit least(s.free, claim_runs.max_runs)
+      for no key update skip locked
+    ) c
+    where s.free > 0
+    order by c.priority desc, c.created_at
+    limit claim_runs.max_runs
+  )
+  select array_agg(p.id) into ids from picked p;
+  if ids is null then
+    return;
+  end if;
+
+  return query
+  with claimed as (
+    update public.runs r
+       set status = 'running',
+           attempt = r.attempt + 1,
+           worker_id = claim_runs.worker_id,
+           claimed_at = now(),
+           heartbeat_at = now(),
+           -- The claim's lease (if given) becomes the run's, so heartbeats extend by the same.
+           lease_seconds = coalesce(claim_runs.lease_seconds, r.lease_seconds),
+           lease_expires_at = now() + make_interval(secs => coalesce(claim_runs.lease_seconds, r.lease_seconds))
+     where r.id = any(ids)
+    returning r.*
+  ),
+  seqs as (
+    insert into pulser_ops.run_event_counters as k (run_id, last_seq)
+    select c.id, 1 from claimed c order by c.id
+    on conflict on constraint run_event_counters_pkey do update set last_seq = k.last_seq + 1
+    returning k.run_id, k.last_seq
+  ),
+  events as (
+    insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
+    select c.id, s.last_seq, 'claimed', 'info',
+           format('claimed by %s (attempt %s of %s)', c.worker_id, c.attempt, c.max_attempts),
+           jsonb_build_object('lease_expires_at', c.lease_expires_at),
+           c.attempt, c.worker_id
+    from claimed c join seqs s on s.run_id = c.id
+  )
+  select c.* from claimed c order by c.priority desc, c.created_at;
+end
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Complete: a batch of a worker's runs, fenced per run
+-- ---------------------------------------------------------------------------
+
+-- ok: this completion is recorded (now, or by an identical earlier call). status: the run's
+-- status after the call ('queued' when a failure was scheduled for retry at retry_at). When not
+-- ok, status is what the run is now (null if there is no such run) and detail says why.
+create type public.complete_batch_result as (
+  run_id uuid, attempt integer, ok boolean, status text, retry_at timestamptz, detail text
+);
+
+-- The checked core of complete_run and complete_runs: items were validated by the caller.
+create function pulser_ops.complete_runs(worker_id text, items jsonb)
+returns setof public.complete_batch_result
+language plpgsql volatile set search_path = '' set plan_cache_mode = force_generic_plan as $$
+-- Runs are found by "id = any(ids)", never by joining the items: that keeps the one cached generic
+-- plan on the primary key however many runs the table holds.
+declare
+  ids uuid[];
+begin
+  select array_agg(x.run_id) into ids from jsonb_to_recordset(complete_runs.items) as x(run_id uuid);
+  return query
+  with items as (
+    select x.run_id, x.attempt, x.status, x.result, x.error, x.error_class,
+           coalesce(x.retryable, true) as retryable
+    from jsonb_to_recordset(complete_runs.items)
+      as x(run_id uuid, attempt integer, status text, result jsonb, error text,
+           error_class text, retryable boolean)
+  ),
+  locked as materialized (
+    -- Locked in id order, so two batches over the same runs cannot deadlock.
+    select r.id, r.status, r.worker_id, r.attempt, r.max_attempts, r.cancel_requested_at, r.template
+    from public.runs r
+    where r.id = any(ids)
+    order by r.id
+    for no key update
+  ),
+  decided as (
+    select i.*, l.status as now_status, l.worker_id as now_worker, l.attempt as now_attempt,
+           l.max_attempts,
+           coalesce(l.status = 'running' and l.worker_id = complete_runs.worker_id
+                    and l.attempt = i.attempt, false) as go,
+           coalesce(l.status = i.status and l.worker_id = complete_runs.worker_id
+                    and l.attempt = i.attempt, false) as repeated,
+           coalesce(i.error_class = any(t.non_retryable_errors), false) as class_final,
+           -- Exponential backoff with a cap; jitter spreads retries of runs that failed together.
+           least(t.retry_backoff_max_seconds,
+                 t.retry_backoff_seconds * power(2::numeric, greatest(l.attempt, 1) - 1))
+             * (1 - t.retry_jitter * random()::numeric) as delay,
+           -- A failure retries unless attempts are used up, the error is not retryable, or
+           -- someone asked to cancel the run (then the failure is final).
+           coalesce(i.status = 'failed' and i.retryable and l.attempt < l.max_attempts
+                    and l.cancel_requested_at is null
+                    and not coalesce(i.error_class = any(t.non_retryable_errors), false),
+                    false) as retry
+    from items i
+    left join locked l on l.id = i.run_id
+    left join public.run_templates t on t.name = l.template
+  ),
+  done as (
+    update public.runs r
+       set status = case when d.retry then 'queued' else d.status end,
+           finished_at = case when d.retry then null else now() end,
+           worker_id = case when d.retry then null else r.worker_id end,
+           lease_expires_at = null,
+           available_at = case when d.retry
+                               then now() + make_interval(secs => d.delay::double precision)
+                               else r.available_at end,
+           result = case when d.retry then r.result else d.result end,
+           error = d.error,
+           error_class = d.error_class
+      from decided d
+     where r.id = any(ids) and r.id = d.run_id and d.go
+    returning r.id, r.status, r.attempt, r.max_attempts, r.available_at, d.retry, d.delay,
+              d.error, d.error_class, d.retryable, d.class_final
+  ),
+  seqs as (
+    insert into pulser_ops.run_event_counters as k (run_id, last_seq)
+    select x.id, 1 from done x order by x.id
+    on conflict on constraint run_event_counters_pkey do update set last_seq = k.last_seq + 1
+    returning k.run_id, k.last_seq
+  ),
+  events as (
+    insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
+    select x.id, q.last_seq,
+           case when x.retry then 'retry_scheduled' else x.status end,
+           case when x.retry then 'warn' when x.status = 'succeeded' then 'info'
+                when x.status = 'cancelled' then 'warn' else 'error' end,
+           case when x.retry
+                then format('attempt %s of %s failed; retry in %ss: %s', x.attempt, x.max_attempts,
+                            round(x.delay, 1), coalesce(x.error, 'no error message'))
+                when x.status = 'succeeded' then format('succeeded on attempt %s', x.attempt)
+                when x.status = 'cancelled' then format('cancelled on attempt %s', x.attempt)
+                else format('failed on attempt %s of %s%s: %s', x.attempt, x.max_attempts,
+                            case when not x.retryable or x.class_final then ' (not retryable)'
+                                 else '' end,
+                            coalesce(x.error, 'no error message')) end,
+           case when x.retry
+                then jsonb_build_object('delay_seconds', round(x.delay, 3),
+                                        'error_class', x.error_class,
+                                        'available_at', x.available_at)
+                else jsonb_build_object('error_class', x.error_class) end,
+           x.attempt, complete_runs.worker_id
+    from done x join seqs q on q.run_id = x.id
+  )
+  select d.run_id, d.attempt, d.go or d.repeated,
+         coalesce(x.status, d.now_status),
+         case when x.retry then x.available_at end,
+         case when d.now_status is null then format('run %s not found', d.run_id)
+              when not (d.go or d.repeated)
+              then format('lease lost: it is %s (worker %s, attempt %s)', d.now_status,
+                          coalesce(d.now_worker, '-'), d.now_attempt) end
+  from decided d left join done x on x.id = d.run_id;
+end
+$$;
+
+-- The first thing wrong with a batch of completions (by position), or null.
+create function pulser_ops.completion_problem(worker_id text, items jsonb) returns text
+language plpgsql immutable set search_path = '' as $$
+declare
+  bad text;
+begin
+  if completion_problem.worker_id is null
+     or char_length(completion_problem.worker_id) not between 1 and 200 then
+    return 'worker_id: must be 1 to 200 characters';
+  end if;
+  if jsonb_typeof(completion_problem.items) is distinct from 'array' then
+    return 'runs: expected an array of {"run_id", "attempt", "status", ...}';
+  end if;
+  if jsonb_array_length(completion_problem.items) > 1000 then
+    return format('runs: at most 1000 per call (got %s)', jsonb_array_length(completion_problem.items));
+  end if;
+  select p.problem into bad
+  from (
+    select a.n,
+           case when jsonb_typeof(a.e) <> 'object' then format('runs[%s]: expected an object', a.n - 1)
+                when x.run_id is null then format('runs[%s].run_id: required', a.n - 1)
+                when x.attempt is null then format('runs[%s].attempt: required', a.n - 1)
+                when x.status is null or x.status not in ('succeeded', 'failed', 'cancelled')
+                then format('runs[%s].status: must be succeeded, failed or cancelled (got %s)',
+                            a.n - 1, coalesce(x.status, 'null'))
+                when octet_length(x.error) > 65536
+                then format('runs[%s].error: at most 65536 bytes', a.n - 1)
+                when count(*) over (partition by x.run_id) > 1
+                then format('runs[%s].run_id: run %s appears more than once', a.n - 1, x.run_id)
+           end as problem
+    from jsonb_array_elements(completion_problem.items) with ordinality as a(e, n)
+    cross join lateral jsonb_to_record(case when jsonb_typeof(a.e) = 'object' then a.e else '{}' end)
+      as x(run_id uuid, attempt integer, status text, error text)
+  ) p
+  where p.problem is not null
+  order by p.n
+  limit 1;
+  return bad;
+end
+$$;
+
+create function public.complete_runs(worker_id text, runs jsonb)
+returns setof public.complete_batch_result
+language plpgsql volatile set search_path = '' as $$
+declare
+  bad text;
+begin
+  perform pulser_ops.require_service('complete runs');
+  bad := pulser_ops.completion_problem(complete_runs.worker_id, complete_runs.runs);
+  if bad is not null then
+    raise exception '%', bad using errcode = 'PO400';
+  end if;
+  return query select * from pulser_ops.complete_runs(complete_runs.worker_id, complete_runs.runs);
+end
+$$;
+comment on function public.complete_runs(text, jsonb) is
+  'Complete a batch of a worker''s runs, each fenced by run, worker and attempt; runs whose lease moved on come back with ok = false.';
+
+create or replace function public.complete_run(
+  run_id uuid, worker_id text, attempt integer, status text, result jsonb default null,
+  error text default null, error_class text default null, retryable boolean default true
+) returns public.runs
+language plpgsql volatile set search_path = '' as $$
+declare
+  item jsonb := jsonb_build_array(jsonb_build_object(
+    'run_id', complete_run.run_id, 'attempt', complete_run.attempt, 'status', complete_run.status,
+    'result', complete_run.result, 'error', complete_run.error,
+    'error_class', complete_run.error_class, 'retryable', complete_run.retryable));
+  bad text;
+  res public.complete_batch_result;
+  r public.runs;
+begin
+  perform pulser_ops.require_service('complete runs');
+  bad := pulser_ops.completion_problem(complete_run.worker_id, item);
+  if bad is not null then
+    raise exception '%', regexp_replace(bad, '^runs\[0\]\.', '') using errcode = 'PO400';
+  end if;
+  select * into res from pulser_ops.complete_runs(complete_run.worker_id, item);
+  if res.status is null then
+    raise exception 'run % not found', complete_run.run_id using errcode = 'PO404';
+  end if;
+  if not res.ok then
+    perform pulser_ops.raise_fenced(complete_run.run_id, complete_run.worker_id,
+                                    complete_run.attempt, 'complete');
+  end if;
+  select * into r from public.runs x where x.id = complete_run.run_id;
+  return r;
+end
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Grants: the service role only (workers)
+-- ---------------------------------------------------------------------------
+
+revoke all on function pulser_ops.runs_forget_counters(), pulser_ops.complete_runs(text, jsonb),
+  pulser_ops.completion_problem(text, jsonb), public.complete_runs(text, jsonb)
+  from public, anon, authenticated, service_role;
+grant execute on function pulser_ops.runs_forget_counters(), pulser_ops.complete_runs(text, jsonb),
+  pulser_ops.completion_problem(text, jsonb), public.complete_runs(text, jsonb)
+  to service_role;
+grant delete on pulser_ops.run_event_counters to service_role;

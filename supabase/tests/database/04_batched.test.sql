@@ -1,0 +1,108 @@
+-- The batched hot path: complete_runs fences each run on its own and shares complete_run's retry
+-- rules; claims hand out each run once; event counters are cleaned up with their runs.
+begin;
+select * from no_plan();
+
+select public.upsert_template('{"name": "t-batch", "default_lane": "C", "max_attempts": 2,
+  "retry_backoff_seconds": 10, "retry_backoff_max_seconds": 40, "retry_jitter": 0,
+  "non_retryable_errors": ["ConfigError"]}'::jsonb);
+update public.lanes set paused = (id <> 'C');
+
+select public.enqueue_runs((select jsonb_agg(jsonb_build_object('template', 't-batch', 'priority', g))
+                            from generate_series(1, 6) g));
+create temp table c1 as select * from public.claim_runs('wb', '{C}', 5);
+select is((select count(*)::int from c1), 5, 'claim: a batch of five');
+select is((select array_agg(priority order by priority desc) from c1), array[6, 5, 4, 3, 2],
+  'claim: highest priority first');
+select is((select count(*)::int from public.claim_runs('wb2', '{C}', 5)), 1,
+  'claim: a second claimer gets only what is left');
+create temp table p as select id, priority from c1;
+
+create temp table res as
+select * from public.complete_runs('wb', (select jsonb_agg(x) from (
+  select jsonb_build_object('run_id', id, 'attempt', 1, 'status', 'succeeded', 'result', '{"ok": 1}'::jsonb) x
+    from p where priority = 6
+  union all
+  select jsonb_build_object('run_id', id, 'attempt', 1, 'status', 'failed', 'error', 'boom') from p where priority = 5
+  union all
+  select jsonb_build_object('run_id', id, 'attempt', 1, 'status', 'failed', 'error', 'bad config',
+                            'error_class', 'ConfigError') from p where priority = 4
+  union all
+  select jsonb_build_object('run_id', id, 'attempt', 1, 'status', 'failed', 'retryable', false) from p where priority = 3
+  union all
+  select jsonb_build_object('run_id', id, 'attempt', 2, 'status', 'succeeded') from p where priority = 2
+  union all
+  select jsonb_build_object('run_id', '00000000-0000-0000-0000-00000000dead', 'attempt', 1, 'status', 'succeeded')
+) s));
+
+select results_eq($$select r.ok, r.status, r.retry_at is not null from res r join p on p.id = r.run_id
+                    order by p.priority desc$$,
+  $$values (true, 'succeeded', false), (true, 'queued', true), (true, 'failed', false),
+           (true, 'failed', false), (false, 'running', false)$$,
+  'complete_runs: succeeded, retried, final by error class, final by retryable = false, fenced');
+select results_eq($$select status, worker_id, error, error_class, result from public.runs join p using (id)
+                    order by p.priority desc$$,
+  $$values ('succeeded', 'wb', null::text, null::text, '{"ok": 1}'::jsonb),
+           ('queued', null, 'boom', null, null),
+           ('failed', 'wb', 'bad config', 'ConfigError', null),
+           ('failed', 'wb', null, null, null),
+           ('running', 'wb', null, null, null)$$,
+  'complete_runs: the rows say the same');
+select is((select available_at - updated_at from public.runs join p using (id) where p.priority = 5),
+  interval '10 seconds', 'complete_runs: the first retry waits the template''s backoff');
+select is((select detail from res where run_id = '00000000-0000-0000-0000-00000000dead'),
+  'run 00000000-0000-0000-0000-00000000dead not found', 'complete_runs: an unknown run is named');
+select is((select detail from res r join p on p.id = r.run_id where p.priority = 2),
+  'lease lost: it is running (worker wb, attempt 1)', 'complete_runs: a stale attempt is fenced');
+select results_eq($$select e.kind, e.level, e.message from public.run_events e join p on p.id = e.run_id
+                    where e.kind <> 'claimed' order by p.priority desc, e.seq$$,
+  $$values ('succeeded', 'info', 'succeeded on attempt 1'),
+           ('retry_scheduled', 'warn', 'attempt 1 of 2 failed; retry in 10.0s: boom'),
+           ('failed', 'error', 'failed on attempt 1 of 2 (not retryable): bad config'),
+           ('failed', 'error', 'failed on attempt 1 of 2 (not retryable): no error message')$$,
+  'complete_runs: one event per completed run, worded as complete_run words them');
+select is((select count(*)::int from public.run_events e join p on p.id = e.run_id),
+  9, 'complete_runs: no event for the fenced run');
+
+-- The same completion again: ok, no second event.
+select is((select ok from public.complete_runs('wb', (select jsonb_build_array(jsonb_build_object(
+  'run_id', id, 'attempt', 1, 'status', 'succeeded')) from p where priority = 6))), true,
+  'complete_runs: a repeated completion is ok');
+select is((select count(*)::int from public.run_events e join p on p.id = e.run_id where p.priority = 6),
+  2, 'complete_runs: and writes nothing more');
+
+-- complete_run is the same code for one run.
+select throws_ok($$select public.complete_run((select id from p where priority = 2), 'wb', 2, 'succeeded')$$,
+  'PO410', null, 'complete_run: a stale attempt is refused');
+select throws_ok($$select public.complete_run('00000000-0000-0000-0000-00000000dead', 'wb', 1, 'succeeded')$$,
+  'PO404', 'run 00000000-0000-0000-0000-00000000dead not found', 'complete_run: unknown run');
+select throws_ok($$select public.complete_run((select id from p where priority = 2), 'wb', 1, 'done')$$,
+  'PO400', 'status: must be succeeded, failed or cancelled (got done)', 'complete_run: bad status');
+
+-- Bad batches change nothing.
+select throws_ok($$select public.complete_runs('wb', '{"run_id": 1}')$$, 'PO400',
+  'runs: expected an array of {"run_id", "attempt", "status", ...}', 'complete_runs: not an array');
+select throws_ok($$select public.complete_runs('wb', (select jsonb_build_array(
+  jsonb_build_object('run_id', id, 'attempt', 1, 'status', 'succeeded'),
+  jsonb_build_object('run_id', id, 'attempt', 1, 'status', 'failed')) from p where priority = 2))$$,
+  'PO400', null, 'complete_runs: a run twice in one batch');
+select throws_ok($$select public.complete_runs('wb', (select jsonb_build_array(
+  jsonb_build_object('run_id', id, 'attempt', 1, 'status', 'succeeded'), '"x"'::jsonb) from p where priority = 2))$$,
+  'PO400', 'runs[1]: expected an object', 'complete_runs: the bad item is named by position');
+select throws_ok($$select public.complete_runs('', '[]')$$, 'PO400',
+  'worker_id: must be 1 to 200 characters', 'complete_runs: worker id');
+select throws_ok($$select public.complete_runs('wb', (select jsonb_agg(jsonb_build_object(
+  'run_id', gen_random_uuid(), 'attempt', 1, 'status', 'succeeded')) from generate_series(1, 1001)))$$,
+  'PO400', 'runs: at most 1000 per call (got 1001)', 'complete_runs: batch size');
+select is((select status from public.runs join p using (id) where p.priority = 2), 'running',
+  'complete_runs: after all those, the run is untouched');
+
+-- Counters go with their runs (no foreign key since the batched migration, a delete trigger).
+select is((select count(*)::int from pulser_ops.run_event_counters k join p on p.id = k.run_id), 5,
+  'counters: one per run with events');
+delete from public.runs where id in (select id from p);
+select is((select count(*)::int from pulser_ops.run_event_counters k join p on p.id = k.run_id), 0,
+  'counters: deleted with their runs');
+
+select * from finish();
+rollback;
