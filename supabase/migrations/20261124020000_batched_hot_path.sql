@@ -31,6 +31,26 @@ create trigger runs_forget_counters after delete on public.runs
 -- Counter rows of runs deleted before this migration are already gone (the cascade did that).
 
 -- ---------------------------------------------------------------------------
+-- Run guard: fire only when there is something to refuse or to fix
+-- ---------------------------------------------------------------------------
+
+-- The hot paths (claim, complete, sweep) set version and updated_at themselves and only make
+-- legal moves, so the per-row plpgsql call was pure cost (a tenth of sweeping 10,000 runs). The
+-- WHEN clause is evaluated without calling it; any other UPDATE (one that forgets the version,
+-- or makes an illegal move, or touches a finished run) still goes through runs_guard, which
+-- refuses or fixes it exactly as before.
+drop trigger runs_guard on public.runs;
+create trigger runs_guard before update on public.runs
+  for each row
+  when (old.status in ('succeeded', 'failed', 'cancelled')
+        or (new.status is distinct from old.status and not (
+              (old.status = 'queued' and new.status in ('running', 'cancelled'))
+           or (old.status = 'running' and new.status in ('queued', 'succeeded', 'failed', 'cancelled'))))
+        or new.version is distinct from old.version + 1
+        or new.updated_at is distinct from now())
+  execute function pulser_ops.runs_guard();
+
+-- ---------------------------------------------------------------------------
 -- Claim: pick + lock, then update by id
 -- ---------------------------------------------------------------------------
 
@@ -111,7 +131,9 @@ begin
            heartbeat_at = now(),
            -- The claim's lease (if given) becomes the run's, so heartbeats extend by the same.
            lease_seconds = coalesce(claim_runs.lease_seconds, r.lease_seconds),
-           lease_expires_at = now() + make_interval(secs => coalesce(claim_runs.lease_seconds, r.lease_seconds))
+           lease_expires_at = now() + make_interval(secs => coalesce(claim_runs.lease_seconds, r.lease_seconds)),
+           version = r.version + 1,
+           updated_at = now()
      where r.id = any(ids)
     returning r.*
   ),
@@ -130,6 +152,80 @@ begin
     from claimed c join seqs s on s.run_id = c.id
   )
   select c.* from claimed c order by c.priority desc, c.created_at;
+end
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Sweep: as before, setting version and updated_at itself (see the run guard above)
+-- ---------------------------------------------------------------------------
+
+-- Requeue (or fail, after the last attempt) runs whose lease expired. The expiry is re-checked on
+-- the locked row, so a heartbeat or completion that committed first always wins.
+create or replace function public.sweep_expired_runs(max_runs integer default 500)
+returns setof public.sweep_result
+language plpgsql volatile set search_path = '' as $$
+begin
+  perform pulser_ops.require_service('sweep runs');
+  if sweep_expired_runs.max_runs is null or sweep_expired_runs.max_runs not between 1 and 10000 then
+    raise exception 'max_runs: must be between 1 and 10000' using errcode = 'PO400';
+  end if;
+  return query
+  with expired as (
+    select r.id, r.worker_id as old_worker, r.lease_expires_at as old_lease, r.heartbeat_at as old_beat
+    from public.runs r
+    where r.status = 'running' and r.lease_expires_at < now()
+    order by r.lease_expires_at
+    limit sweep_expired_runs.max_runs
+    for no key update skip locked
+  ),
+  swept as (
+    update public.runs r
+       set status = case when r.cancel_requested_at is not null then 'cancelled'
+                         when r.attempt >= r.max_attempts then 'failed' else 'queued' end,
+           finished_at = case when r.cancel_requested_at is not null or r.attempt >= r.max_attempts
+                              then now() end,
+           worker_id = case when r.cancel_requested_at is not null or r.attempt >= r.max_attempts
+                            then r.worker_id end,
+           lease_expires_at = null,
+           available_at = now(),
+           sweep_count = r.sweep_count + 1,
+           error = case when r.cancel_requested_at is not null
+                        then format('cancelled: worker %s stopped heartbeating after the cancel request', r.worker_id)
+                        when r.attempt >= r.max_attempts
+                        then format('lease expired on the last attempt (%s of %s): worker %s stopped heartbeating',
+                                    r.attempt, r.max_attempts, r.worker_id)
+                        else r.error end,
+           error_class = case when r.cancel_requested_at is null and r.attempt >= r.max_attempts
+                              then 'lease_expired' else r.error_class end,
+           version = r.version + 1,
+           updated_at = now()
+      from expired e
+     where r.id = e.id and r.status = 'running' and r.lease_expires_at < now()
+    returning r.id, r.status, r.attempt, r.max_attempts, e.old_worker, e.old_beat
+  ),
+  seqs as (
+    insert into pulser_ops.run_event_counters as k (run_id, last_seq)
+    select s.id, 1 from swept s order by s.id
+    on conflict on constraint run_event_counters_pkey do update set last_seq = k.last_seq + 1
+    returning k.run_id, k.last_seq
+  ),
+  events as (
+    insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
+    select s.id, q.last_seq, 'swept', case when s.status = 'failed' then 'error' else 'warn' end,
+           format('lease of worker %s expired (last heartbeat %ss ago); %s', s.old_worker,
+                  round(extract(epoch from now() - s.old_beat)::numeric, 1),
+                  case s.status
+                    when 'failed' then format('failed: attempt %s was the last of %s', s.attempt, s.max_attempts)
+                    when 'cancelled' then 'cancelled, as requested'
+                    else format('requeued after attempt %s of %s', s.attempt, s.max_attempts) end),
+           jsonb_build_object('old_worker_id', s.old_worker, 'action',
+                              case s.status when 'queued' then 'requeued' else s.status end),
+           s.attempt, s.old_worker
+    from swept s join seqs q on q.run_id = s.id
+  )
+  select s.id, case s.status when 'queued' then 'requeued' else s.status end, s.attempt,
+         s.old_worker, round(extract(epoch from now() - s.old_beat)::numeric, 3)
+  from swept s;
 end
 $$;
 
@@ -170,7 +266,7 @@ begin
     order by r.id
     for no key update
   ),
-  decided as (
+  judged as (
     select i.*, l.status as now_status, l.worker_id as now_worker, l.attempt as now_attempt,
            l.max_attempts,
            coalesce(l.status = 'running' and l.worker_id = complete_runs.worker_id
@@ -178,19 +274,25 @@ begin
            coalesce(l.status = i.status and l.worker_id = complete_runs.worker_id
                     and l.attempt = i.attempt, false) as repeated,
            coalesce(i.error_class = any(t.non_retryable_errors), false) as class_final,
-           -- Exponential backoff with a cap; jitter spreads retries of runs that failed together.
-           least(t.retry_backoff_max_seconds,
-                 t.retry_backoff_seconds * power(2::numeric, greatest(l.attempt, 1) - 1))
-             * (1 - t.retry_jitter * random()::numeric) as delay,
            -- A failure retries unless attempts are used up, the error is not retryable, or
            -- someone asked to cancel the run (then the failure is final).
            coalesce(i.status = 'failed' and i.retryable and l.attempt < l.max_attempts
                     and l.cancel_requested_at is null
                     and not coalesce(i.error_class = any(t.non_retryable_errors), false),
-                    false) as retry
+                    false) as retry,
+           t.retry_backoff_seconds, t.retry_backoff_max_seconds, t.retry_jitter
     from items i
     left join locked l on l.id = i.run_id
     left join public.run_templates t on t.name = l.template
+  ),
+  decided as (
+    select z.*,
+           -- Exponential backoff with a cap; jitter spreads retries of runs that failed together.
+           case when z.retry
+                then least(z.retry_backoff_max_seconds,
+                           z.retry_backoff_seconds * power(2::numeric, z.now_attempt - 1))
+                     * (1 - z.retry_jitter * random()::numeric) end as delay
+    from judged z
   ),
   done as (
     update public.runs r
@@ -203,7 +305,9 @@ begin
                                else r.available_at end,
            result = case when d.retry then r.result else d.result end,
            error = d.error,
-           error_class = d.error_class
+           error_class = d.error_class,
+           version = r.version + 1,
+           updated_at = now()
       from decided d
      where r.id = any(ids) and r.id = d.run_id and d.go
     returning r.id, r.status, r.attempt, r.max_attempts, r.available_at, d.retry, d.delay,
@@ -265,27 +369,33 @@ begin
   if jsonb_array_length(completion_problem.items) > 1000 then
     return format('runs: at most 1000 per call (got %s)', jsonb_array_length(completion_problem.items));
   end if;
-  select p.problem into bad
-  from (
-    select a.n,
-           case when jsonb_typeof(a.e) <> 'object' then format('runs[%s]: expected an object', a.n - 1)
-                when x.run_id is null then format('runs[%s].run_id: required', a.n - 1)
-                when x.attempt is null then format('runs[%s].attempt: required', a.n - 1)
-                when x.status is null or x.status not in ('succeeded', 'failed', 'cancelled')
-                then format('runs[%s].status: must be succeeded, failed or cancelled (got %s)',
-                            a.n - 1, coalesce(x.status, 'null'))
-                when octet_length(x.error) > 65536
-                then format('runs[%s].error: at most 65536 bytes', a.n - 1)
-                when count(*) over (partition by x.run_id) > 1
-                then format('runs[%s].run_id: run %s appears more than once', a.n - 1, x.run_id)
-           end as problem
-    from jsonb_array_elements(completion_problem.items) with ordinality as a(e, n)
-    cross join lateral jsonb_to_record(case when jsonb_typeof(a.e) = 'object' then a.e else '{}' end)
-      as x(run_id uuid, attempt integer, status text, error text)
-  ) p
-  where p.problem is not null
-  order by p.n
-  limit 1;
+  -- Two cheap passes instead of one per element: the shape, then the fields.
+  select format('runs[%s]: expected an object', a.n - 1) into bad
+  from jsonb_array_elements(completion_problem.items) with ordinality as a(e, n)
+  where jsonb_typeof(a.e) <> 'object'
+  order by a.n limit 1;
+  if bad is not null then
+    return bad;
+  end if;
+  select case when x.run_id is null then format('runs[%s].run_id: required', x.n - 1)
+              when x.attempt is null then format('runs[%s].attempt: required', x.n - 1)
+              when x.status is null or x.status not in ('succeeded', 'failed', 'cancelled')
+              then format('runs[%s].status: must be succeeded, failed or cancelled (got %s)',
+                          x.n - 1, coalesce(x.status, 'null'))
+              else format('runs[%s].error: at most 65536 bytes', x.n - 1) end
+    into bad
+  from rows from (jsonb_to_recordset(completion_problem.items)
+                  as (run_id uuid, attempt integer, status text, error text))
+    with ordinality as x(run_id, attempt, status, error, n)
+  where x.run_id is null or x.attempt is null or x.status is null
+     or x.status not in ('succeeded', 'failed', 'cancelled') or octet_length(x.error) > 65536
+  order by x.n limit 1;
+  if bad is not null then
+    return bad;
+  end if;
+  select format('runs: run %s appears more than once', x.run_id) into bad
+  from jsonb_to_recordset(completion_problem.items) as x(run_id uuid)
+  group by x.run_id having count(*) > 1 limit 1;
   return bad;
 end
 $$;

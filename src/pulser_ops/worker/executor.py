@@ -23,12 +23,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from ..client import Client
 from ..errors import LeaseLost, NotFound, PulserOpsError, TransportError
+from ..models import Completion
 from ..steps import (
     HandlerRegistry,
     StepFailed,
@@ -39,6 +41,7 @@ from ..steps import (
     run_step,
 )
 from ..steps.outcome import failed, utcnow
+from .completer import Completer
 from .context import RunContext
 from .events import EventSink
 from .held import HeldRun
@@ -103,6 +106,12 @@ class RunExecutor:
         self._options = options
         self._worker_id = worker_id
         self._workroot = workroot
+        self._completer = Completer(client, worker_id)
+        self._bookkeeping = ThreadPoolExecutor(max_workers=2, thread_name_prefix="step-records")
+
+    def close(self) -> None:
+        """Wait for step records still in flight."""
+        self._bookkeeping.shutdown(wait=True)
 
     # --- entry point ------------------------------------------------------------------------
 
@@ -179,10 +188,12 @@ class RunExecutor:
             if held.reason is not None:
                 break
             next_idx = idx + 1
-            self._record(held, idx, spec, "running")
-            if held.reason == "lease_lost":
-                break
+            # The step starts without waiting for its "running" row (a round trip that would
+            # sit between the claim and the user's code); its final row waits for it below, so
+            # the two upserts land in order. A refused fence stops the step like a heartbeat.
+            started = self._bookkeeping.submit(self._record, held, idx, spec, "running")
             outcome = self._run_one(spec, ctx)
+            started.result()
             status, error, error_class = outcome.status, outcome.error, outcome.error_class
             if outcome.status == "cancelled" and held.reason == "timeout":
                 status, error, error_class = "failed", held.detail, "timeout"
@@ -320,19 +331,17 @@ class RunExecutor:
         if held.reason == "lease_lost" or not held.begin_settle("run"):
             return self._settle_lost_or_released(held)
         try:
-            self._client.runs.complete(
-                held.run_id,
-                self._worker_id,
-                held.attempt,
-                status,
-                result=result,
-                error=error[:60000] if error else None,
-                error_class=error_class,
-                retryable=retryable,
+            done = self._completer.complete(
+                Completion(
+                    run_id=held.run.id,
+                    attempt=held.attempt,
+                    status=status,
+                    result=result,
+                    error=error[:60000] if error else None,
+                    error_class=error_class,
+                    retryable=retryable,
+                )
             )
-        except LeaseLost as e:
-            held.stop("lease_lost", str(e))
-            return self._settle_lost_or_released(held)
         except TransportError as e:
             log.error("run %s: not completed (%s); the sweeper will requeue it", held.run_id, e)
             return "abandoned"
@@ -348,6 +357,9 @@ class RunExecutor:
                 error_class="invalid_result",
                 retryable=False,
             )
+        if not done.ok:
+            held.stop("lease_lost", done.detail or "the lease moved on before completion")
+            return self._settle_lost_or_released(held)
         return status
 
     def _settle_lost_or_released(self, held: HeldRun) -> Ending:

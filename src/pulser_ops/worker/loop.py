@@ -263,6 +263,7 @@ class Worker:
             if listener is not None:
                 listener.stop()
             heart.stop()
+            executor.close()
             sink.close()
             with suppress(PulserOpsError):
                 clients.main.workers.deregister(cfg.worker_id, "stopped")

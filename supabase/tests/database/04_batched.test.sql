@@ -85,7 +85,8 @@ select throws_ok($$select public.complete_runs('wb', '{"run_id": 1}')$$, 'PO400'
 select throws_ok($$select public.complete_runs('wb', (select jsonb_build_array(
   jsonb_build_object('run_id', id, 'attempt', 1, 'status', 'succeeded'),
   jsonb_build_object('run_id', id, 'attempt', 1, 'status', 'failed')) from p where priority = 2))$$,
-  'PO400', null, 'complete_runs: a run twice in one batch');
+  'PO400', 'runs: run ' || (select id from p where priority = 2) || ' appears more than once',
+  'complete_runs: a run twice in one batch');
 select throws_ok($$select public.complete_runs('wb', (select jsonb_build_array(
   jsonb_build_object('run_id', id, 'attempt', 1, 'status', 'succeeded'), '"x"'::jsonb) from p where priority = 2))$$,
   'PO400', 'runs[1]: expected an object', 'complete_runs: the bad item is named by position');

@@ -1,0 +1,70 @@
+"""Completions of a worker's run threads, sent together (group commit).
+
+Why: a worker draining short runs spends a round trip and a transaction per completion. Here
+the first thread to finish sends its completion at once; threads that finish while that call
+is in flight queue up, and the next of them sends them all with one ``complete_many``. Nobody
+waits for a timer, so a lone run is not slowed down, and a busy worker batches by itself.
+
+Each run is still fenced on its own (``ok=False`` comes back for a run whose lease moved on).
+When the batch call itself is refused (bad input: one run's result the database will not
+take), every run of that batch is retried alone, so one bad result cannot fail the others.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+from ..client import Client
+from ..errors import TransportError
+from ..models import CompleteBatchItem, Completion
+
+#: The SQL function takes at most this many runs per call.
+MAX_BATCH = 1000
+
+
+class Completer:
+    def __init__(self, client: Client, worker_id: str) -> None:
+        self._client = client
+        self._worker_id = worker_id
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Completion, Future[CompleteBatchItem]]] = []
+        self._sending = False
+
+    def complete(self, completion: Completion) -> CompleteBatchItem:
+        """Record ``completion``; raises what ``runs.complete`` would for a refused call."""
+        done: Future[CompleteBatchItem] = Future()
+        with self._lock:
+            self._pending.append((completion, done))
+            lead = not self._sending
+            self._sending = True
+        if lead:
+            self._send_until_empty()
+        return done.result()
+
+    def _send_until_empty(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                if not batch:
+                    self._sending = False
+                    return
+            self._send(batch)
+
+    def _send(self, batch: list[tuple[Completion, Future[CompleteBatchItem]]]) -> None:
+        try:
+            items = self._client.runs.complete_many(self._worker_id, [c for c, _ in batch])
+        except TransportError as e:  # nothing more to learn by splitting: tell everyone
+            for _, f in batch:
+                f.set_exception(e)
+            return
+        except Exception as e:  # refused (or unserialisable): find the run, the others go through
+            if len(batch) == 1:
+                batch[0][1].set_exception(e)
+                return
+            for one in batch:
+                self._send([one])
+            return
+        by_id = {i.run_id: i for i in items}
+        for c, f in batch:
+            f.set_result(by_id[c.run_id])
