@@ -443,6 +443,20 @@ def upsert_template(template: Mapping[str, Any]) -> Call[m.Template]:
     )
 
 
+def upsert_templates(templates: Sequence[Mapping[str, Any]]) -> Call[list[m.Template]]:
+    return Call(
+        "upsert_templates",
+        _args(
+            templates=(
+                [_object(t, f"templates[{i}]") for i, t in enumerate(templates)],
+                "jsonb",
+            )
+        ),
+        many(m.Template),
+        retry_safe=True,
+    )
+
+
 def list_templates() -> Call[list[m.Template]]:
     return Call("list_templates", {}, many(m.Template), retry_safe=True, read_only=True)
 

@@ -376,6 +376,12 @@ class Templates(_Sync):
     def upsert(self, template: m.Template | Mapping[str, Any]) -> m.Template:
         return self._t.execute(calls.upsert_template(_template_json(template)))
 
+    def upsert_many(
+        self, templates: Iterable[m.Template | Mapping[str, Any]]
+    ) -> builtins.list[m.Template]:
+        """Create or update several templates in one transaction: all of them, or none."""
+        return self._t.execute(calls.upsert_templates([_template_json(t) for t in templates]))
+
 
 class Sessions(_Sync):
     def create(
@@ -749,6 +755,12 @@ class AsyncTemplates(_Async):
 
     async def upsert(self, template: m.Template | Mapping[str, Any]) -> m.Template:
         return await self._t.execute(calls.upsert_template(_template_json(template)))
+
+    async def upsert_many(
+        self, templates: Iterable[m.Template | Mapping[str, Any]]
+    ) -> builtins.list[m.Template]:
+        """Create or update several templates in one transaction: all of them, or none."""
+        return await self._t.execute(calls.upsert_templates([_template_json(t) for t in templates]))
 
 
 class AsyncSessions(_Async):

@@ -61,6 +61,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "set_lane",
         "sweep_expired_runs",
         "upsert_template",
+        "upsert_templates",
     }
 )
 PUBLISHED = frozenset({"runs", "run_steps", "run_events", "artifacts", "workers"})

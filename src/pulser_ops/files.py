@@ -44,6 +44,14 @@ class FileStore(Protocol):
     def describe(self) -> str: ...
 
 
+def close_files(store: FileStore) -> None:
+    """Close a store that holds resources (Supabase Storage's HTTP client); local files hold
+    none. Called by the direct transports, whose file store may be Supabase Storage."""
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+
+
 class LocalFileStore:
     """Files under ``root/run-artifacts/``: for the embedded database and plain PostgreSQL."""
 

@@ -72,8 +72,10 @@ def _templates(db_url: str) -> list[tuple[str, str]]:
         ("t.yaml", "- {name: fine}\n- {name: two, steps: [{kind: ftp}]}\n", "steps[0].kind"),
         ("t.yaml", "- {name: fine}\n- {name: two, colour: red}\n", "colour"),
         ("t.yaml", "- {name: same}\n- {name: same}\n", "twice"),
-        # only the control plane knows this one (one template: nothing half-applied)
+        # only the control plane knows this one: the first template must not be written either
         ("t.yaml", "- {name: fine, params_schema: {type: array}}\n", "params_schema"),
+        ("t.yaml", "- {name: fine}\n- {name: two, params_schema: {type: array}}\n",
+         "templates[1] (two)"),
     ],
 )
 def test_bad_template_file_changes_nothing(

@@ -23,6 +23,16 @@ def test_templates_upsert_list_get(env: Env, client: Client) -> None:
                    " order by name") == [("bare", "", "A"), ("hello", "v2", "C")]
 
 
+def test_templates_upsert_many_applies_all_in_one_call(env: Env, client: Client) -> None:
+    template(client)
+    applied = client.templates.upsert_many(
+        [{"name": "hello", "description": "v3"}, Template(name="second", default_lane="D")])
+    assert [(t.name, t.description, t.default_lane) for t in applied] == [
+        ("hello", "v3", "A"), ("second", "", "D")]
+    assert env.sql("select name, description from public.run_templates order by name") == [
+        ("hello", "v3"), ("second", "")]
+
+
 def test_admin_user_may_change_templates_and_lanes(env: Env, client: Client) -> None:
     with env.client(Caller("admin", new_id())) as admin:
         assert template(admin, "by-admin").name == "by-admin"

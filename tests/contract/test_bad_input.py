@@ -189,6 +189,11 @@ CASES = [
     E("template-step-kind", lambda c, w: c.templates.upsert(
         {"name": "t", "steps": [{"kind": "telnet"}]}), InvalidInput),
     E("template-not-mapping", lambda c, w: c.templates.upsert(["t"]), InvalidInput),
+    E("templates-many-second-bad", lambda c, w: c.templates.upsert_many(
+        [{"name": "fine"}, {"name": "t", "params_schema": {"type": "array"}}]), InvalidInput),
+    E("templates-many-twice", lambda c, w: c.templates.upsert_many(
+        [{"name": "same"}, {"name": "same"}]), InvalidInput),
+    E("templates-many-empty", lambda c, w: c.templates.upsert_many([]), InvalidInput),
     E("template-field-type", lambda c, w: c.templates.upsert({"name": "t", "max_attempts": "x"}),
       InvalidInput),
     E("session-metadata-type", lambda c, w: c.sessions.create("s", [1, 2]), InvalidInput),
@@ -231,6 +236,8 @@ CASES = [
     E("op-artifact-file", lambda c, w: c.artifacts.put(w.theirs.id, "f.bin", b"x"),
       PermissionDenied, who=OPERATOR_A),
     E("op-artifact-inline", lambda c, w: c.artifacts.put(w.theirs.id, "f.txt", "x"),
+      PermissionDenied, who=OPERATOR_A),
+    E("op-templates-many", lambda c, w: c.templates.upsert_many([{"name": "mine"}]),
       PermissionDenied, who=OPERATOR_A),
     E("op-template", lambda c, w: c.templates.upsert({"name": "mine"}), PermissionDenied,
       who=OPERATOR_A),

@@ -131,6 +131,9 @@ def test_database_url_with_supabase_storage(env: Env) -> None:
         art = c.artifacts.put(run.id, "mixed/out.bin", b"\x00mixed")
         assert c.artifacts.download(run.id, "mixed/out.bin") == b"\x00mixed"
         assert fetch(c.artifacts.signed_url(run.id, "mixed/out.bin")) == b"\x00mixed"
+        http = c.transport.files._http  # type: ignore[attr-defined]
+        assert http is not None and not http.is_closed
+    assert http.is_closed  # closing the client closes Storage's HTTP client too
     assert (art.storage_path,) in env.sql(
         "select name from storage.objects where bucket_id = 'run-artifacts'")
 

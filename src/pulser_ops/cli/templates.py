@@ -142,7 +142,6 @@ def apply_command(
 ) -> None:
     """Create or update templates from a file."""
     items = _validated(file)
-    for item in items:
-        t = client.templates.upsert(item)
+    for t in client.templates.upsert_many(items):  # one transaction: all or none
         out.print(f"applied {t.name}", markup=False)
     note(f"{len(items)} template(s) applied")

@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ..calls import Arg, Call
 from ..errors import PulserOpsError, TransportError, error_for_code
-from ..files import FileStore
+from ..files import FileStore, close_files
 from .base import FeedItem, Hint, with_retry, with_retry_async
 
 T = TypeVar("T")
@@ -146,6 +146,7 @@ class PostgresTransport:
 
     def close(self) -> None:
         self._pool.close()
+        close_files(self.files)
 
 
 class AsyncPostgresTransport:
@@ -236,3 +237,4 @@ class AsyncPostgresTransport:
 
     async def close(self) -> None:
         await self._pool.close()
+        close_files(self.files)

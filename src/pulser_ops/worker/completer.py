@@ -49,7 +49,12 @@ class Completer:
                 if not batch:
                     self._sending = False
                     return
-            self._send(batch)
+            try:
+                self._send(batch)
+            except Exception as e:  # a bug here must not leave run threads waiting forever
+                for _, f in batch:
+                    if not f.done():
+                        f.set_exception(e)
 
     def _send(self, batch: list[tuple[Completion, Future[CompleteBatchItem]]]) -> None:
         try:
@@ -67,4 +72,8 @@ class Completer:
             return
         by_id = {i.run_id: i for i in items}
         for c, f in batch:
-            f.set_result(by_id[c.run_id])
+            item = by_id.get(c.run_id)
+            if item is None:
+                f.set_exception(RuntimeError(f"complete_runs returned nothing for {c.run_id}"))
+            else:
+                f.set_result(item)
