@@ -254,6 +254,10 @@ begin
 end
 $$;
 
+-- A batch is a handful of events; with the default estimate of 1,000 rows for a set-returning
+-- function, the generic plan of append_run_events' ownership check hash-joined all of runs.
+alter function pulser_ops.event_batch(jsonb) rows 10;
+
 create or replace function pulser_ops.reserve_event_seq(run_id uuid, n integer) returns bigint
 language plpgsql volatile set search_path = '' as $$
 declare

@@ -9,6 +9,7 @@ in the database before the run is marked cancelled.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ class RunContext:
         self._sink = sink
         self._worker_id = worker_id
         self._workdir = workdir
+        self._workdir_made = False
+        self._workdir_lock = threading.Lock()
         self.artifact_errors: list[str] = []
 
     @property
@@ -53,6 +56,14 @@ class RunContext:
 
     @property
     def workdir(self) -> Path:
+        """Created on first use: most handler steps never touch it, and making and removing a
+        directory per run was a visible share of a short run's cost."""
+        with self._workdir_lock:
+            if not self._workdir_made:
+                # exist_ok=False: a directory someone else made under that name is refused,
+                # as mkdtemp would.
+                self._workdir.mkdir(mode=0o700)
+                self._workdir_made = True
         return self._workdir
 
     def emit(

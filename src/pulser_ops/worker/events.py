@@ -5,12 +5,17 @@ threads) and must not block on the network. The sink buffers events for *all* ru
 worker and a single flusher thread sends them with ``events.append`` every
 ``interval`` seconds (or sooner when the buffer is large), so a chatty step costs a
 handful of inserts per second no matter how many lines it prints.
+
+A run that ends waits only for *its own* events (``flush_run``): it wakes the flusher and
+waits until they are in ``run_events``, so its log is there before its terminal event. Runs
+that end together share one append, and one sender keeps every run's events in order.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from typing import Any
 
 from ..client import Client
@@ -41,7 +46,10 @@ class EventSink:
         self._high_water = high_water
         self._pending: list[EventIn] = []
         self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()  # one sender at a time keeps per-run order
+        self._changed = threading.Condition(self._lock)  # a batch was taken or sent
+        #: Events per run that are buffered or on their way to the database.
+        self._unsent: Counter[str] = Counter()
+        self._send_lock = threading.Lock()  # one sender at a time keeps per-run order
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pulser-events", daemon=True)
@@ -74,20 +82,45 @@ class EventSink:
         )
         with self._lock:
             self._pending.append(event)
+            self._unsent[str(event.run_id)] += 1
             big = len(self._pending) >= self._high_water
         if big:
             self._wake.set()
 
+    def flush_run(self, run_id: str, timeout: float = 30.0) -> None:
+        """Return once every event of ``run_id`` added so far is in the database (or was
+        dropped): called before the run is completed, so its log precedes its terminal event."""
+        if not self._thread.is_alive():
+            self.flush()
+            return
+        with self._changed:
+            if not self._unsent[run_id]:
+                return
+            self._wake.set()
+            self._changed.wait_for(lambda: not self._unsent[run_id], timeout)
+
     def flush(self) -> None:
-        """Send everything buffered so far (called before a run is completed, so its log
-        events are in ``run_events`` before its terminal event)."""
-        with self._flush_lock:
-            while True:
-                with self._lock:
-                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                if not batch:
-                    return
+        """Send everything buffered so far."""
+        while self._send_some():
+            pass
+
+    def _send_some(self) -> bool:
+        with self._send_lock:
+            with self._lock:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            if not batch:
+                return False
+            try:
                 self._send(batch)
+            finally:
+                with self._changed:
+                    for ev in batch:
+                        key = str(ev.run_id)
+                        self._unsent[key] -= 1
+                        if self._unsent[key] <= 0:
+                            del self._unsent[key]
+                    self._changed.notify_all()
+            return True
 
     def _send(self, batch: list[EventIn]) -> None:
         for attempt in range(3):

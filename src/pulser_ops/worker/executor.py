@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import secrets
 import shutil
 import tempfile
 import threading
@@ -141,7 +142,9 @@ class RunExecutor:
             return self._release(held, f"worker could not load the template: {e}")
 
         timer = self._start_timer(held, loaded.template.timeout_seconds)
-        workdir = Path(tempfile.mkdtemp(prefix=f"pulser-{held.run_id[:8]}-", dir=self._workroot))
+        # A fresh name under the temp root; RunContext creates the directory on first use.
+        root = Path(self._workroot or tempfile.gettempdir())
+        workdir = root / f"pulser-{held.run_id[:8]}-a{held.attempt}-{secrets.token_hex(8)}"
         try:
             return self._run_steps(held, loaded.steps, workdir)
         finally:
@@ -327,7 +330,7 @@ class RunExecutor:
         error_class: str | None = None,
         retryable: bool = True,
     ) -> Ending:
-        self._sink.flush()  # logs before the terminal event
+        self._sink.flush_run(held.run_id)  # its log before its terminal event
         if held.reason == "lease_lost" or not held.begin_settle("run"):
             return self._settle_lost_or_released(held)
         try:
@@ -378,11 +381,11 @@ class RunExecutor:
             attempt=held.attempt,
             worker_id=self._worker_id,
         )
-        self._sink.flush()
+        self._sink.flush_run(held.run_id)
         return "lease_lost"
 
     def _release(self, held: HeldRun, reason: str) -> Ending:
-        self._sink.flush()
+        self._sink.flush_run(held.run_id)
         if not held.begin_settle("run"):
             return self._settle_lost_or_released(held)
         return release_run(self._client, self._worker_id, held, reason, self._lost)
