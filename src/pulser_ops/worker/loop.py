@@ -35,6 +35,7 @@ from .events import EventSink
 from .executor import Ending, RunExecutor, release_run
 from .heartbeat import Heartbeater
 from .held import HeldRun, HeldRuns
+from .runthreads import RunThreads
 from .templates import TemplateCache
 from .wakeup import WakeupListener
 
@@ -131,7 +132,7 @@ class Worker:
         self._stopping = threading.Event()
         self._forced = threading.Event()
         self._stop_reason = ""
-        self._threads: list[threading.Thread] = []
+        self._run_threads = RunThreads()
         self.endings: dict[str, int] = {}
         self._endings_lock = threading.Lock()
         self._clients: WorkerClients | None = None
@@ -263,6 +264,7 @@ class Worker:
             if listener is not None:
                 listener.stop()
             heart.stop()
+            self._run_threads.close()
             executor.close()
             sink.close()
             with suppress(PulserOpsError):
@@ -324,12 +326,7 @@ class Worker:
         if run.cancel_requested:
             held.stop("cancel", run.cancel_reason or "cancel requested")
         self.held.add(held)
-        t = threading.Thread(
-            target=self._execute, args=(executor, held), name=f"run-{held.run_id[:8]}", daemon=True
-        )
-        self._threads = [x for x in self._threads if x.is_alive()]
-        self._threads.append(t)
-        t.start()
+        self._run_threads.submit(lambda: self._execute(executor, held))
 
     def _execute(self, executor: RunExecutor, held: HeldRun) -> None:
         ending: Ending = "abandoned"

@@ -1,0 +1,58 @@
+"""Long-lived daemon threads that execute claimed runs.
+
+Why not a new thread per run: starting one sits between the claim and the user's code, and
+on a busy machine it is a visible share of pickup latency. Why not ``ThreadPoolExecutor``:
+its threads are not daemons, so a step still running after a forced shutdown would keep
+the process from exiting. Threads are made on demand and then reused; how many runs execute
+at once is decided by the claim loop (it never holds more than ``concurrency`` runs).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger("pulser_ops.worker")
+
+
+class RunThreads:
+    def __init__(self, name: str = "pulser-run") -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._threads: list[threading.Thread] = []
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1  # that waiting thread takes it
+                self._queue.put(fn)
+                return
+            t = threading.Thread(
+                target=self._loop,
+                args=(fn,),
+                name=f"{self._name}-{len(self._threads)}",
+                daemon=True,
+            )
+            self._threads.append(t)
+        t.start()
+
+    def _loop(self, fn: Callable[[], None] | None) -> None:
+        while fn is not None:
+            try:
+                fn()
+            except BaseException:  # a run's own code handles its errors; this is a last guard
+                log.exception("run thread: unexpected error")
+            with self._lock:
+                self._idle += 1
+            fn = self._queue.get()
+
+    def close(self) -> None:
+        """Let every thread end once it is done with its run (none is waited for)."""
+        with self._lock:
+            n = len(self._threads)
+        for _ in range(n):
+            self._queue.put(None)
