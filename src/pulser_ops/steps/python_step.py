@@ -16,6 +16,7 @@ import traceback
 from datetime import datetime
 from typing import Any
 
+from pulser_ops.daemon_threads import DaemonThreads
 from pulser_ops.steps.context import StepContext
 from pulser_ops.steps.errors import (
     NonRetryable,
@@ -31,6 +32,8 @@ from pulser_ops.steps.specs import PythonStep
 from pulser_ops.steps.template import render_json
 
 _POLL = 0.05
+#: Handlers run on reused daemon threads (one that ignores cancellation keeps its thread).
+_HANDLER_THREADS = DaemonThreads("pulser-step-handler")
 _TRACEBACK_MAX = 8 * 1024
 
 
@@ -47,6 +50,7 @@ def _start(fn: Any, hctx: HandlerContext, name: str) -> _Call:
     call = _Call()
 
     def target() -> None:
+        threading.current_thread().name = f"step-{name}-handler"  # for tracebacks and py-spy
         try:
             call.result = fn(hctx)
         except BaseException as exc:
@@ -54,7 +58,7 @@ def _start(fn: Any, hctx: HandlerContext, name: str) -> _Call:
         finally:
             call.done.set()
 
-    threading.Thread(target=target, name=f"step-{name}-handler", daemon=True).start()
+    _HANDLER_THREADS.submit(target)
     return call
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ..daemon_threads import DaemonThreads
 from ..errors import PulserOpsError
 from ..models import Run
 from ..steps import HandlerContext, HandlerRegistry, StepOptions
@@ -35,7 +36,6 @@ from .events import EventSink
 from .executor import Ending, RunExecutor, release_run
 from .heartbeat import Heartbeater
 from .held import HeldRun, HeldRuns
-from .runthreads import RunThreads
 from .templates import TemplateCache
 from .wakeup import WakeupListener
 
@@ -132,7 +132,7 @@ class Worker:
         self._stopping = threading.Event()
         self._forced = threading.Event()
         self._stop_reason = ""
-        self._run_threads = RunThreads()
+        self._run_threads = DaemonThreads("pulser-run")
         self.endings: dict[str, int] = {}
         self._endings_lock = threading.Lock()
         self._clients: WorkerClients | None = None

@@ -1,10 +1,13 @@
-"""Long-lived daemon threads that execute claimed runs.
+"""Long-lived daemon threads, made on demand and reused: the worker's run threads and the
+threads that call Python step handlers.
 
-Why not a new thread per run: starting one sits between the claim and the user's code, and
-on a busy machine it is a visible share of pickup latency. Why not ``ThreadPoolExecutor``:
-its threads are not daemons, so a step still running after a forced shutdown would keep
-the process from exiting. Threads are made on demand and then reused; how many runs execute
-at once is decided by the claim loop (it never holds more than ``concurrency`` runs).
+Why not a new thread per run or per handler call: starting one sits between the claim and
+the user's code, and on a busy machine it is a visible share of pickup latency. Why not
+``ThreadPoolExecutor``: its threads are not daemons, so a step still running after a forced
+shutdown would keep the process from exiting, and its size is fixed, so a handler abandoned
+after ignoring cancellation would hold a slot forever. Here a busy (or abandoned) thread
+just means the next task gets a new one; how much runs at once is decided by the caller
+(the claim loop never holds more than ``concurrency`` runs).
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import queue
 import threading
 from collections.abc import Callable
 
-log = logging.getLogger("pulser_ops.worker")
+log = logging.getLogger("pulser_ops")
 
 
-class RunThreads:
-    def __init__(self, name: str = "pulser-run") -> None:
+class DaemonThreads:
+    def __init__(self, name: str) -> None:
         self._name = name
         self._lock = threading.Lock()
         self._idle = 0
@@ -45,7 +48,7 @@ class RunThreads:
             try:
                 fn()
             except BaseException:  # a run's own code handles its errors; this is a last guard
-                log.exception("run thread: unexpected error")
+                log.exception("%s: unexpected error", threading.current_thread().name)
             with self._lock:
                 self._idle += 1
             fn = self._queue.get()

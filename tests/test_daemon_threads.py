@@ -1,14 +1,14 @@
-"""Run threads are made on demand, reused once idle, daemons, and survive a failing run."""
+"""Daemon threads (run threads, handler threads) are made on demand, reused once idle, daemons, and survive a failing run."""
 
 from __future__ import annotations
 
 import threading
 
-from pulser_ops.worker.runthreads import RunThreads
+from pulser_ops.daemon_threads import DaemonThreads
 
 
 def test_threads_are_reused_and_grow_only_when_all_are_busy() -> None:
-    pool = RunThreads(name="t-run")
+    pool = DaemonThreads(name="t-run")
     names: list[str] = []
     done = threading.Semaphore(0)
 
@@ -41,7 +41,7 @@ def test_threads_are_reused_and_grow_only_when_all_are_busy() -> None:
 
 
 def test_a_failing_run_does_not_kill_its_thread() -> None:
-    pool = RunThreads(name="t-fail")
+    pool = DaemonThreads(name="t-fail")
     ok = threading.Event()
 
     def boom() -> None:
