@@ -203,6 +203,7 @@ def complete_runs(
             "error": c.error,
             "error_class": c.error_class,
             "retryable": c.retryable,
+            "steps": None if c.steps is None else [r.model_dump() for r in c.steps],
         }
         for c in completions
     ]

@@ -248,8 +248,23 @@ class HeartbeatBatchItem(_Row):
     lease_expires_at: datetime | None = None
 
 
+class StepRecord(_Row):
+    """A ``run_steps`` row to write with a completion (what ``runs.record_step`` takes)."""
+
+    idx: int
+    name: str
+    kind: str
+    status: str
+    exit_code: int | None = None
+    error: str | None = None
+    output: Any = None
+
+
 class Completion(_Row):
-    """One finished run, for ``client.runs.complete_many`` (what ``runs.complete`` takes)."""
+    """One finished run, for ``client.runs.complete_many`` (what ``runs.complete`` takes).
+
+    ``steps``: step rows written in the same transaction, only if the completion is recorded
+    (a worker sends its last step's final row here instead of a separate call)."""
 
     run_id: UUID
     attempt: int
@@ -258,6 +273,7 @@ class Completion(_Row):
     error: str | None = None
     error_class: str | None = None
     retryable: bool = True
+    steps: list[StepRecord] | None = None
 
 
 class CompleteBatchItem(_Row):

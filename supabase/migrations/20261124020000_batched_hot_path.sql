@@ -300,10 +300,10 @@ begin
   return query
   with items as (
     select x.run_id, x.attempt, x.status, x.result, x.error, x.error_class,
-           coalesce(x.retryable, true) as retryable
+           coalesce(x.retryable, true) as retryable, x.steps
     from jsonb_to_recordset(complete_runs.items)
       as x(run_id uuid, attempt integer, status text, result jsonb, error text,
-           error_class text, retryable boolean)
+           error_class text, retryable boolean, steps jsonb)
   ),
   locked as materialized (
     -- Locked in id order, so two batches over the same runs cannot deadlock.
@@ -359,6 +359,22 @@ begin
      where r.id = any(ids) and r.id = d.run_id and d.go
     returning r.id, r.status, r.attempt, r.max_attempts, r.available_at, d.retry, d.delay,
               d.error, d.error_class, d.retryable, d.class_final
+  ),
+  -- Step rows that come with the completion (the worker's last step, skipped ones): the same
+  -- upsert as record_run_step, written only for runs this call completes.
+  steps as (
+    insert into public.run_steps as st (run_id, attempt, idx, name, kind, status, finished_at,
+                                        exit_code, error, output)
+    select x.id, x.attempt, s.idx, s.name, s.kind, s.status,
+           case when s.status <> 'running' then now() end, s.exit_code, s.error, s.output
+    from done x
+    join items i on i.run_id = x.id
+    cross join lateral jsonb_to_recordset(coalesce(i.steps, '[]'))
+      as s(idx integer, name text, kind text, status text, exit_code integer, error text,
+           output jsonb)
+    on conflict on constraint run_steps_pkey do update
+      set status = excluded.status, finished_at = excluded.finished_at,
+          exit_code = excluded.exit_code, error = excluded.error, output = excluded.output
   ),
   seqs as (
     insert into pulser_ops.run_event_counters as k (run_id, last_seq)
@@ -436,6 +452,30 @@ begin
     with ordinality as x(run_id, attempt, status, error, n)
   where x.run_id is null or x.attempt is null or x.status is null
      or x.status not in ('succeeded', 'failed', 'cancelled') or octet_length(x.error) > 65536
+  order by x.n limit 1;
+  if bad is not null then
+    return bad;
+  end if;
+  select format('runs[%s].steps: %s', x.n - 1,
+                case when jsonb_typeof(x.steps) <> 'array' then 'expected an array of step rows'
+                     else format('step %s: needs idx >= 0, a name of 1 to 200 characters, a kind '
+                                 '(shell, http, python, mcp, docker) and a status (running, '
+                                 'succeeded, failed, cancelled, skipped)', st.n - 1) end)
+    into bad
+  from rows from (jsonb_to_recordset(completion_problem.items) as (steps jsonb))
+    with ordinality as x(steps, n)
+  left join lateral (
+    select e.n from jsonb_array_elements(case when jsonb_typeof(x.steps) = 'array'
+                                              then x.steps else '[]' end) with ordinality as e(v, n)
+    where jsonb_typeof(e.v) <> 'object'
+       or coalesce(e.v ->> 'idx', '') !~ '^[0-9]{1,9}$'
+       or char_length(coalesce(e.v ->> 'name', '')) not between 1 and 200
+       or coalesce(e.v ->> 'kind', '') not in ('shell', 'http', 'python', 'mcp', 'docker')
+       or coalesce(e.v ->> 'status', '') not in ('running', 'succeeded', 'failed', 'cancelled', 'skipped')
+    order by e.n limit 1
+  ) st on true
+  where x.steps is not null and jsonb_typeof(x.steps) <> 'null'
+    and (jsonb_typeof(x.steps) <> 'array' or st.n is not null)
   order by x.n limit 1;
   if bad is not null then
     return bad;

@@ -115,6 +115,14 @@ CASES = [
       InvalidInput),
     E("complete-many-not-uuid", lambda c, w: c.runs.complete_many(
         "w1", [{"run_id": "nope", "attempt": 1, "status": "succeeded"}]), InvalidInput),
+    E("complete-many-step-kind", lambda c, w: c.runs.complete_many(
+        "w1", [{"run_id": w.running.id, "attempt": 1, "status": "succeeded",
+                "steps": [{"idx": 0, "name": "s", "kind": "bash", "status": "succeeded"}]}]),
+      InvalidInput),
+    E("complete-many-step-idx", lambda c, w: c.runs.complete_many(
+        "w1", [{"run_id": w.running.id, "attempt": 1, "status": "succeeded",
+                "steps": [{"idx": -1, "name": "s", "kind": "shell", "status": "succeeded"}]}]),
+      InvalidInput),
     E("complete-many-worker", lambda c, w: c.runs.complete_many(
         "", [{"run_id": w.running.id, "attempt": 1, "status": "succeeded"}]), InvalidInput),
     E("release-stale", lambda c, w: c.runs.release(w.running.id, "w9", 1), LeaseLost),

@@ -226,3 +226,22 @@ def test_complete_many_fences_each_run_on_its_own(env: Env, client: Client) -> N
     assert [(i.ok, i.status) for i in again] == [(True, "succeeded")]
     assert env.sql("select count(*) from public.run_events where run_id = %s", (ok.id,)) == [(2,)]
     assert client.runs.complete_many("w1", []) == []
+
+
+def test_complete_many_writes_step_rows_only_for_runs_it_completes(env: Env, client: Client) -> None:
+    template(client)
+    mine = claimed(client, "w1")
+    theirs = claimed(client, "w2")
+    rows = [{"idx": 0, "name": "greet", "kind": "shell", "status": "succeeded", "exit_code": 0,
+             "output": {"result": "hi"}},
+            {"idx": 1, "name": "after", "kind": "python", "status": "skipped"}]
+    items = client.runs.complete_many("w1", [
+        {"run_id": mine.id, "attempt": 1, "status": "succeeded", "steps": rows},
+        {"run_id": theirs.id, "attempt": 1, "status": "succeeded", "steps": rows[:1]},
+    ])
+    assert {i.run_id: i.ok for i in items} == {mine.id: True, theirs.id: False}
+    assert env.sql("select run_id, attempt, idx, status, exit_code, output::text,"
+                   " finished_at is not null from public.run_steps order by run_id, idx") == [
+        (mine.id, 1, 0, "succeeded", 0, '{"result": "hi"}', True),
+        (mine.id, 1, 1, "skipped", None, None, True),
+    ]

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from ..client import Client
 from ..errors import LeaseLost, NotFound, PulserOpsError, TransportError
-from ..models import Completion
+from ..models import Completion, StepRecord
 from ..steps import (
     HandlerRegistry,
     StepFailed,
@@ -165,19 +165,37 @@ class RunExecutor:
         timer.start()
         return timer
 
-    def _record(self, held: HeldRun, idx: int, spec: StepSpec, status: str, **kw: Any) -> None:
+    def _record(self, held: HeldRun, idx: int, spec: StepSpec, status: str) -> None:
+        self._record_row(held, StepRecord(idx=idx, name=spec.name, kind=spec.kind, status=status))
+
+    def _record_row(self, held: HeldRun, row: StepRecord) -> None:
         """``record_run_step``; a refused fence means the lease is gone."""
         if held.taken_over or held.reason == "lease_lost":
             return
         try:
             self._client.runs.record_step(
-                held.run_id, self._worker_id, held.attempt, idx, spec.name, spec.kind, status, **kw
+                held.run_id,
+                self._worker_id,
+                held.attempt,
+                row.idx,
+                row.name,
+                row.kind,
+                row.status,
+                exit_code=row.exit_code,
+                error=row.error,
+                output=row.output,
             )
         except LeaseLost as e:
             if not held.taken_over:
                 held.stop("lease_lost", str(e))
         except PulserOpsError as e:  # bookkeeping trouble must not fail the user's run
-            log.warning("run %s: step %s not recorded: %s", held.run_id, spec.name, e)
+            log.warning("run %s: step %s not recorded: %s", held.run_id, row.name, e)
+
+    def _write_rows(self, held: HeldRun, rows: list[StepRecord]) -> None:
+        """Write step rows held back for the completion, when there will be none."""
+        for row in rows:
+            self._record_row(held, row)
+        rows.clear()
 
     def _run_steps(self, held: HeldRun, steps: list[StepSpec], workdir: Path) -> Ending:
         ctx = RunContext(held, self._client, self._sink, self._worker_id, workdir)
@@ -185,11 +203,15 @@ class RunExecutor:
         failure: StepOutcome | None = None
         last_result: Any = None
         next_idx = 0
+        # A step's final row waits here: the next step writes it before it starts, and the
+        # last one goes out with the completion (one round trip less per run).
+        held_back: list[StepRecord] = []
         for idx, spec in enumerate(steps):
             if idx > 0:
                 self._between_steps(held)
             if held.reason is not None:
                 break
+            self._write_rows(held, held_back)
             next_idx = idx + 1
             # The step starts without waiting for its "running" row (a round trip that would
             # sit between the claim and the user's code); its final row waits for it below, so
@@ -202,20 +224,22 @@ class RunExecutor:
                 status, error, error_class = "failed", held.detail, "timeout"
             elif outcome.status == "cancelled" and held.reason == "shutdown":
                 error = f"worker {self._worker_id} shutting down; the run goes back to the queue"
-            self._record(
-                held,
-                idx,
-                spec,
-                status,
-                exit_code=outcome.exit_code,
-                error=error,
-                output=bounded(
-                    {
-                        "result": outcome.result,
-                        "error_class": outcome.error_class,
-                        "artifacts": list(outcome.artifacts),
-                    }
-                ),
+            held_back.append(
+                StepRecord(
+                    idx=idx,
+                    name=spec.name,
+                    kind=spec.kind,
+                    status=status,
+                    exit_code=outcome.exit_code,
+                    error=error,
+                    output=bounded(
+                        {
+                            "result": outcome.result,
+                            "error_class": outcome.error_class,
+                            "artifacts": list(outcome.artifacts),
+                        }
+                    ),
+                )
             )
             summaries.append(
                 StepSummary(
@@ -232,7 +256,9 @@ class RunExecutor:
                 break
             last_result = outcome.result
         all_done = failure is None and len(summaries) == len(steps)
-        return self._settle(held, steps, next_idx, summaries, failure, last_result, all_done)
+        return self._settle(
+            held, steps, next_idx, summaries, failure, last_result, all_done, held_back
+        )
 
     def _between_steps(self, held: HeldRun) -> None:
         """Check for a cancel request (and renew the lease) before starting the next step,
@@ -261,9 +287,12 @@ class RunExecutor:
             log.exception("run %s: step %s crashed the executor", ctx.run_id, spec.name)
             return failed(started, StepFailed(f"worker error: {e!r}"), error_class="worker_error")
 
-    def _skip_rest(self, held: HeldRun, steps: list[StepSpec], start: int) -> None:
-        for idx in range(start, len(steps)):
-            self._record(held, idx, steps[idx], "skipped")
+    @staticmethod
+    def _skipped(steps: list[StepSpec], start: int) -> list[StepRecord]:
+        return [
+            StepRecord(idx=i, name=steps[i].name, kind=steps[i].kind, status="skipped")
+            for i in range(start, len(steps))
+        ]
 
     # --- the end of the run -----------------------------------------------------------------
 
@@ -276,6 +305,7 @@ class RunExecutor:
         failure: StepOutcome | None,
         last_result: Any,
         all_done: bool,
+        rows: list[StepRecord],
     ) -> Ending:
         if held.taken_over:
             return "released"
@@ -283,17 +313,18 @@ class RunExecutor:
         if reason == "lease_lost":
             return self._lost(held)
         if reason == "shutdown" and not all_done:
+            self._write_rows(held, rows)
             return self._release(held, held.detail or "worker shutting down")
         result = {"steps": [s.as_json() for s in summaries], "result": bounded(last_result)}
         if all_done:
-            return self._complete(held, "succeeded", result=result)
-        self._skip_rest(held, steps, next_idx)
+            return self._complete(held, "succeeded", result=result, steps=rows)
+        rows = rows + self._skipped(steps, next_idx)
         if reason == "timeout":
             return self._complete(
-                held, "failed", result=result, error=held.detail, error_class="timeout"
+                held, "failed", result=result, error=held.detail, error_class="timeout", steps=rows
             )
         if reason == "cancel" or (failure is not None and failure.status == "cancelled"):
-            return self._cancelled(held, result)
+            return self._cancelled(held, result, rows)
         assert failure is not None
         error_class = failure.error_class
         if error_class in TIMEOUT_CODES:
@@ -306,9 +337,10 @@ class RunExecutor:
             error=f"step {failed_step!r} failed: {failure.error or 'no error message'}",
             error_class=error_class,
             retryable=failure.retryable,
+            steps=rows,
         )
 
-    def _cancelled(self, held: HeldRun, result: dict[str, Any]) -> Ending:
+    def _cancelled(self, held: HeldRun, result: dict[str, Any], rows: list[StepRecord]) -> Ending:
         reason = held.detail
         with contextlib.suppress(PulserOpsError):
             reason = self._client.runs.get(held.run_id).cancel_reason or reason
@@ -318,6 +350,7 @@ class RunExecutor:
             result=result,
             error=f"cancelled: {reason}" if reason else "cancelled",
             error_class="cancelled",
+            steps=rows,
         )
 
     def _complete(
@@ -329,6 +362,7 @@ class RunExecutor:
         error: str | None = None,
         error_class: str | None = None,
         retryable: bool = True,
+        steps: list[StepRecord] | None = None,
     ) -> Ending:
         self._sink.flush_run(held.run_id)  # its log before its terminal event
         if held.reason == "lease_lost" or not held.begin_settle("run"):
@@ -343,6 +377,7 @@ class RunExecutor:
                     error=error[:60000] if error else None,
                     error_class=error_class,
                     retryable=retryable,
+                    steps=steps or None,
                 )
             )
         except TransportError as e:
@@ -352,7 +387,9 @@ class RunExecutor:
             if status == "failed" and result is None:
                 log.error("run %s: could not complete: %s", held.run_id, e)
                 return "abandoned"
-            # e.g. a result the database refused: record that instead of losing the run.
+            # e.g. a result the database refused: record that instead of losing the run
+            # (its step rows go on their own, so a bad one cannot block the completion).
+            self._write_rows(held, list(steps or []))
             return self._complete(
                 held,
                 "failed",

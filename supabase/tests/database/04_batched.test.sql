@@ -98,6 +98,24 @@ select throws_ok($$select public.complete_runs('wb', (select jsonb_agg(jsonb_bui
 select is((select status from public.runs join p using (id) where p.priority = 2), 'running',
   'complete_runs: after all those, the run is untouched');
 
+-- Step rows may come with a completion: written with it, and only if it is recorded.
+select public.enqueue_runs('[{"template": "t-batch"}, {"template": "t-batch"}]');
+create temp table c2 as select * from public.claim_runs('ws', '{C}', 2);
+select is((select count(*)::int from c2), 2, 'steps: two more runs claimed');
+create temp table res2 as
+select * from public.complete_runs('ws', (select jsonb_agg(jsonb_build_object(
+  'run_id', id, 'attempt', case when rn = 1 then 1 else 9 end, 'status', 'succeeded',
+  'steps', '[{"idx": 0, "name": "only", "kind": "python", "status": "succeeded", "exit_code": 0}]'::jsonb))
+  from (select id, row_number() over (order by id) rn from c2) z));
+select is((select count(*)::int from res2 where ok), 1, 'steps: one completion recorded, one fenced');
+select results_eq($$select s.run_id, s.attempt, s.idx, s.status, s.exit_code, s.finished_at is not null
+                    from public.run_steps s join c2 on c2.id = s.run_id$$,
+  $$select run_id, 1, 0, 'succeeded', 0, true from res2 where ok$$,
+  'steps: the completed run has its step row, the fenced one none');
+select throws_ok($$select public.complete_runs('ws', (select jsonb_agg(jsonb_build_object(
+  'run_id', id, 'attempt', 1, 'status', 'succeeded', 'steps', '[{"idx": 0, "name": "x", "kind": "bash", "status": "succeeded"}]'::jsonb)) from c2))$$,
+  'PO400', null, 'steps: a bad step row fails the batch');
+
 -- Counters go with their runs (no foreign key since the batched migration, a delete trigger).
 select is((select count(*)::int from pulser_ops.run_event_counters k join p on p.id = k.run_id), 5,
   'counters: one per run with events');
