@@ -217,7 +217,10 @@ begin
   ),
   events as (
     insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
-    select s.id, q.last_seq, 'swept', case when s.status = 'failed' then 'error' else 'warn' end,
+    -- Seqs from a map built once, not a join: after a few calls in one session plpgsql may
+    -- switch to a generic plan that nest-loops the two CTEs (see complete_runs).
+    select s.id, ((select jsonb_object_agg(q.run_id, q.last_seq) from seqs q) ->> s.id::text)::bigint,
+           'swept', case when s.status = 'failed' then 'error' else 'warn' end,
            format('lease of worker %s expired (last heartbeat %ss ago); %s', s.old_worker,
                   round(extract(epoch from now() - s.old_beat)::numeric, 1),
                   case s.status
@@ -227,7 +230,7 @@ begin
            jsonb_build_object('old_worker_id', s.old_worker, 'action',
                               case s.status when 'queued' then 'requeued' else s.status end),
            s.attempt, s.old_worker
-    from swept s join seqs q on q.run_id = s.id
+    from swept s
   )
   select s.id, case s.status when 'queued' then 'requeued' else s.status end, s.attempt,
          s.old_worker, round(extract(epoch from now() - s.old_beat)::numeric, 3)
