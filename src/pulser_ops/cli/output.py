@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,6 +20,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console, RenderableType
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import PulserOpsError
@@ -27,6 +28,23 @@ from ..models import Run
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def counting(label: str) -> Iterator[Callable[[int], None]]:
+    """A spinner on stderr with a running count (``label`` may use ``{task.completed}``);
+    yields the function that sets the count. Gone when done, silent when stderr is no terminal."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn(label),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda n: progress.update(task, completed=n)
+
 
 PIPED_WIDTH = 200
 

@@ -10,31 +10,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..client import Client
 from . import parsing
 from .options import with_client
-from .output import err, out
+from .output import counting, out
 from .runs import confirm
 
 
 def _prune(client: Client, older_than_seconds: float, batch: int) -> int:
     """``client.runs.prune`` with a progress line fed by its per-batch callback."""
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("Pruning: {task.completed} run(s) deleted"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
-        task = progress.add_task("prune", total=None)
-        return client.runs.prune(
-            older_than_seconds,
-            batch=batch,
-            on_batch=lambda total: progress.update(task, completed=total),
-        )
+    with counting("Pruning: {task.completed} run(s) deleted") as show:
+        return client.runs.prune(older_than_seconds, batch=batch, on_batch=show)
 
 
 @with_client

@@ -15,7 +15,6 @@ from uuid import UUID
 import typer
 from rich.markup import escape
 from rich.panel import Panel
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..client import Client
@@ -23,7 +22,7 @@ from ..errors import AlreadyTerminal, InvalidInput, NotFound
 from ..models import Run
 from . import output, parsing
 from .options import with_client
-from .output import DataFormat, Format, err, out, show
+from .output import DataFormat, Format, out, show
 
 runs_app = typer.Typer(help="List, inspect, cancel and export runs.", no_args_is_help=True)
 
@@ -76,15 +75,7 @@ def ls_command(
 
 def _export(client: Client, filters: dict[str, Any], fmt: DataFormat, sink: TextIO) -> int:
     count = 0
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("Exporting runs: {task.completed}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
-        task = progress.add_task("export", total=None)
+    with output.counting("Exporting runs: {task.completed}") as counted:
         if fmt is DataFormat.csv:
             sink.write(output.csv_header())
         else:
@@ -95,7 +86,7 @@ def _export(client: Client, filters: dict[str, Any], fmt: DataFormat, sink: Text
             else:
                 sink.write(("," if count else "") + "\n  " + run.model_dump_json())
             count += 1
-            progress.update(task, completed=count)
+            counted(count)
         if fmt is DataFormat.json:
             sink.write("\n]\n" if count else "]\n")
     return count
