@@ -51,3 +51,19 @@ def test_a_failing_run_does_not_kill_its_thread() -> None:
     pool.submit(ok.set)
     assert ok.wait(10)
     pool.close()
+
+
+def test_call_hands_back_the_result_or_the_exception() -> None:
+    pool = DaemonThreads(name="t-call")
+    assert pool.call(lambda: 41 + 1).result(timeout=10) == 42
+
+    def boom() -> int:
+        raise ValueError("no")
+
+    try:
+        pool.call(boom).result(timeout=10)
+    except ValueError as e:
+        assert str(e) == "no"
+    else:
+        raise AssertionError("the exception was lost")
+    pool.close()

@@ -16,8 +16,12 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TypeVar
 
 log = logging.getLogger("pulser_ops")
+
+T = TypeVar("T")
 
 
 class DaemonThreads:
@@ -42,6 +46,19 @@ class DaemonThreads:
             )
             self._threads.append(t)
         t.start()
+
+    def call(self, fn: Callable[[], T]) -> Future[T]:
+        """Run ``fn`` on one of the threads; its result (or exception) lands in the future."""
+        done: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as e:
+                done.set_exception(e)
+
+        self.submit(run)
+        return done
 
     def _loop(self, fn: Callable[[], None] | None) -> None:
         while fn is not None:

@@ -16,6 +16,7 @@ or the shutdown logic):
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -24,12 +25,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from ..client import Client
+from ..daemon_threads import DaemonThreads
 from ..errors import LeaseLost, NotFound, PulserOpsError, TransportError
 from ..models import Completion, StepRecord
 from ..steps import (
@@ -108,11 +109,11 @@ class RunExecutor:
         self._worker_id = worker_id
         self._workroot = workroot
         self._completer = Completer(client, worker_id)
-        self._bookkeeping = ThreadPoolExecutor(max_workers=2, thread_name_prefix="step-records")
+        self._bookkeeping = DaemonThreads("pulser-step-records")
 
     def close(self) -> None:
-        """Wait for step records still in flight."""
-        self._bookkeeping.shutdown(wait=True)
+        """Let the step-record threads end (each run already waited for its own records)."""
+        self._bookkeeping.close()
 
     # --- entry point ------------------------------------------------------------------------
 
@@ -216,7 +217,9 @@ class RunExecutor:
             # The step starts without waiting for its "running" row (a round trip that would
             # sit between the claim and the user's code); its final row waits for it below, so
             # the two upserts land in order. A refused fence stops the step like a heartbeat.
-            started = self._bookkeeping.submit(self._record, held, idx, spec, "running")
+            started = self._bookkeeping.call(
+                functools.partial(self._record, held, idx, spec, "running")
+            )
             outcome = self._run_one(spec, ctx)
             started.result()
             status, error, error_class = outcome.status, outcome.error, outcome.error_class
