@@ -96,6 +96,18 @@ def configs(use_worker: bool) -> list[Config]:
     return out
 
 
+def waiting_configs(use_worker: bool, loop_label: str) -> list[Config]:
+    """Each system as one waiting worker with its defaults (pickup latency, idle footprint)."""
+    out = [Config("pulser", loop_label, 1, "loop")]
+    if use_worker:
+        out.append(Config("pulser", "pulser-ops worker", 4, "worker"))
+    out += [
+        Config("pgqueuer", "pgqueuer", 10, "pgqueuer"),
+        Config("procrastinate", "procrastinate", 1, "procrastinate"),
+    ]
+    return out
+
+
 def fill_queue(ctx: Ctx, cfg: Config, url: str, n: int) -> None:
     if cfg.system == "pulser":
         fill.queued(url, n)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from b_drain import Config
+from b_drain import Config, waiting_configs
 from common import Measurement, Target, child_env, log, spawn, wait_for
 from ctx import Ctx
 
@@ -27,14 +27,7 @@ from pg_database d where d.datname = %(db)s
 
 
 def configs(use_worker: bool) -> list[Config]:
-    out = [Config("pulser", "pulser-ops SDK loop (LISTEN + 1 s poll)", 1, "loop")]
-    if use_worker:
-        out.append(Config("pulser", "pulser-ops worker", 4, "worker"))
-    out += [
-        Config("pgqueuer", "pgqueuer", 10, "pgqueuer"),
-        Config("procrastinate", "procrastinate", 1, "procrastinate"),
-    ]
-    return out
+    return waiting_configs(use_worker, "pulser-ops SDK loop (LISTEN + 1 s poll)")
 
 
 def rss_mb(pid: int) -> float:

@@ -16,7 +16,7 @@ import time
 import psycopg
 
 import pulser_ops
-from b_drain import Config
+from b_drain import Config, waiting_configs
 from common import (
     BENCH_DIR,
     PEERS_PY,
@@ -33,14 +33,7 @@ from ctx import Ctx
 
 
 def configs(use_worker: bool) -> list[Config]:
-    out = [Config("pulser", "pulser-ops SDK loop (LISTEN)", 1, "loop")]
-    if use_worker:
-        out.append(Config("pulser", "pulser-ops worker", 4, "worker"))
-    out += [
-        Config("pgqueuer", "pgqueuer", 10, "pgqueuer"),
-        Config("procrastinate", "procrastinate", 1, "procrastinate"),
-    ]
-    return out
+    return waiting_configs(use_worker, "pulser-ops SDK loop (LISTEN)")
 
 
 def listening(url: str) -> bool:

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 
+import peer_cli
 import procrastinate
 
 STATE: dict[str, object] = {"first": 0.0, "last": 0.0, "n": 0, "mode": "drain", "out": None}
@@ -96,19 +97,7 @@ async def worker(a: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("cmd", choices=["install", "enqueue", "paced", "worker"])
-    p.add_argument("dsn")
-    p.add_argument("--mode", default="single")
-    p.add_argument("--n", type=int, default=1000)
-    p.add_argument("--batch", type=int, default=1000)
-    p.add_argument("--gap", type=float, default=0.02)
-    p.add_argument("--out", default="/dev/null")
-    p.add_argument("--ready", default="")
-    a = p.parse_args()
-    asyncio.run(
-        {"install": install, "enqueue": enqueue, "paced": paced, "worker": worker}[a.cmd](a)
-    )
+    peer_cli.run({"install": install, "enqueue": enqueue, "paced": paced, "worker": worker})
 
 
 if __name__ == "__main__":
