@@ -3,6 +3,7 @@ database."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -66,6 +67,24 @@ def test_claim_heartbeat_complete(env: Env, client: Client) -> None:
     assert client.runs.get(low.id).status == "queued"
     kinds = [e.kind for e in client.events.list(run.id)]
     assert kinds == ["claimed", "succeeded"]
+
+
+def test_json_results_come_back_as_the_database_stored_them(env: Env, client: Client) -> None:
+    # The direct transport parses jsonb with pydantic-core, not json.loads: every value must come
+    # back exactly as Python's own parser reads the stored text.
+    template(client)
+    client.runs.create("hello", {"name": "json"})
+    [run] = client.runs.claim("w1", lanes=["A"])
+    result = {
+        "text": 'caf\u00e9 \U0001f680 "quoted" \\ back\nslash',
+        "ints": [0, -1, 2**53 + 1, 12345678901234567890123],
+        "floats": [0.1, -0.0, 1e-320, 1.7976931348623157e308, 2.5e-5, 0.30000000000000004],
+        "nested": {"a": [{"b": None, "c": True}], "": False},
+    }
+    done = client.runs.complete(run.id, "w1", 1, RunStatus.SUCCEEDED, result=result)
+    [(stored,)] = env.sql("select result::text from public.runs where id = %s", (run.id,))
+    assert done.result == json.loads(stored) == client.runs.get(run.id).result
+    assert done.result["ints"][3] == 12345678901234567890123
 
 
 def test_failure_with_attempts_left_is_retried(env: Env, client: Client) -> None:

@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
+from psycopg.adapt import AdaptersMap
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from pydantic_core import from_json
 
 from ..calls import Arg, Call
 from ..errors import PulserOpsError, TransportError, error_for_code
@@ -73,9 +75,25 @@ def translate(exc: psycopg.Error) -> PulserOpsError:
     )
 
 
+class _Adapters:
+    """How every connection of the transport converts values.
+
+    jsonb (params, results, event data) is parsed by pydantic-core's JSON parser instead of
+    ``json.loads``: ~1 µs instead of ~5-8 µs per value, which was a third of decoding a claimed
+    run. Same values (PostgreSQL only ever sends valid JSON; tests compare both parsers).
+    """
+
+    adapters = AdaptersMap(psycopg.adapters)
+    connection = None
+
+
+set_json_loads(from_json, _Adapters)
+
+
 def _conn_kwargs(prepare: bool) -> dict[str, Any]:
     return {
         "autocommit": True,
+        "context": _Adapters,
         "row_factory": dict_row,
         "prepare_threshold": 5 if prepare else None,
         "application_name": "pulser-ops",
