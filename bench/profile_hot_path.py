@@ -1,8 +1,8 @@
 """Where claim + complete spend their time, and what candidate SQL changes would save.
 
-``python bench/profile_hot_path.py [--dsn URL]``: for each variant (the shipped migration, and
-the migration plus one or more files from bench/experiments/, applied to a scratch database
-only), pgbench runs claim_runs + complete_run from one client with pg_stat_statements
+``python bench/profile_hot_path.py [--dsn URL] [--experiment FILE ...]``: for each variant (the
+shipped migrations, and the migrations plus each candidate SQL file, applied to a scratch
+database only), pgbench runs claim_runs + complete_run from one client with pg_stat_statements
 tracking nested statements and planning. Reported per variant: server time per claim and per
 complete (planning + execution, median over repetitions), and for the shipped migration the
 nested statements that are planned on every call.
@@ -26,14 +26,6 @@ from cluster import open_server  # noqa: E402
 from common import BENCH_DIR, log  # noqa: E402
 
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
-EXP = HERE / "experiments"
-VARIANTS: list[tuple[str, list[str]]] = [
-    ("shipped migration", []),
-    ("+ claim_runs generic plan", ["claim_generic_plan.sql"]),
-    ("+ caller_kind plpgsql", ["caller_kind_plpgsql.sql"]),
-    ("+ add_event plpgsql", ["add_event_plpgsql.sql"]),
-    ("all three", ["claim_generic_plan.sql", "caller_kind_plpgsql.sql", "add_event_plpgsql.sql"]),
-]
 TOP = """
 select calls, plans, total_plan_time, total_exec_time, regexp_replace(query, '\\s+', ' ', 'g')
 from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())
@@ -78,7 +70,16 @@ def main() -> None:
     p.add_argument("--dsn")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--txns", type=int, default=300)
+    p.add_argument(
+        "--experiment",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="SQL applied on top of the migrations as one more variant (repeatable)",
+    )
     a = p.parse_args()
+    variants: list[tuple[str, list[Path]]] = [("shipped migrations", [])]
+    variants += [(f"+ {Path(f).name}", [Path(f)]) for f in a.experiment]
     sys.path.insert(0, str(HERE.parent / "src"))
     from pulser_ops.db.migrate import push
 
@@ -106,14 +107,14 @@ def main() -> None:
         push(tpl, include_seed=True)
         with psycopg.connect(tpl, autocommit=True) as conn:
             conn.execute("create extension if not exists pg_stat_statements")
-        results: dict[str, list[tuple[float, float]]] = {v: [] for v, _ in VARIANTS}
+        results: dict[str, list[tuple[float, float]]] = {v: [] for v, _ in variants}
         baseline_rows: list[tuple[object, ...]] = []
         for rep in range(a.reps):
-            for label, files in VARIANTS:  # interleaved, so machine load hits every variant
+            for label, files in variants:  # interleaved, so machine load hits every variant
                 url = server.create_database("prof", template="prof_tpl")
                 with psycopg.connect(url, autocommit=True) as conn:
                     for f in files:
-                        conn.execute((EXP / f).read_text())  # type: ignore[arg-type]
+                        conn.execute(f.read_text())  # type: ignore[arg-type]
                     conn.execute("alter database prof set pg_stat_statements.track = 'all'")
                     conn.execute("alter database prof set pg_stat_statements.track_planning = on")
                 fill.queued(url, a.txns + 50)

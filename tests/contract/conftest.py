@@ -56,7 +56,6 @@ STATE_TABLES = {
     "public.workers": "id",
     "public.lanes": "id",
     "public.spec_docs": "id",
-    "pulser_ops.run_event_counters": "run_id",
 }
 
 

@@ -86,7 +86,7 @@ select throws_ok($$select public.set_lane('C', paused => true)$$, '42501', null,
 select throws_ok($$select * from public.prune_runs(0)$$, '42501', null, 'alice: cannot prune');
 select throws_ok(format($$select * from public.delete_runs(array[%L::uuid])$$, (select id from alice_loose)), '42501', null, 'alice: cannot delete runs');
 select is((select info ->> 'caller' from public.control_plane_info()), 'operator', 'alice: control_plane_info knows she is an operator');
-select throws_ok($$select * from pulser_ops.run_event_counters$$, '42501', null, 'alice: cannot read internals');
+select throws_ok($$select * from pulser_ops.complete_runs('w', '[]')$$, '42501', null, 'alice: cannot call internals');
 select lives_ok($$insert into public.spec_docs (owner_id, title) values ('a0000000-0000-0000-0000-00000000000a', 'plan')$$,
   'alice: writes her own spec docs');
 select throws_ok($$insert into public.spec_docs (owner_id, title) values ('b0000000-0000-0000-0000-00000000000b', 'forged')$$,

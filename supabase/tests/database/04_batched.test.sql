@@ -1,5 +1,5 @@
 -- The batched hot path: complete_runs fences each run on its own and shares complete_run's retry
--- rules; claims hand out each run once; event counters are cleaned up with their runs.
+-- rules; claims hand out each run once; every writer numbers a run's events 1, 2, 3, ...
 begin;
 select * from no_plan();
 
@@ -116,12 +116,27 @@ select throws_ok($$select public.complete_runs('ws', (select jsonb_agg(jsonb_bui
   'run_id', id, 'attempt', 1, 'status', 'succeeded', 'steps', '[{"idx": 0, "name": "x", "kind": "bash", "status": "succeeded"}]'::jsonb)) from c2))$$,
   'PO400', null, 'steps: a bad step row fails the batch');
 
--- Counters go with their runs (no foreign key since the batched migration, a delete trigger).
-select is((select count(*)::int from pulser_ops.run_event_counters k join p on p.id = k.run_id), 5,
-  'counters: one per run with events');
+-- Event seqs come from the events under the run's row lock (no counter table since the
+-- event-seq migration): claim, append, sweep, cancel and complete all continue one sequence.
+select is((select count(*)::int from public.append_run_events((select jsonb_agg(jsonb_build_object(
+  'run_id', id, 'kind', 'log', 'message', 'line ' || g)) from p, generate_series(1, 2) g))), 10,
+  'seqs: two log events appended to each run');
+update public.runs set lease_expires_at = now() - interval '1 minute'
+ where id in (select id from p) and status = 'running';
+select ok((select count(*) > 0 from public.sweep_expired_runs()), 'seqs: something was swept');
+select ok((select count(*) > 0 from (select public.cancel_run(id, 'seq test') from public.runs
+            where id in (select id from p) and status = 'queued') c), 'seqs: requeued runs cancelled');
+select is((select count(*)::int from (
+  select e.seq, row_number() over (partition by e.run_id order by e.seq) as n
+  from public.run_events e join p on p.id = e.run_id) z where z.seq <> z.n), 0,
+  'seqs: every run''s events are numbered 1..n, whoever wrote them');
+select results_eq($$select e.kind from public.run_events e
+                    where e.run_id = (select id from p where priority = 6) order by e.seq$$,
+  $$values ('claimed'), ('succeeded'), ('log'), ('log')$$,
+  'seqs: a run''s timeline in the order it happened');
 delete from public.runs where id in (select id from p);
-select is((select count(*)::int from pulser_ops.run_event_counters k join p on p.id = k.run_id), 0,
-  'counters: deleted with their runs');
+select is((select count(*)::int from public.run_events e join p on p.id = e.run_id), 0,
+  'events: deleted with their runs');
 
 select * from finish();
 rollback;
