@@ -91,6 +91,9 @@ def configs(use_worker: bool) -> list[Config]:
         out.append(Config("pulser", "pulser-ops worker, concurrency 4", 4, "worker"))
     out += [
         Config("pgqueuer", "pgqueuer (batch_size 10)", 10, "pgqueuer"),
+        # Not PgQueuer's default: the same batch size as our best configuration, so the table
+        # also says how we compare when both sides batch alike.
+        Config("pgqueuer", "pgqueuer (batch_size 100)", 100, "pgqueuer"),
         Config("procrastinate", "procrastinate (concurrency 1)", 1, "procrastinate"),
     ]
     return out
@@ -164,21 +167,25 @@ def run(ctx: Ctx) -> list[Measurement]:
 
 
 def ratios(rows: dict[Config, Measurement]) -> list[Measurement]:
-    """Best pulser-ops configuration against each peer, repetition by repetition."""
+    """Best pulser-ops configuration against each peer configuration, repetition by repetition.
+
+    The targets apply to each peer's defaults (its first configuration); the other rows are
+    for information.
+    """
     ours = [m for c, m in rows.items() if c.system == "pulser"]
     best = max(ours, key=lambda m: m.median)
     out = []
     for peer, factor in (("pgqueuer", 2.0), ("procrastinate", 10.0)):
-        theirs = next((m for c, m in rows.items() if c.system == peer), None)
-        if theirs is None:
-            continue
-        ratio = Measurement(
-            "drain",
-            f"best pulser-ops / {peer}",
-            best.system,
-            "x",
-            [a / b for a, b in zip(best.values, theirs.values, strict=True)],
-            Target(">=", factor, f">= {factor:g}x {peer}"),
-        )
-        out.append(ratio)
+        theirs = [(c, m) for c, m in rows.items() if c.system == peer]
+        for i, (c, m) in enumerate(theirs):
+            out.append(
+                Measurement(
+                    "drain",
+                    f"best pulser-ops / {peer}" if i == 0 else f"best pulser-ops / {c.label}",
+                    best.system,
+                    "x",
+                    [a / b for a, b in zip(best.values, m.values, strict=True)],
+                    Target(">=", factor, f">= {factor:g}x {peer}") if i == 0 else None,
+                )
+            )
     return out

@@ -41,6 +41,13 @@ from .wakeup import WakeupListener
 
 log = logging.getLogger("pulser_ops.worker")
 
+#: When a run ends while others are still running, how long the claim loop may wait for them
+#: to end too before it claims. Claiming the moment each run ended cost one claim round trip
+#: per run (the claim is most of a short run's cost); a few milliseconds let one claim fill
+#: several slots, like Oban's dispatch cooldown and River's fetch cooldown. Wake-ups for new
+#: work and the poll timer never wait, so an idle worker claims at once.
+CLAIM_COOLDOWN_SECONDS = 0.005
+
 Handler = Callable[[HandlerContext], Any]
 
 #: Environment variables never passed on to step processes: templates are code written by
@@ -129,6 +136,7 @@ class Worker:
         self._step_options = options
         self.held = HeldRuns()
         self._kick = threading.Event()
+        self._ended = threading.Event()  # a run ended (a slot freed) since the last claim
         self._stopping = threading.Event()
         self._forced = threading.Event()
         self._stop_reason = ""
@@ -296,6 +304,7 @@ class Worker:
         backoff = 0.5
         while not self._stopping.is_set():
             self._kick.clear()
+            self._let_slots_gather()
             free = cfg.concurrency - len(self.held)
             got: list[Run] = []
             if free > 0:
@@ -321,6 +330,20 @@ class Worker:
                 continue  # there may be more: claim again as soon as a slot frees up
             self._kick.wait(cfg.poll_seconds)
 
+    def _let_slots_gather(self) -> None:
+        """After a run ended while others still run, wait (at most CLAIM_COOLDOWN_SECONDS) for
+        them to end too: the next claim then fills all the freed slots at once. A wake-up for
+        new work or the poll timer never waits here, so an idle worker claims at once."""
+        if not self._ended.is_set():
+            return
+        self._ended.clear()
+        deadline = time.monotonic() + CLAIM_COOLDOWN_SECONDS
+        while len(self.held) > 0 and not self._stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._ended.wait(left):
+                return
+            self._ended.clear()
+
     def _start(self, executor: RunExecutor, run: Run) -> None:
         held = HeldRun(run)
         if run.cancel_requested:
@@ -338,6 +361,7 @@ class Worker:
             with self._endings_lock:
                 self.endings[ending] = self.endings.get(ending, 0) + 1
             self.held.remove(held.run_id)
+            self._ended.set()
             self._kick.set()
         log.info("run %s attempt %d: %s", held.run_id, held.attempt, ending)
 
