@@ -54,6 +54,7 @@ def run(ctx: Ctx) -> list[Measurement]:
         t0 = time.monotonic()
         fill.queued(url, depth)
         log(f"depth {depth:,}: built in {time.monotonic() - t0:.1f} s")
+        ctx.settle()
         pair_m = Measurement(
             "claim vs depth", "pulser-ops", f"claim+complete p50 @ {depth:,}", "ms"
         )

@@ -134,6 +134,7 @@ def once(ctx: Ctx, cfg: Config) -> float:
     s = ctx.sizes
     url = ctx.dbs.fresh(cfg.system)
     fill_queue(ctx, cfg, url, s.drain_runs)
+    ctx.settle()
     out = ctx.path(f"drain-{cfg.kind}.jsonl")
     procs = [spawn(cfg.command(url, str(out), "drain"), child_env()) for _ in range(s.drain_procs)]
     wait_all(procs, timeout=900)

@@ -70,6 +70,7 @@ def run(ctx: Ctx) -> list[Measurement]:
         for system in ("pulser", "pgqueuer", "procrastinate"):  # interleaved: load hits all
             for mode, n in (("single", s.enqueue_single), ("batch", s.enqueue_batched)):
                 url = ctx.dbs.fresh(system)
+                ctx.settle()
                 rate = (
                     pulser(url, mode, n, 1000)
                     if system == "pulser"

@@ -85,6 +85,7 @@ def run(ctx: Ctx) -> list[Measurement]:
         # Each transaction of claim_complete_batch.sql moves up to 100 runs: the rate is
         # transactions/s x 100 as long as every claim is full, so the queue holds enough.
         batches = max(1, per // 100)
+        ctx.settle()
         batched.values.append(100 * pgbench(url, "claim_complete_batch.sql", clients, batches))
         url = ctx.dbs.fresh("pulser")
         fill.queued(url, s.drain_runs + clients)
@@ -96,7 +97,9 @@ def run(ctx: Ctx) -> list[Measurement]:
                 [s.drain_runs + clients],
             )
             conn.execute("vacuum analyze bare_jobs")
+        ctx.settle()
         ours.values.append(pgbench(url, "claim_complete.sql", clients, per))
+        ctx.settle()
         bare.values.append(pgbench(url, "bare_skip_locked.sql", clients, per))
         log(
             f"raw rep {rep + 1}: control plane {ours.values[-1]:.0f}/s, "

@@ -22,6 +22,7 @@ def once(ctx: Ctx, batch: int) -> float:
     n = ctx.sizes.sweep_runs
     url = ctx.dbs.fresh("pulser")
     fill.expired(url, n)
+    ctx.settle()
     with pulser_ops.connect(url) as client:
         client.runs.list(limit=1)  # connection open: time only the sweep
         report = sweep_once(client, batch=batch)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
 from setup_env import Databases
 
 
@@ -64,6 +66,15 @@ class Ctx:
     sizes: Sizes
     scratch: Path
     use_worker: bool
+
+    def settle(self) -> None:
+        """Write out every dirty buffer (CHECKPOINT) before a timed measurement.
+
+        Without it, a system measured right after a write-heavy one paid for the other's
+        dirty pages: PgQueuer's drain ran at ~4,400 runs/s after ours and ~8,500 on a settled
+        cluster (bench/results/2026-11-24-round3.md and the runs after it)."""
+        with psycopg.connect(self.dbs.server.admin_url, autocommit=True) as conn:
+            conn.execute("checkpoint")
 
     def path(self, name: str) -> Path:
         p = self.scratch / name
