@@ -24,6 +24,7 @@ from common import (
     log,
     spawn,
     wait_all,
+    wait_for,
 )
 from ctx import Ctx
 
@@ -35,8 +36,8 @@ class Config:
     batch: int
     kind: str  # "loop" | "loop_many" | "worker" | "pgqueuer" | "procrastinate"
 
-    def command(self, url: str, out: str, mode: str, ready: str = "") -> list[str]:
-        extra = ["--ready", ready] if ready else []
+    def command(self, url: str, out: str, mode: str, ready: str = "", go: str = "") -> list[str]:
+        extra = (["--ready", ready] if ready else []) + (["--go", go] if go else [])
         if self.kind in ("loop", "loop_many"):
             many = ["--complete-many"] if self.kind == "loop_many" else []
             return [
@@ -136,7 +137,15 @@ def once(ctx: Ctx, cfg: Config) -> float:
     fill_queue(ctx, cfg, url, s.drain_runs)
     ctx.settle()
     out = ctx.path(f"drain-{cfg.kind}.jsonl")
-    procs = [spawn(cfg.command(url, str(out), "drain"), child_env()) for _ in range(s.drain_procs)]
+    go = ctx.path("drain.go")
+    ready = [ctx.path(f"drain-{cfg.kind}-{i}.ready") for i in range(s.drain_procs)]
+    procs = [
+        spawn(cfg.command(url, str(out), "drain", str(r), str(go)), child_env()) for r in ready
+    ]
+    try:  # the gate (gate.py): every process connected before any of them claims
+        wait_for(lambda: all(r.exists() for r in ready), 120, f"{cfg.label} to start")
+    finally:
+        go.touch()
     wait_all(procs, timeout=900)
     parts = [json.loads(line) for line in out.read_text().splitlines()]
     n = sum(int(p["n"]) for p in parts)

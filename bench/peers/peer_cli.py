@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: gate.py
+from gate import ready_then_wait
+
+__all__ = ["ready_then_wait", "run"]
 
 Command = Callable[[argparse.Namespace], Awaitable[None]]
 
@@ -21,5 +28,6 @@ def run(commands: dict[str, Command]) -> None:
     p.add_argument("--gap", type=float, default=0.02)
     p.add_argument("--out", default="/dev/null")
     p.add_argument("--ready", default="")
+    p.add_argument("--go", default="", help="start only once this file exists (gate.py)")
     a = p.parse_args()
     asyncio.run(commands[a.cmd](a))

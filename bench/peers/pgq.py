@@ -77,8 +77,7 @@ async def worker(a: argparse.Namespace) -> None:
         count[0] += 1
         last[0] = time.time()
 
-    if a.ready:
-        open(a.ready, "w").close()  # noqa: ASYNC230 - the process only ever appends a few lines
+    await asyncio.to_thread(peer_cli.ready_then_wait, a.ready, a.go)
     mode = QueueExecutionMode.drain if a.mode == "drain" else QueueExecutionMode.continuous
     await qm.run(batch_size=a.batch, mode=mode, dequeue_timeout=timedelta(seconds=30))
     if a.mode == "drain":

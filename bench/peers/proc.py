@@ -76,8 +76,7 @@ async def worker(a: argparse.Namespace) -> None:
     STATE["out"] = open(a.out, "a")  # noqa: ASYNC230, SIM115 - the process only ever appends a few lines
     app = make_app(a.dsn)
     async with app.open_async():
-        if a.ready:
-            open(a.ready, "w").close()  # noqa: ASYNC230 - the process only ever appends a few lines
+        await asyncio.to_thread(peer_cli.ready_then_wait, a.ready, a.go)
         await app.run_worker_async(
             concurrency=a.batch, wait=a.mode != "drain", install_signal_handlers=True
         )

@@ -14,12 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 import psycopg
 
 import pulser_ops
 from pulser_ops.models import Run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: gate.py
+from gate import ready_then_wait
 
 
 def handle(run: Run, mode: str, out: object) -> float:
@@ -42,6 +47,7 @@ def main() -> None:
     )
     p.add_argument("--out", default="/dev/null")
     p.add_argument("--ready", default="")
+    p.add_argument("--go", default="", help="start only once this file exists (gate.py)")
     a = p.parse_args()
     wid = f"bench-{os.getpid()}"
     client = pulser_ops.connect(a.dsn, prepare=True)
@@ -50,8 +56,7 @@ def main() -> None:
         listen = psycopg.connect(a.dsn, autocommit=True)
         listen.execute("listen pulser_ops_wakeup")
     out = open(a.out, "a")  # noqa: SIM115 - open for the whole process
-    if a.ready:
-        open(a.ready, "w").close()
+    ready_then_wait(a.ready, a.go)
     first = 0.0
     last = 0.0
     n = 0

@@ -9,12 +9,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pulser_ops
 from pulser_ops.worker import Worker
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: gate.py
+from gate import ready_then_wait
 
 
 def main() -> None:
@@ -24,6 +29,7 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--out", default="/dev/null")
     p.add_argument("--ready", default="")
+    p.add_argument("--go", default="", help="start only once this file exists (gate.py)")
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     lock = threading.Lock()
@@ -46,8 +52,7 @@ def main() -> None:
                 stats["n"] += 1
                 stats["last"] = time.time()
 
-        if a.ready:
-            open(a.ready, "w").close()
+        ready_then_wait(a.ready, a.go)
         worker.run()
         if a.mode == "drain":
             out.write(json.dumps(stats) + "\n")
