@@ -70,9 +70,8 @@ class Ctx:
     def settle(self) -> None:
         """Write out every dirty buffer (CHECKPOINT) before a timed measurement.
 
-        Without it, a system measured right after a write-heavy one paid for the other's
-        dirty pages: PgQueuer's drain ran at ~4,400 runs/s after ours and ~8,500 on a settled
-        cluster (bench/results/2026-11-24-round3.md and the runs after it)."""
+        So that every system starts from the same state: no one pays for the pages the
+        system measured before it wrote, nor for its own fill."""
         with psycopg.connect(self.dbs.server.admin_url, autocommit=True) as conn:
             conn.execute("checkpoint")
 

@@ -2,10 +2,9 @@
 
 Why: a 10,000-run drain lasts one to two seconds, about as long as a Python process takes to
 import its queue library and connect. Started without a gate, the first process to be ready
-drained alone while the others were still importing (on 2 cores, slowed by them), and the
-rate then said more about start-up skew than about the queue: PgQueuer's default drain read
-~4,300 runs/s in the full run and ~8,000 when it happened to start first. Each process
-writes its ``ready`` file once connected, then waits for the runner to create ``go``.
+drained alone while the others were still importing, so the rate also measured start-up
+skew. Each process writes its ``ready`` file once connected, then waits for the runner to
+create ``go``.
 
 Stdlib only: the pulser-ops scripts and the peers' scripts (another virtualenv) share it.
 """
