@@ -197,6 +197,13 @@ def complete_run(
     )
 
 
+def _step_row(row: m.StepRecord) -> dict[str, Any]:
+    out = row.model_dump(exclude={"started_at"})
+    if row.started_at is not None:
+        out["started_at"] = row.started_at.isoformat()
+    return out
+
+
 def complete_runs(
     worker_id: str, completions: Sequence[m.Completion]
 ) -> Call[list[m.CompleteBatchItem]]:
@@ -209,7 +216,7 @@ def complete_runs(
             "error": c.error,
             "error_class": c.error_class,
             "retryable": c.retryable,
-            "steps": None if c.steps is None else [r.model_dump() for r in c.steps],
+            "steps": None if c.steps is None else [_step_row(r) for r in c.steps],
         }
         for c in completions
     ]

@@ -249,7 +249,10 @@ class HeartbeatBatchItem(_Row):
 
 
 class StepRecord(_Row):
-    """A ``run_steps`` row to write with a completion (what ``runs.record_step`` takes)."""
+    """A ``run_steps`` row to write with a completion (what ``runs.record_step`` takes).
+
+    ``started_at``: when the step started, for a row that is first written with the
+    completion (None: the time of the write). A row that already exists keeps its own."""
 
     idx: int
     name: str
@@ -258,6 +261,7 @@ class StepRecord(_Row):
     exit_code: int | None = None
     error: str | None = None
     output: Any = None
+    started_at: datetime | None = None
 
 
 class Completion(_Row):

@@ -4,10 +4,12 @@ database."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pulser_ops import Client, RunStatus
+import pytest
+
+from pulser_ops import Client, InvalidInput, RunStatus
 from tests.contract.conftest import Env
 from tests.contract.helpers import claimed, template
 
@@ -245,6 +247,32 @@ def test_complete_many_fences_each_run_on_its_own(env: Env, client: Client) -> N
     assert [(i.ok, i.status) for i in again] == [(True, "succeeded")]
     assert env.sql("select count(*) from public.run_events where run_id = %s", (ok.id,)) == [(2,)]
     assert client.runs.complete_many("w1", []) == []
+
+
+def test_a_step_row_first_written_with_the_completion_keeps_its_start_time(
+    env: Env, client: Client
+) -> None:
+    # A worker skips the last step's "running" row when the step ends at once; the final row
+    # then says when the step started. A row that already exists keeps its own start.
+    template(client)
+    fresh, known = claimed(client, "w1"), claimed(client, "w1")
+    client.runs.record_step(known.id, "w1", 1, 0, "greet", "shell", "running")
+    [(known_start,)] = env.sql("select started_at from public.run_steps where run_id = %s",
+                               (known.id,))
+    began = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    row = {"idx": 0, "name": "greet", "kind": "shell", "status": "succeeded", "started_at": began}
+    items = client.runs.complete_many("w1", [
+        {"run_id": fresh.id, "attempt": 1, "status": "succeeded", "steps": [row]},
+        {"run_id": known.id, "attempt": 1, "status": "succeeded", "steps": [row]},
+    ])
+    assert [i.ok for i in items] == [True, True]
+    assert env.sql("select run_id, started_at, status from public.run_steps order by started_at") == [
+        (fresh.id, began, "succeeded"), (known.id, known_start, "succeeded")]
+    again = claimed(client, "w1")
+    with pytest.raises(InvalidInput):
+        client.runs.complete_many("w1", [{"run_id": again.id, "attempt": 1, "status": "succeeded",
+                                          "steps": [{**row, "started_at": "yesterday-ish"}]}])
+    assert client.runs.get(again.id).status == "running"  # nothing written
 
 
 def test_complete_many_writes_step_rows_only_for_runs_it_completes(env: Env, client: Client) -> None:

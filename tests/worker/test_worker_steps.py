@@ -6,14 +6,18 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pulser_ops import Client
-from pulser_ops.worker import Worker, WorkerConfig
+from pulser_ops.client import Runs
+from pulser_ops.worker import Worker, WorkerConfig, executor
 from tests.worker.conftest import template
 
 MCP_SERVER = str(Path(__file__).resolve().parents[1] / "steps" / "mcp_echo_server.py")
@@ -225,3 +229,52 @@ def test_log_lines_are_appended_in_batches(client: Client) -> None:
     assert lines == [str(i) for i in range(1, 2001)]  # every line, in order...
     assert len(logs) <= 40  # ...in a few batched events, not one event per line
     assert sum(e.data["lines"] for e in logs) == 2000
+
+
+def test_a_quick_last_step_writes_its_row_once_with_the_completion(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A first step that takes a while shows as running while it runs; the last step ends at
+    # once, so its only row is the final one, sent with the completion, and it still says
+    # when the step started.
+    client.templates.upsert(
+        template(
+            "two",
+            [
+                {"kind": "python", "name": "slow", "handler": "slow"},
+                {"kind": "python", "name": "quick", "handler": "quick"},
+            ],
+        )
+    )
+    run = client.runs.create("two")
+    written: list[tuple[int, str]] = []
+    record_step = Runs.record_step
+
+    def counting(self: Runs, run_id: object, worker_id: str, attempt: int, idx: int, *a: Any,
+                 **kw: Any) -> Any:
+        written.append((idx, a[2]))
+        return record_step(self, run_id, worker_id, attempt, idx, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Runs, "record_step", counting)
+    seen_running: list[str] = []
+    worker = burst_worker(client)
+
+    @worker.handler("slow")
+    def slow(ctx: Any) -> None:
+        time.sleep(executor.RUNNING_ROW_DELAY_SECONDS * 4)
+        seen_running.extend(s.status for s in client.runs.steps(run.id))
+
+    @worker.handler("quick")
+    def quick(ctx: Any) -> str:
+        return "done"
+
+    before = datetime.now(UTC)
+    assert worker.run() == 0
+    assert client.runs.get(run.id).status == "succeeded"
+    assert seen_running == ["running"]  # the first step's row, written while it ran
+    # record_run_step: the first step's running and final rows; nothing for the last step.
+    assert written == [(0, "running"), (0, "succeeded")]
+    steps = client.runs.steps(run.id)
+    assert [(s.idx, s.status) for s in steps] == [(0, "succeeded"), (1, "succeeded")]
+    assert steps[1].finished_at is not None
+    assert before < steps[0].started_at < steps[1].started_at <= steps[1].finished_at

@@ -116,6 +116,12 @@ select throws_ok($$select public.complete_runs('ws', (select jsonb_agg(jsonb_bui
   'run_id', id, 'attempt', 1, 'status', 'succeeded', 'steps', '[{"idx": 0, "name": "x", "kind": "bash", "status": "succeeded"}]'::jsonb)) from c2))$$,
   'PO400', null, 'steps: a bad step row fails the batch');
 
+-- A step row may carry its start time; a malformed one fails the whole call.
+select throws_ok($$select public.complete_runs('ws', (select jsonb_agg(jsonb_build_object(
+  'run_id', id, 'attempt', 1, 'status', 'succeeded', 'steps',
+  '[{"idx": 0, "name": "x", "kind": "python", "status": "succeeded", "started_at": "soon"}]'::jsonb)) from c2))$$,
+  '22007', null, 'steps: a malformed started_at fails the batch');
+
 -- Event seqs come from the events under the run's row lock (no counter table since the
 -- event-seq migration): claim, append, sweep, cancel and complete all continue one sequence.
 select is((select count(*)::int from public.append_run_events((select jsonb_agg(jsonb_build_object(
