@@ -142,9 +142,15 @@ end
 $$;
 
 -- ---------------------------------------------------------------------------
--- Complete: lock in a statement of its own, then complete
+-- Complete: lock in a statement of its own, then complete; a step row may say when it started
 -- ---------------------------------------------------------------------------
 
+-- A step row that comes with a completion may carry "started_at": the reference worker no
+-- longer writes the last step's "running" row when the step ends within a moment, so its final
+-- row, sent with the completion, is the step's first and says when the step started (without
+-- it, the row would be stamped with the completion's time). An existing row keeps its own
+-- started_at (the upsert never changes it). A malformed timestamp fails the call like any other
+-- bad value (22007/22008: InvalidInput), before anything is written.
 create or replace function pulser_ops.complete_runs(worker_id text, items jsonb)
 returns setof public.complete_batch_result
 language plpgsql volatile set search_path = '' set plan_cache_mode = force_generic_plan as $$
@@ -220,15 +226,15 @@ begin
   -- Step rows that come with the completion (the worker's last step, skipped ones): the same
   -- upsert as record_run_step, written only for runs this call completes.
   steps as (
-    insert into public.run_steps as st (run_id, attempt, idx, name, kind, status, finished_at,
-                                        exit_code, error, output)
-    select x.id, x.attempt, s.idx, s.name, s.kind, s.status,
+    insert into public.run_steps as st (run_id, attempt, idx, name, kind, status, started_at,
+                                        finished_at, exit_code, error, output)
+    select x.id, x.attempt, s.idx, s.name, s.kind, s.status, coalesce(s.started_at, now()),
            case when s.status <> 'running' then now() end, s.exit_code, s.error, s.output
     from done x
     join items i on i.run_id = x.id
     cross join lateral jsonb_to_recordset(coalesce(i.steps, '[]'))
       as s(idx integer, name text, kind text, status text, exit_code integer, error text,
-           output jsonb)
+           output jsonb, started_at timestamptz)
     on conflict on constraint run_steps_pkey do update
       set status = excluded.status, finished_at = excluded.finished_at,
           exit_code = excluded.exit_code, error = excluded.error, output = excluded.output
