@@ -231,7 +231,6 @@ class RunExecutor:
             # The step starts without waiting for its "running" row (a round trip that would
             # sit between the claim and the user's code); its final row waits for it below, so
             # the two upserts land in order. A refused fence stops the step like a heartbeat.
-            step_started = utcnow()
             step_done = threading.Event()
             started = self._bookkeeping.call(
                 functools.partial(
@@ -265,7 +264,7 @@ class RunExecutor:
                             "artifacts": list(outcome.artifacts),
                         }
                     ),
-                    started_at=step_started,
+                    started_at=outcome.started_at,
                 )
             )
             summaries.append(
