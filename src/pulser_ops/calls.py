@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, TypeAdapter
+from pydantic_core import from_json
 
 from . import models as m
 from .errors import InvalidInput
@@ -33,10 +34,27 @@ class Arg:
 
 
 @dataclass(frozen=True)
+class Decode(Generic[T]):
+    """How a call's result becomes models, from either shape a transport receives.
+
+    PostgREST answers an RPC with one JSON array of rows, which supabase-py hands over parsed
+    (``rows``). The direct transport asks PostgreSQL for that same array as text (``json``), so
+    pydantic-core validates it without a Python object per value: for a claim of 100 runs that
+    is a third of the SDK's CPU per run. Both shapes carry the same values."""
+
+    rows: Callable[[Sequence[Row]], T]
+    json: Callable[[str], T]
+
+    @classmethod
+    def from_rows(cls, rows: Callable[[Sequence[Row]], T]) -> Decode[T]:
+        return cls(rows, lambda text: rows(from_json(text)))
+
+
+@dataclass(frozen=True)
 class Call(Generic[T]):
     fn: str
     args: Mapping[str, Arg]
-    decode: Callable[[Sequence[Row]], T]
+    decode: Decode[T]
     #: Safe to send again when the response was lost (reads, fenced upserts, keyed enqueues).
     retry_safe: bool = False
     #: STABLE functions: PostgREST may run them read-only (GET); psycopg does not care.
@@ -49,25 +67,31 @@ def _args(**kwargs: tuple[Any, str]) -> dict[str, Arg]:
     return {k: Arg(v, t) for k, (v, t) in kwargs.items() if v is not None}
 
 
-def one(model: type[M]) -> Callable[[Sequence[Row]], M]:
-    def decode(rows: Sequence[Row]) -> M:
-        if len(rows) != 1:
-            raise InvalidInput(f"expected one {model.__name__}, got {len(rows)} rows")
-        return model.model_validate(rows[0])
-
-    return decode
+@cache
+def _list_of(model: type[M]) -> TypeAdapter[list[M]]:
+    # Built once per model (building one costs far more than using it); one validator call per
+    # result, so a claim of 100 runs is one call into pydantic-core, not 100.
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
 @cache
-def many(model: type[M]) -> Callable[[Sequence[Row]], list[M]]:
-    # One validator call for the whole result (a claim of 100 runs is one call into
-    # pydantic-core, not 100), built once per model: building it costs far more than using it.
-    rows_of: TypeAdapter[list[M]] = TypeAdapter(list[model])  # type: ignore[valid-type]
+def one(model: type[M]) -> Decode[M]:
+    def single(found: list[M]) -> M:
+        if len(found) != 1:
+            raise InvalidInput(f"expected one {model.__name__}, got {len(found)} rows")
+        return found[0]
 
-    def decode(rows: Sequence[Row]) -> list[M]:
-        return rows_of.validate_python(rows)
+    rows_of = _list_of(model)
+    return Decode(
+        lambda rows: single(rows_of.validate_python(rows)),
+        lambda text: single(rows_of.validate_json(text)),
+    )
 
-    return decode
+
+@cache
+def many(model: type[M]) -> Decode[list[M]]:
+    rows_of = _list_of(model)
+    return Decode(rows_of.validate_python, rows_of.validate_json)
 
 
 def _uuid(value: UUID | str, name: str) -> str:
@@ -584,4 +608,4 @@ def _info(rows: Sequence[Row]) -> dict[str, Any]:
 
 def control_plane_info() -> Call[dict[str, Any]]:
     """What `pulser-ops doctor` checks: applied migrations, functions, publication, bucket."""
-    return Call("control_plane_info", {}, _info, retry_safe=True, read_only=True)
+    return Call("control_plane_info", {}, Decode.from_rows(_info), retry_safe=True, read_only=True)

@@ -72,8 +72,9 @@ def test_claim_heartbeat_complete(env: Env, client: Client) -> None:
 
 
 def test_json_results_come_back_as_the_database_stored_them(env: Env, client: Client) -> None:
-    # The direct transport parses jsonb with pydantic-core, not json.loads: every value must come
-    # back exactly as Python's own parser reads the stored text.
+    # Results reach the models as JSON text parsed by pydantic-core (the direct transport asks
+    # for the rows as one json_agg array), not by json.loads: every value must come back exactly
+    # as Python's own parser reads the stored text.
     template(client)
     client.runs.create("hello", {"name": "json"})
     [run] = client.runs.claim("w1", lanes=["A"])

@@ -86,7 +86,7 @@ class SupabaseTransport:
                 raise translate_api_error(e) from None
             except httpx.HTTPError as e:
                 raise translate_http_error(e) from None
-            return call.decode(rows_of(call.fn, data))
+            return call.decode.rows(rows_of(call.fn, data))
 
         return with_retry(call, send)
 
@@ -133,7 +133,7 @@ class AsyncSupabaseTransport:
                 raise translate_api_error(e) from None
             except httpx.HTTPError as e:
                 raise translate_http_error(e) from None
-            return call.decode(rows_of(call.fn, data))
+            return call.decode.rows(rows_of(call.fn, data))
 
         return await with_retry_async(call, send)
 
