@@ -241,6 +241,7 @@ def complete_runs(
             "error_class": c.error_class,
             "retryable": c.retryable,
             "steps": None if c.steps is None else [_step_row(r) for r in c.steps],
+            "events": None if c.events is None else [e.model_dump() for e in c.events],
         }
         for c in completions
     ]

@@ -264,11 +264,23 @@ class StepRecord(_Row):
     started_at: datetime | None = None
 
 
+class CompletionEvent(_Row):
+    """An event that goes with a completion: attempt and worker are the completion's."""
+
+    kind: str
+    message: str = ""
+    level: EventLevel = "info"
+    data: Any = None
+
+
 class Completion(_Row):
     """One finished run, for ``client.runs.complete_many`` (what ``runs.complete`` takes).
 
     ``steps``: step rows written in the same transaction, only if the completion is recorded
-    (a worker sends its last step's final row here instead of a separate call)."""
+    (a worker sends its last step's final row here instead of a separate call).
+    ``events``: the run's events not yet appended, written just before its terminal event and
+    only if the completion is recorded now (a worker sends a run's last log lines here instead
+    of appending them first: one call and one transaction less per run)."""
 
     run_id: UUID
     attempt: int
@@ -278,6 +290,7 @@ class Completion(_Row):
     error_class: str | None = None
     retryable: bool = True
     steps: list[StepRecord] | None = None
+    events: list[CompletionEvent] | None = None
 
 
 class CompleteBatchItem(_Row):

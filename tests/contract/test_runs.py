@@ -276,6 +276,39 @@ def test_a_step_row_first_written_with_the_completion_keeps_its_start_time(
     assert client.runs.get(again.id).status == "running"  # nothing written
 
 
+def test_complete_many_writes_carried_events_before_the_terminal_one(
+    env: Env, client: Client
+) -> None:
+    # A worker sends a run's last log lines with its completion instead of appending them first.
+    template(client)
+    mine, theirs = claimed(client, "w1"), claimed(client, "w2")
+    client.events.append([{"run_id": mine.id, "kind": "log", "message": "early"}])
+    carried = [{"kind": "step", "message": "step 'greet' finished", "data": {"exit_code": 0}},
+               {"kind": "log", "level": "warn", "message": "late \u00e9"}]
+    items = client.runs.complete_many("w1", [
+        {"run_id": mine.id, "attempt": 1, "status": "succeeded", "events": carried},
+        {"run_id": theirs.id, "attempt": 1, "status": "succeeded", "events": carried},
+    ])
+    assert {i.run_id: i.ok for i in items} == {mine.id: True, theirs.id: False}
+    assert [(e.seq, e.kind, e.level, e.message, e.data, e.attempt, e.worker_id)
+            for e in client.events.list(mine.id)][1:] == [
+        (2, "log", "info", "early", None, None, None),
+        (3, "step", "info", "step 'greet' finished", {"exit_code": 0}, 1, "w1"),
+        (4, "log", "warn", "late \u00e9", None, 1, "w1"),
+        (5, "succeeded", "info", "succeeded on attempt 1", {"error_class": None}, 1, "w1"),
+    ]
+    assert [e.kind for e in client.events.list(theirs.id)] == ["claimed"]  # refused: nothing
+    # Resent after a lost response: still ok, and the events are not written twice.
+    again = client.runs.complete_many("w1", [
+        {"run_id": mine.id, "attempt": 1, "status": "succeeded", "events": carried}])
+    assert [i.ok for i in again] == [True]
+    assert len(client.events.list(mine.id)) == 5
+    with pytest.raises(InvalidInput, match=r"runs\[0\]\.events: event 0: kind 'Bad'"):
+        client.runs.complete_many("w2", [{"run_id": theirs.id, "attempt": 1,
+                                          "status": "succeeded", "events": [{"kind": "Bad"}]}])
+    assert client.runs.get(theirs.id).status == "running"  # nothing written
+
+
 def test_complete_many_writes_step_rows_only_for_runs_it_completes(env: Env, client: Client) -> None:
     template(client)
     mine = claimed(client, "w1")

@@ -13,10 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from pulser_ops import Client
-from pulser_ops.client import Runs
+from pulser_ops.client import Events, Runs
 from pulser_ops.worker import Worker, WorkerConfig, executor
 from tests.worker.conftest import template
 
@@ -278,3 +279,45 @@ def test_a_quick_last_step_writes_its_row_once_with_the_completion(
     assert [(s.idx, s.status) for s in steps] == [(0, "succeeded"), (1, "succeeded")]
     assert steps[1].finished_at is not None
     assert before < steps[0].started_at < steps[1].started_at <= steps[1].finished_at
+
+
+def test_a_runs_last_events_go_with_its_completion(
+    client: Client, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A short run's step events and log lines are written by its completion (no append of its
+    # own); when the completion is refused, they are appended instead: nothing is lost.
+    client.templates.upsert(
+        template("chat", [{"kind": "python", "name": "talk", "handler": "talk"}], max_attempts=2)
+    )
+    kept, stolen = client.runs.create("chat", {"steal": False}), client.runs.create(
+        "chat", {"steal": True}, priority=-1
+    )
+    appended: list[set[str]] = []
+    append = Events.append
+
+    def counting(self: Events, events: Any) -> Any:
+        appended.append({str(e.run_id) for e in events})
+        return append(self, events)
+
+    monkeypatch.setattr(Events, "append", counting)
+    worker = burst_worker(client, concurrency=1)
+
+    @worker.handler("talk")
+    def talk(ctx: Any) -> None:
+        ctx.log.info("hello", n=1)
+        if ctx.params["steal"]:  # another worker takes the run over before this one completes
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                conn.execute(
+                    "update public.runs set worker_id = 'thief', attempt = attempt + 1,"
+                    " version = version + 1, updated_at = now() where id = %s",
+                    (ctx.run_id,),
+                )
+
+    assert worker.run() == 0
+    assert [e.kind for e in client.events.list(kept.id)] == [
+        "claimed", "step", "log", "step", "succeeded"]
+    assert not any(str(kept.id) in ids for ids in appended)  # all of it with the completion
+    assert client.runs.get(stolen.id).worker_id == "thief"
+    kinds = [e.kind for e in client.events.list(stolen.id)]
+    assert kinds == ["claimed", "step", "log", "step", "lease_lost"]
+    assert any(str(stolen.id) in ids for ids in appended)

@@ -6,9 +6,11 @@ worker and a single flusher thread sends them with ``events.append`` every
 ``interval`` seconds (or sooner when the buffer is large), so a chatty step costs a
 handful of inserts per second no matter how many lines it prints.
 
-A run that ends waits only for *its own* events (``flush_run``): it wakes the flusher and
-waits until they are in ``run_events``, so its log is there before its terminal event. Runs
-that end together share one append, and one sender keeps every run's events in order.
+A run that ends takes *its own* buffered events out of the sink (``take_run``) and its
+completion writes them, just before the terminal event, in the same transaction: a short run
+costs no append of its own. Events already on their way are waited for first, and one sender
+keeps every run's events in order. ``flush_run`` (release, lease lost) waits until a run's
+events are in ``run_events`` instead.
 """
 
 from __future__ import annotations
@@ -99,6 +101,36 @@ class EventSink:
             self._wake.set()
             self._changed.wait_for(lambda: not self._unsent[run_id], timeout)
 
+    def take_run(self, run_id: str, timeout: float = 30.0) -> list[EventIn]:
+        """Take ``run_id``'s buffered events out of the sink, once any of its events already on
+        their way are in the database: the run's completion carries them (``put_back`` them if
+        it is not recorded), so a short run needs no append of its own."""
+        with self._changed:
+            mine = [e for e in self._pending if str(e.run_id) == run_id]
+            if mine:
+                self._pending = [e for e in self._pending if str(e.run_id) != run_id]
+                self._forget(run_id, len(mine))
+            if self._unsent[run_id] and self._thread.is_alive():
+                self._wake.set()
+                self._changed.wait_for(lambda: not self._unsent[run_id], timeout)
+        return mine
+
+    def put_back(self, events: list[EventIn]) -> None:
+        """Events ``take_run`` handed out that their completion did not write: sent as usual,
+        ahead of anything added since."""
+        if not events:
+            return
+        with self._lock:
+            self._pending[:0] = events
+            for ev in events:
+                self._unsent[str(ev.run_id)] += 1
+        self._wake.set()
+
+    def _forget(self, run_id: str, n: int) -> None:
+        self._unsent[run_id] -= n
+        if self._unsent[run_id] <= 0:
+            del self._unsent[run_id]
+
     def flush(self) -> None:
         """Send everything buffered so far."""
         while self._send_some():
@@ -115,10 +147,7 @@ class EventSink:
             finally:
                 with self._changed:
                     for ev in batch:
-                        key = str(ev.run_id)
-                        self._unsent[key] -= 1
-                        if self._unsent[key] <= 0:
-                            del self._unsent[key]
+                        self._forget(str(ev.run_id), 1)
                     self._changed.notify_all()
             return True
 

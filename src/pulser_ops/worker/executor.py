@@ -32,7 +32,7 @@ from typing import Any, Literal
 from ..client import Client
 from ..daemon_threads import DaemonThreads
 from ..errors import LeaseLost, NotFound, PulserOpsError, TransportError
-from ..models import Completion, StepRecord
+from ..models import Completion, CompletionEvent, StepRecord
 from ..steps import (
     HandlerRegistry,
     StepFailed,
@@ -390,9 +390,10 @@ class RunExecutor:
         retryable: bool = True,
         steps: list[StepRecord] | None = None,
     ) -> Ending:
-        self._sink.flush_run(held.run_id)  # its log before its terminal event
         if held.reason == "lease_lost" or not held.begin_settle("run"):
             return self._settle_lost_or_released(held)
+        # Its log goes with the completion, right before its terminal event.
+        carried = self._sink.take_run(held.run_id)
         try:
             done = self._completer.complete(
                 Completion(
@@ -404,12 +405,19 @@ class RunExecutor:
                     error_class=error_class,
                     retryable=retryable,
                     steps=steps or None,
+                    events=[
+                        CompletionEvent(kind=e.kind, message=e.message, level=e.level, data=e.data)
+                        for e in carried
+                    ]
+                    or None,
                 )
             )
         except TransportError as e:
+            self._sink.put_back(carried)
             log.error("run %s: not completed (%s); the sweeper will requeue it", held.run_id, e)
             return "abandoned"
         except PulserOpsError as e:
+            self._sink.put_back(carried)
             if status == "failed" and result is None:
                 log.error("run %s: could not complete: %s", held.run_id, e)
                 return "abandoned"
@@ -424,6 +432,7 @@ class RunExecutor:
                 retryable=False,
             )
         if not done.ok:
+            self._sink.put_back(carried)
             held.stop("lease_lost", done.detail or "the lease moved on before completion")
             return self._settle_lost_or_released(held)
         return status

@@ -122,6 +122,43 @@ select throws_ok($$select public.complete_runs('ws', (select jsonb_agg(jsonb_bui
   '[{"idx": 0, "name": "x", "kind": "python", "status": "succeeded", "started_at": "soon"}]'::jsonb)) from c2))$$,
   '22007', null, 'steps: a malformed started_at fails the batch');
 
+-- A completion may carry the run's last events: written before its terminal event, only when
+-- the completion is recorded now (not for a fenced one, not again for a repeated one).
+select public.enqueue_runs('[{"template": "t-batch"}, {"template": "t-batch"}]');
+create temp table c3 as select * from public.claim_runs('wv', '{C}', 2);
+select is((select count(*)::int from c3), 2, 'carried events: two more runs claimed');
+create temp table res3 as
+select * from public.complete_runs('wv', (select jsonb_agg(jsonb_build_object(
+  'run_id', id, 'attempt', case when rn = 1 then 1 else 9 end, 'status', 'succeeded',
+  'events', '[{"kind": "step", "message": "started"}, {"kind": "log", "level": "warn", "message": "hot", "data": {"t": 1}}]'::jsonb))
+  from (select id, row_number() over (order by id) rn from c3) z));
+select is((select count(*)::int from res3 where ok), 1, 'carried events: one completion recorded, one fenced');
+select results_eq($$select e.seq, e.kind, e.level, e.message, e.data, e.attempt, e.worker_id
+                    from public.run_events e where e.run_id = (select run_id from res3 where ok) and e.seq > 1
+                    order by e.seq$$,
+  $$values (2::bigint, 'step', 'info', 'started', null::jsonb, 1, 'wv'),
+           (3, 'log', 'warn', 'hot', '{"t": 1}', 1, 'wv'),
+           (4, 'succeeded', 'info', 'succeeded on attempt 1', '{"error_class": null}', 1, 'wv')$$,
+  'carried events: written in order, right before the terminal event, as the completion''s attempt and worker');
+select is((select count(*)::int from public.run_events e where e.run_id = (select run_id from res3 where not ok)),
+  1, 'carried events: none written for a fenced completion (only its claim event is there)');
+select is((select ok from public.complete_runs('wv', (select jsonb_agg(jsonb_build_object(
+  'run_id', run_id, 'attempt', 1, 'status', 'succeeded', 'events', '[{"kind": "log", "message": "again"}]'::jsonb))
+  from res3 where ok))), true, 'carried events: a repeated completion is still ok');
+select is((select count(*)::int from public.run_events e where e.run_id = (select run_id from res3 where ok)),
+  4, 'carried events: a repeated completion writes them no second time');
+select throws_ok($$select public.complete_runs('wv', (select jsonb_agg(jsonb_build_object(
+  'run_id', id, 'attempt', 1, 'status', 'succeeded', 'events', '[{"kind": "ok"}, {"kind": "Bad"}]'::jsonb)) from c3))$$,
+  'PO400', 'runs[0].events: event 1: kind ''Bad'' must match [a-z][a-z0-9_.]*',
+  'carried events: a bad kind fails the batch, named by completion and position');
+select throws_ok($$select public.complete_runs('wv', (select jsonb_agg(jsonb_build_object(
+  'run_id', id, 'attempt', 1, 'status', 'succeeded', 'events', '{"kind": "log"}'::jsonb)) from c3))$$,
+  'PO400', 'runs[0].events: expected an array of events', 'carried events: must be an array');
+select throws_ok($$select public.complete_runs('wv', jsonb_build_array(jsonb_build_object(
+  'run_id', gen_random_uuid(), 'attempt', 1, 'status', 'succeeded',
+  'events', (select jsonb_agg(jsonb_build_object('kind', 'log')) from generate_series(1, 5001)))))$$,
+  'PO400', 'runs: at most 5000 events per call (got 5001)', 'carried events: at most 5000 per call');
+
 -- Event seqs come from the events under the run's row lock (no counter table since the
 -- event-seq migration): claim, append, sweep, cancel and complete all continue one sequence.
 select is((select count(*)::int from public.append_run_events((select jsonb_agg(jsonb_build_object(
