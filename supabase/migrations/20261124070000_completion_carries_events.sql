@@ -216,7 +216,7 @@ begin
   -- Each completed run's seqs: its carried events first, then the terminal event. The runs were
   -- locked in an earlier statement, so max(seq) is the last committed one (see "Event seqs").
   numbered as (
-    select x.id, i.events,
+    select x.id, x.attempt, i.events,
            (select coalesce(max(e.seq), 0) from public.run_events e where e.run_id = x.id) as last,
            coalesce(jsonb_array_length(case when jsonb_typeof(i.events) = 'array'
                                             then i.events end), 0) as carried
@@ -226,9 +226,9 @@ begin
   logged as (
     insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
     select n.id, n.last + v.o, v.e ->> 'kind', coalesce(v.e ->> 'level', 'info'),
-           coalesce(v.e ->> 'message', ''), nullif(v.e -> 'data', 'null'), x.attempt, complete_runs.worker_id
+           coalesce(v.e ->> 'message', ''), nullif(v.e -> 'data', 'null'), n.attempt,
+           complete_runs.worker_id
     from numbered n
-    join done x on x.id = n.id
     cross join lateral jsonb_array_elements(n.events) with ordinality as v(e, o)
     where n.carried > 0
   ),

@@ -105,10 +105,15 @@ class EventSink:
         """Take ``run_id``'s buffered events out of the sink, once any of its events already on
         their way are in the database: the run's completion carries them (``put_back`` them if
         it is not recorded), so a short run needs no append of its own."""
+        mine: list[EventIn] = []
         with self._changed:
-            mine = [e for e in self._pending if str(e.run_id) == run_id]
+            if not self._unsent[run_id]:
+                return mine  # nothing buffered or on its way: no need to scan the buffer
+            rest: list[EventIn] = []
+            for e in self._pending:  # one pass: this run's events out, the others in order
+                (mine if str(e.run_id) == run_id else rest).append(e)
             if mine:
-                self._pending = [e for e in self._pending if str(e.run_id) != run_id]
+                self._pending = rest
                 self._forget(run_id, len(mine))
             if self._unsent[run_id] and self._thread.is_alive():
                 self._wake.set()
