@@ -61,7 +61,7 @@ def differences(async_cls: type, sync_cls: type) -> list[str]:
         asig, ssig = inspect.signature(a), inspect.signature(s)
         if list(asig.parameters) != list(ssig.parameters):
             out.append(f"{where}: parameters {list(asig.parameters)} vs {list(ssig.parameters)}")
-        for pname in asig.parameters.keys() & ssig.parameters.keys():
+        for pname in [p for p in asig.parameters if p in ssig.parameters]:  # signature order
             ap, sp = asig.parameters[pname], ssig.parameters[pname]
             if ap.kind != sp.kind:
                 out.append(f"{where}({pname}): kind {ap.kind.name} vs {sp.kind.name}")
