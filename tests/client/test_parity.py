@@ -136,9 +136,9 @@ def test_a_difference_is_reported() -> None:
         "Thing.only_async: only on the async surface",
         "Thing.only_sync: only on the sync surface",
         "Thing.get: coroutine on async, generator on sync",
+        "Thing.get(key): str vs int",
         "Thing.get(fresh): kind KEYWORD_ONLY vs POSITIONAL_OR_KEYWORD",
         "Thing.get(fresh): default False vs True",
-        "Thing.get(key): str vs int",
         "Thing.get: returns AsyncIterator[int] vs Iterator[str]",
         "Thing.get: docstring 'Get it.' vs 'Get it!'",
     ], found
