@@ -197,6 +197,15 @@ def test_the_readmes_supabase_cli_repair_upgrades_like_pulser_push(
     assert again.returncode == 0 and again.json()["upToDate"] is True, again.describe()
 
 
+def test_doctor_says_how_to_upgrade_an_old_database(old_db_url: str) -> None:
+    result = CliRunner().invoke(app, ["doctor", "--db-url", old_db_url])
+
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert f"not applied: {', '.join(m.version for m in shipped())}" in text
+    assert "pulser-ops db push" in text and "supabase/README.md" in text
+
+
 def test_init_refuses_to_copy_the_baseline_next_to_the_files_it_replaces(tmp_path: Path) -> None:
     mine = tmp_path / "supabase" / "migrations"
     mine.mkdir(parents=True)
