@@ -9,6 +9,7 @@ and compares it with a fresh database the way the drift test does.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 import shutil
@@ -36,6 +37,14 @@ from tests.support.schema_snapshot import diff, snapshot
 from tests.support.supabase_cli import db_push, make_project, run_cli
 
 OLD = Path(__file__).parent / "fixtures" / "migrations_before_squash"
+#: sha256 of each old migration as it was shipped (commit 5608d25): the fixture stays verbatim.
+OLD_SHA256 = {
+    "20261123230000_control_plane.sql": "a860d2e023cc8f8a01f6606e4b558f252c2884f15af39c006216c1167f1c791f",
+    "20261124020000_batched_hot_path.sql": "ca4ebe6d5a7e692f15a1609d18facb9cdaf6fc60c648a0cefdaed3650ab2bf9f",
+    "20261124030000_upsert_templates.sql": "fcabd47b2eb3cf13311d5fb5c5c3e2c21e55f64c2e2c1019f69ffbf18d1b1571",
+    "20261124050000_event_seq_under_run_lock.sql": "048f29f14592f71bfab073b36c6568f2675f0d42901d9d263b167c45af11ae1f",
+    "20261124070000_completion_carries_events.sql": "cc1edfc3257d340f33de745babc66c46f8bf1c8b078ac7a2b8e10f3813365dac",
+}
 README = Path(__file__).resolve().parents[1] / "supabase" / "README.md"
 
 
@@ -77,7 +86,7 @@ def second_old_db_url(pg_cluster: PgCluster) -> Iterator[str]:
 def test_the_baseline_comes_first_and_replaces_exactly_the_old_migrations() -> None:
     old = load_migrations(OLD)
 
-    assert len(old) == 5
+    assert {m.filename: hashlib.sha256(m.path.read_bytes()).hexdigest() for m in old} == OLD_SHA256
     assert shipped()[0] == baseline()
     assert baseline().replaces == tuple(m.version for m in old)
     assert all(m.version > old[-1].version for m in shipped())
