@@ -13,6 +13,7 @@ import hashlib
 import re
 import shlex
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from pulser_ops import resources
+from pulser_ops import embedded, resources
 from pulser_ops.cli import app
 from pulser_ops.db.migrate import (
     MigrationError,
@@ -105,6 +106,29 @@ def test_pulser_push_upgrades_an_old_database_to_a_fresh_one(old_db_url: str, db
     assert [row[0] for row in history(old_db_url)] == [m.version for m in shipped()]
     assert diff(snapshot(db_url), snapshot(old_db_url), "fresh", "upgraded") == ""
     assert push(old_db_url).up_to_date
+
+
+def test_an_embedded_database_from_before_the_squash_upgrades_on_its_next_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = Path(tempfile.mkdtemp(prefix="pulser-ops-emb-"))
+    base.chmod(0o755)  # under root the server runs as the postgres OS user
+    home = base / "home"
+    try:
+        with monkeypatch.context() as before_the_squash:
+            before_the_squash.setattr(resources, "migrations_dir", lambda: OLD)
+            url = embedded.ensure_database(home)
+        assert [row[0] for row in history(url)] == [m.version for m in load_migrations(OLD)]
+        said: list[str] = []
+
+        again = embedded.ensure_database(home, on_progress=said.append)
+
+        assert again == url
+        assert [row[0] for row in history(url)] == [m.version for m in shipped()]
+        assert any(baseline().filename in line for line in said), said
+    finally:
+        embedded.stop(home)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_a_run_from_before_the_squash_finishes_after_it(old_db_url: str) -> None:
