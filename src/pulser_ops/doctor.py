@@ -45,6 +45,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "heartbeat_run",
         "heartbeat_runs",
         "list_artifacts",
+        "list_held_runs",
         "list_lanes",
         "list_run_events",
         "list_run_steps",

@@ -191,3 +191,21 @@ language sql stable set search_path = '' as $$
   select s.* from public.stuck_runs s order by s.sweep_count desc, s.since_heartbeat_seconds desc
   limit least(greatest(coalesce(list_stuck_runs.max_rows, 100), 1), 1000)
 $$;
+
+-- What a worker holds, as the database sees it: after a claim whose reply was lost (the claim
+-- committed as the connection died), the reference worker adopts or releases these.
+create function public.list_held_runs(worker_id text) returns setof public.runs
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.require_service('list the runs a worker holds');
+  if list_held_runs.worker_id is null or char_length(list_held_runs.worker_id) not between 1 and 200 then
+    raise exception 'worker_id: must be 1 to 200 characters' using errcode = 'PO400';
+  end if;
+  return query
+  select r.* from public.runs r
+   where r.status = 'running' and r.worker_id = list_held_runs.worker_id
+   order by r.claimed_at, r.id;
+end
+$$;
+comment on function public.list_held_runs(text) is
+  'The runs running under a worker id, oldest claim first: what a worker holds, as the database sees it.';

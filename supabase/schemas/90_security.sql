@@ -74,7 +74,7 @@ begin
                 'list_run_steps', 'list_artifacts', 'get_artifact', 'list_templates',
                 'get_template', 'list_lanes', 'list_sessions', 'list_workers',
                 'runs_changed_since', 'get_runs', 'get_lane_stats', 'get_worker_health',
-                'list_stuck_runs', 'delete_runs', 'control_plane_info'))
+                'list_stuck_runs', 'delete_runs', 'control_plane_info', 'list_held_runs'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.
