@@ -174,8 +174,9 @@ end
 $$;
 
 -- The Runboard in one round trip. Security invoker: an operator's board counts their own runs.
+-- Two columns, not one: PostgREST answers a single-column table like a scalar.
 create function public.board_snapshot(running_limit integer default 100)
-returns table (board jsonb)
+returns table (board jsonb, taken_at timestamptz)
 language plpgsql stable set search_path = '' as $$
 declare
   t0 timestamptz := now();
@@ -253,7 +254,7 @@ begin
 
   return query select jsonb_build_object(
     'now', t0, 'lanes', lanes, 'running', running, 'running_total', running_total,
-    'stuck', stuck);
+    'stuck', stuck), t0;
 end
 $$;
 

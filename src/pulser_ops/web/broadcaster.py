@@ -56,11 +56,13 @@ class Broadcaster:
             self._task = asyncio.create_task(self._listen(self._client), name="pulser-ops-board")
 
     async def stop(self) -> None:
-        for task in (self._task, self._flush):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        tasks = {t for t in (self._task, self._flush) if t is not None}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Bounded: a query cancelled mid-flight may take its time to unwind; shutting the
+            # board down must not wait on it (the client's close ends it anyway).
+            await asyncio.wait(tasks, timeout=2.0)
         self._task = self._flush = None
 
     async def _listen(self, client: AsyncClient) -> None:

@@ -11,7 +11,6 @@ itself finished and every stream closes. The last watcher leaving stops the tail
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -92,8 +91,7 @@ class LogTails:
                 del self._tails[key]
                 if tail.task is not None:
                     tail.task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await tail.task
+                    await asyncio.wait({tail.task}, timeout=2.0)
 
     def _add(self, tail: _Tail, ev: RunEvent) -> None:
         if ev.seq <= tail.last_seq or tail.capped:

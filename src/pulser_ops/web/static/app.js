@@ -104,8 +104,8 @@
   /* The live log: skip lines this page already has (a reconnect that starts from the page's
      own position repeats nothing), keep the view pinned to the bottom while it is. */
   body.addEventListener("htmx:sseBeforeMessage", function (e) {
-    var id = e.detail && e.detail.lastEventId;
-    if (id && document.getElementById("log-" + id)) e.preventDefault();
+    var ev = e.detail;  /* the MessageEvent; lastEventId lingers on later events, so check the type */
+    if (ev && ev.type === "log" && ev.lastEventId && document.getElementById("log-" + ev.lastEventId)) e.preventDefault();
   });
   body.addEventListener("htmx:sseMessage", function (e) {
     var log = document.getElementById("log");

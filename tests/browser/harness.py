@@ -1,0 +1,78 @@
+"""Real-browser harness: Debian's Chromium driven by Playwright through ``executable_path``
+(``playwright install`` cannot download browsers here), and the board served by uvicorn on a
+free loopback port in a thread.
+
+Outside CI a machine without chromium skips these tests with the reason; with ``CI=true`` a
+missing browser fails them (``scripts/test`` installs it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+ROOT = Path(__file__).resolve().parents[2]
+CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser")
+
+
+def chromium_path() -> str:
+    """The browser binary: ``CHROMIUM_PATH``, else Debian's (the real binary, not the wrapper
+    script, which prints noise), else whatever ``chromium`` is on PATH."""
+    given = os.environ.get("CHROMIUM_PATH")
+    found = given or next((p for p in CANDIDATES if os.access(p, os.X_OK)), None)
+    found = found or shutil.which("chromium")
+    if not found:
+        reason = "chromium is not installed (apt-get install chromium; scripts/test does)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+def artifacts_dir() -> Path:
+    base = Path(os.environ.get("PULSER_OPS_TEST_ARTIFACTS") or ROOT / "test-artifacts")
+    out = base / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def shot(page: Any, name: str) -> Path:
+    path = artifacts_dir() / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 (a free port) in a thread; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="board"
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the board did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
