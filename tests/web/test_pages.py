@@ -10,11 +10,11 @@ import json
 import re
 
 from pulser_ops import Client
-from pulser_ops.web import BasicUser, WebConfig
+from pulser_ops.web import WebConfig
 from tests.contract.conftest import Caller, Env
 from tests.contract.helpers import claimed, new_id, template
 
-from .conftest import board
+from .helpers import board
 
 XSS = "<script>alert('x')</script>"
 
@@ -52,8 +52,10 @@ async def test_board_shows_lanes_running_cards_and_escapes_user_text(
 async def test_stuck_runs_show_a_banner_with_links(env: Env, client: Client) -> None:
     template(client)
     run = claimed(client)
-    env.sql("update public.runs set lease_expires_at = now() - interval '5 seconds' where id = %s",
-            (str(run.id),))
+    env.sql(
+        "update public.runs set lease_expires_at = now() - interval '5 seconds' where id = %s",
+        (str(run.id),),
+    )
     async with board(env) as b:
         html = (await b.get("/")).text
     assert 'id="stuck-banner"' in html and "1 stuck run" in html
@@ -96,7 +98,9 @@ async def test_runs_list_filters_pages_and_counts(env: Env, client: Client) -> N
         assert nxt is not None
         second = await b.get(nxt.group(1).replace("&amp;", "&"))
         assert re.findall(r'id="row-([0-9a-f-]{36})"', second.text) == [
-            str(made[2].id), str(made[1].id)]
+            str(made[2].id),
+            str(made[1].id),
+        ]
         found = await b.get("/runs?q=needle")
         assert re.findall(r'id="row-([0-9a-f-]{36})"', found.text) != []
         assert re.search(r"1 run\s+matching q=needle", found.text)
@@ -185,7 +189,9 @@ async def test_rerun_with_edited_params_is_checked_against_the_schema(
         assert bad.status_code == 422 and "invalid_params" in bad.text
         junk = await b.post(f"/runs/{run.id}/rerun", data={"params": "[1,"})
         assert junk.status_code == 422 and "not JSON" in junk.text
-        ok = await b.post(f"/runs/{run.id}/rerun", data={"params": '{"name": "second"}', "lane": "B"})
+        ok = await b.post(
+            f"/runs/{run.id}/rerun", data={"params": '{"name": "second"}', "lane": "B"}
+        )
         assert ok.status_code == 204
         new_id_ = ok.headers["HX-Redirect"].rsplit("/", 1)[1]
     fresh = client.runs.get(new_id_)
@@ -215,7 +221,9 @@ async def test_lane_controls_are_for_admins(env: Env, client: Client) -> None:
         assert 'value="pause"' in (await b.get("/")).text
         got = await b.post("/lanes/B", data={"action": "pause"})
         assert got.status_code == 200 and "paused" in got.text
-        assert (await b.post("/lanes/B", data={"action": "cap", "max_running": "3"})).status_code == 200
+        assert (
+            await b.post("/lanes/B", data={"action": "cap", "max_running": "3"})
+        ).status_code == 200
     lane = {x.id: x for x in client.lanes.list()}["B"]
     assert lane.paused and lane.max_running == 3
     async with board(env, config=WebConfig(read_only=True)) as b:
@@ -229,9 +237,11 @@ async def test_workers_page_shows_stale_workers_with_their_runs(env: Env, client
     client.workers.register("alive-1", host="h1", lanes=["A"], version="1.2", concurrency=4)
     client.workers.register("gone-1", host="h2", lanes=["A", "B"])
     run = claimed(client, "gone-1")
-    env.sql("update public.workers set last_seen_at = now() - interval '5 minutes' where id = 'gone-1'")
+    env.sql(
+        "update public.workers set last_seen_at = now() - interval '5 minutes' where id = 'gone-1'"
+    )
     async with board(env) as b:
         html = (await b.get("/workers")).text
     assert 'id="worker-alive-1"' in html and "1.2" in html
-    row = html[html.index('id="worker-gone-1"'):]
+    row = html[html.index('id="worker-gone-1"') :]
     assert "stale" in row[:2000] and str(run.id)[:8] in row[:3000]
