@@ -13,27 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 import pulser_ops
 from pulser_ops import Client
 from pulser_ops.web import create_app
 from tests.contract.helpers import SCHEMA
 
-from .harness import chromium_path, serve, shot
-
-playwright = pytest.importorskip("playwright.sync_api")
-expect = playwright.expect
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    path = chromium_path()
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
+from .harness import serve, shot
 
 
 @pytest.fixture
@@ -53,16 +40,6 @@ def base(db_url: str, tmp_path: Any) -> Iterator[str]:
     settings = pulser_ops.resolve(db_url, storage_dir=tmp_path / "files", home=tmp_path / "h")
     with serve(create_app(settings=settings)) as url:
         yield url
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = ctx.new_page()
-    try:
-        yield pg
-    finally:
-        ctx.close()
 
 
 def test_a_status_change_by_another_process_shows_on_the_board_within_2s(

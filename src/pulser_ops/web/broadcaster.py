@@ -99,7 +99,8 @@ class Broadcaster:
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._subscribers.add(queue)
         try:
-            yield {"event": "hello", "data": json.dumps({"generation": self.generation})}
+            hello = {"generation": self.generation, "listening": self.listening}
+            yield {"event": "hello", "data": json.dumps(hello)}
             while True:
                 yield {"event": "change", "data": await queue.get()}
         finally:

@@ -28,7 +28,12 @@
   }
   if (window.EventSource && body.dataset.events) {
     var es = new EventSource(body.dataset.events);
-    es.addEventListener("open", function () { state("live", "live"); });
+    es.addEventListener("hello", function (m) {
+      /* connected; "live" only if the server has a database listener (else it polls too) */
+      var h = {};
+      try { h = JSON.parse(m.data); } catch (e) {}
+      if (h.listening) state("live", "live"); else state("polling", "polling every " + POLL / 1000 + "s");
+    });
     es.addEventListener("change", soon);
     es.addEventListener("error", function () {
       state("polling", "polling every " + POLL / 1000 + "s");
