@@ -179,3 +179,27 @@ def test_the_dark_mode_toggle_persists(sdk: Client, base: str, page: Any) -> Non
     page.keyboard.press("?")
     expect(page.locator("dialog#help")).to_be_visible()
     shot(page, "help-shortcuts")
+
+
+def test_filters_follow_the_url_and_survive_live_refreshes(
+    sdk: Client, base: str, page: Any
+) -> None:
+    sdk.runs.create("hello", {"name": "needle-1"}, lane="B")
+    sdk.runs.create("hello", {"name": "hay"}, lane="A")
+    page.goto(base + "/runs")
+    page.get_by_label("B", exact=True).check()
+    expect(page).to_have_url(base + "/runs?lane=B")
+    expect(page.locator("#run-count")).to_contain_text("1 run")
+    search = page.locator("#q")
+    search.fill("needle")
+    expect(page).to_have_url(base + "/runs?lane=B&q=needle")
+    search.focus()
+    search.press("End")
+    sdk.runs.create("hello", {"name": "needle-2"}, lane="B")  # a change: the table refreshes
+    expect(page.locator("#run-count")).to_contain_text("2 runs", timeout=5000)
+    expect(search).to_be_focused()  # the refresh morphed the table, not the form
+    expect(search).to_have_value("needle")
+    shot(page, "runs-filtered")
+    page.go_back()
+    expect(page).to_have_url(base + "/runs?lane=B")
+    expect(page.locator("#run-count")).to_contain_text("2 runs matching lane=B")

@@ -94,7 +94,12 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         who, client = await room.client(request)
         parsed = parse(request.query_params)
         ctx = await _list(room, who, client, parsed, request.query_params.get("after"))
-        return room.render(request, "partials/runs_table.html", ctx)
+        response = room.render(request, "partials/runs_table.html", ctx)
+        if request.headers.get("hx-trigger") == "filters":
+            # A filter changed: the page's URL follows, so the view can be bookmarked.
+            query = f"?{parsed.query}" if parsed.query else ""
+            response.headers["HX-Push-Url"] = request.url_for("ops.runs").path + query
+        return response
 
     @router.get("/runs/export.{fmt}", name="ops.runs_export")
     async def export(request: Request, fmt: str) -> Response:
