@@ -9,7 +9,7 @@ of their own, so both transports run the very same functions with the very same 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Generic, TypeVar
@@ -18,7 +18,6 @@ from uuid import UUID
 from pydantic import BaseModel, TypeAdapter
 from pydantic_core import from_json
 
-from . import board as b
 from . import models as m
 from .errors import InvalidInput
 
@@ -60,7 +59,6 @@ class Call(Generic[T]):
     retry_safe: bool = False
     #: STABLE functions: PostgREST may run them read-only (GET); psycopg does not care.
     read_only: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _args(**kwargs: tuple[Any, str]) -> dict[str, Arg]:
@@ -553,8 +551,8 @@ def get_lane_stats() -> Call[list[m.LaneStats]]:
     return Call("get_lane_stats", {}, many(m.LaneStats), retry_safe=True, read_only=True)
 
 
-def list_workers() -> Call[list[m.Worker]]:
-    return Call("list_workers", {}, many(m.Worker), retry_safe=True, read_only=True)
+def list_workers() -> Call[list[m.WorkerInfo]]:
+    return Call("list_workers", {}, many(m.WorkerInfo), retry_safe=True, read_only=True)
 
 
 def get_worker_health() -> Call[list[m.WorkerHealth]]:
@@ -570,7 +568,7 @@ def register_worker(
     version: str,
     concurrency: int,
     metadata: Mapping[str, Any] | None = None,
-) -> Call[m.Worker]:
+) -> Call[m.WorkerInfo]:
     return Call(
         "register_worker",
         _args(
@@ -582,16 +580,16 @@ def register_worker(
             concurrency=(concurrency, "integer"),
             metadata=(_object(metadata, "metadata") or None, "jsonb"),
         ),
-        one(m.Worker),
+        one(m.WorkerInfo),
         retry_safe=True,
     )
 
 
-def deregister_worker(worker_id: str, status: str = "stopped") -> Call[m.Worker]:
+def deregister_worker(worker_id: str, status: str = "stopped") -> Call[m.WorkerInfo]:
     return Call(
         "deregister_worker",
         _args(worker_id=(worker_id, "text"), status=(status, "text")),
-        one(m.Worker),
+        one(m.WorkerInfo),
         retry_safe=True,
     )
 
@@ -616,13 +614,13 @@ def control_plane_info() -> Call[dict[str, Any]]:
 # --- the control room: board, search, count, bulk actions, re-run ----------------------------
 
 
-def _board(rows: Sequence[Row]) -> b.BoardSnapshot:
+def _board(rows: Sequence[Row]) -> m.BoardSnapshot:
     if len(rows) != 1:
         raise InvalidInput(f"board_snapshot returned {len(rows)} rows")
-    return b.BoardSnapshot.model_validate(rows[0]["board"])
+    return m.BoardSnapshot.model_validate(rows[0]["board"])
 
 
-def board_snapshot(running_limit: int = 100) -> Call[b.BoardSnapshot]:
+def board_snapshot(running_limit: int = 100) -> Call[m.BoardSnapshot]:
     return Call(
         "board_snapshot",
         _args(running_limit=(running_limit, "integer")),
@@ -632,18 +630,18 @@ def board_snapshot(running_limit: int = 100) -> Call[b.BoardSnapshot]:
     )
 
 
-def _filter(value: b.RunFilter | Mapping[str, Any] | None) -> dict[str, Any]:
+def _filter(value: m.RunFilter | Mapping[str, Any] | None) -> dict[str, Any]:
     if value is None:
         return {}
-    if isinstance(value, b.RunFilter):
+    if isinstance(value, m.RunFilter):
         return value.to_json()
     try:
-        return b.RunFilter.model_validate(value).to_json()
+        return m.RunFilter.model_validate(value).to_json()
     except ValueError as e:
         raise InvalidInput(f"filter: {e}") from None
 
 
-def search_runs(filter: b.RunFilter | Mapping[str, Any] | None, limit: int) -> Call[list[m.Run]]:
+def search_runs(filter: m.RunFilter | Mapping[str, Any] | None, limit: int) -> Call[list[m.Run]]:
     return Call(
         "search_runs",
         _args(filter=(_filter(filter), "jsonb"), max_rows=(limit, "integer")),
@@ -654,19 +652,19 @@ def search_runs(filter: b.RunFilter | Mapping[str, Any] | None, limit: int) -> C
 
 
 def count_runs(
-    filter: b.RunFilter | Mapping[str, Any] | None, max_exact: int | None = None
-) -> Call[b.RunCount]:
+    filter: m.RunFilter | Mapping[str, Any] | None, max_exact: int | None = None
+) -> Call[m.RunCount]:
     # Not read-only for PostgREST: the estimate runs EXPLAIN, which a STABLE function may not.
     return Call(
         "count_runs",
         _args(filter=(_filter(filter), "jsonb"), max_exact=(max_exact, "integer")),
-        one(b.RunCount),
+        one(m.RunCount),
         retry_safe=True,
     )
 
 
 def _bulk_target(
-    run_ids: Iterable[UUID | str] | None, filter: b.RunFilter | Mapping[str, Any] | None
+    run_ids: Iterable[UUID | str] | None, filter: m.RunFilter | Mapping[str, Any] | None
 ) -> dict[str, tuple[Any, str]]:
     if (run_ids is None) == (filter is None):
         raise InvalidInput("give either run_ids or a filter")
@@ -677,12 +675,12 @@ def _bulk_target(
 
 def bulk_cancel_runs(
     run_ids: Iterable[UUID | str] | None,
-    filter: b.RunFilter | Mapping[str, Any] | None,
+    filter: m.RunFilter | Mapping[str, Any] | None,
     *,
     max_runs: int,
     dry_run: bool,
     reason: str | None = None,
-) -> Call[b.BulkResult]:
+) -> Call[m.BulkResult]:
     return Call(
         "bulk_cancel_runs",
         _args(
@@ -691,18 +689,18 @@ def bulk_cancel_runs(
             dry_run=(dry_run, "boolean"),
             reason=(reason, "text"),
         ),
-        one(b.BulkResult),
+        one(m.BulkResult),
         retry_safe=dry_run,
     )
 
 
 def bulk_rerun_runs(
     run_ids: Iterable[UUID | str] | None,
-    filter: b.RunFilter | Mapping[str, Any] | None,
+    filter: m.RunFilter | Mapping[str, Any] | None,
     *,
     max_runs: int,
     dry_run: bool,
-) -> Call[b.BulkResult]:
+) -> Call[m.BulkResult]:
     return Call(
         "bulk_rerun_runs",
         _args(
@@ -710,7 +708,7 @@ def bulk_rerun_runs(
             max_runs=(max_runs, "integer"),
             dry_run=(dry_run, "boolean"),
         ),
-        one(b.BulkResult),
+        one(m.BulkResult),
         retry_safe=dry_run,
     )
 

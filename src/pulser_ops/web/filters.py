@@ -14,8 +14,7 @@ from uuid import UUID
 
 from starlette.datastructures import ImmutableMultiDict, QueryParams
 
-from ..board import RunCursor, RunFilter
-from ..models import LANES, RunStatus
+from ..models import LANES, RunCursor, RunFilter, RunStatus
 
 STATUSES = tuple(s.value for s in RunStatus)
 FIELDS = ("status", "lane", "template", "worker", "q", "from", "to", "session")

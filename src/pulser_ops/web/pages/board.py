@@ -11,17 +11,17 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from ...models import LANES
-from .. import charts, data
+from .. import charts
 
 if TYPE_CHECKING:
-    from ...board import BoardSnapshot
     from ...client import AsyncClient
+    from ...models import BoardSnapshot
     from ..auth import Principal
     from ..room import ControlRoom
 
 
 async def snapshot(room: ControlRoom, who: Principal, client: AsyncClient) -> BoardSnapshot:
-    return await room.reads.get((who.client_key, "board"), lambda: data.board(client))
+    return await room.reads.get((who.client_key, "board"), client.lanes.board)
 
 
 def _context(snap: BoardSnapshot) -> dict[str, object]:

@@ -16,7 +16,6 @@ from starlette.responses import Response
 
 from ...errors import InvalidInput, NotFound
 from ...models import LANES, RunEvent
-from .. import data
 from ..logtail import Closing
 
 if TYPE_CHECKING:
@@ -146,7 +145,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
             if not isinstance(value, dict):
                 raise InvalidInput("params: expected a JSON object")
             edited = value
-        fresh = await data.rerun(client, rid, edited, lane or None)
+        fresh = await client.runs.rerun(rid, edited, lane=lane or None)
         room.reads.forget()
         target = str(request.url_for("ops.run", run_id=str(fresh.id)))
         response = Response(status_code=204, headers={"HX-Redirect": target})

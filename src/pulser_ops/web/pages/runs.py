@@ -14,7 +14,6 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
 from ...errors import InvalidInput
-from .. import data
 from ..filters import ParsedFilter, cursor_of, parse, with_cursor
 
 if TYPE_CHECKING:
@@ -35,12 +34,12 @@ async def _list(
     f = with_cursor(parsed, after)
     size = room.config.page_size
     key = (who.client_key, "runs", f.model_dump_json(), size)
-    rows = await room.reads.get(key, lambda: data.search(client, f, size + 1))
+    rows = await room.reads.get(key, lambda: client.runs.search(f, limit=size + 1))
     more = len(rows) > size
     rows = rows[:size]
     count = await room.reads.get(
         (who.client_key, "count", parsed.filter.model_dump_json()),
-        lambda: data.count(client, parsed.filter),
+        lambda: client.runs.count(parsed.filter),
     )
     nxt = cursor_of(rows[-1].created_at, rows[-1].id) if more and rows else None
     return {"rows": rows, "next": nxt, "count": count, "f": parsed, "after": after or ""}
@@ -54,7 +53,7 @@ def _export_row(run: Any) -> dict[str, Any]:
 async def _all(client: AsyncClient, parsed: ParsedFilter) -> AsyncIterator[list[Any]]:
     f = parsed.filter
     while True:
-        page = await data.search(client, f, EXPORT_PAGE)
+        page = await client.runs.search(f, limit=EXPORT_PAGE)
         if page:
             yield page
         if len(page) < EXPORT_PAGE:
@@ -142,15 +141,16 @@ def add(router: APIRouter, room: ControlRoom) -> None:
     async def bulk_action(request: Request, dry_run: bool) -> tuple[str, Any, Any, Any]:
         _, client = await room.acting(request)
         action, ids, parsed = _bulk_args(await request.form())
-        result = await data.bulk(
-            client,
-            action,
-            run_ids=ids,
-            f=None if ids else parsed.filter,
-            cap=room.config.bulk_cap,
-            dry_run=dry_run,
-            reason=f"bulk cancel from the control room ({parsed.describe()})",
-        )
+        f = None if ids else parsed.filter
+        if action == "cancel":
+            why = f"bulk cancel from the control room ({parsed.describe()})"
+            result = await client.runs.bulk_cancel(
+                ids, filter=f, max_runs=room.config.bulk_cap, dry_run=dry_run, reason=why
+            )
+        else:
+            result = await client.runs.bulk_rerun(
+                ids, filter=f, max_runs=room.config.bulk_cap, dry_run=dry_run
+            )
         return action, ids, parsed, result
 
     @router.post("/runs/bulk/preview", name="ops.bulk_preview")

@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ...board import RunFilter
-from ...models import RunStatus
-from .. import data
+from ...models import RunFilter, RunStatus
 from .board import snapshot
 
 if TYPE_CHECKING:
@@ -32,7 +30,7 @@ async def _context(room: ControlRoom, who: Principal, client: AsyncClient) -> di
         if w.stale and w.running:
             f = RunFilter(status=(RunStatus.RUNNING,), worker=w.id)
             stale_runs[w.id] = await room.reads.get(
-                (who.client_key, "worker-runs", w.id), partial(data.search, client, f, 50)
+                (who.client_key, "worker-runs", w.id), partial(client.runs.search, f, limit=50)
             )
     order = sorted(workers, key=lambda w: (w.status == "stopped", not w.stale, w.id))
     return {
