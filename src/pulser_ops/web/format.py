@@ -44,12 +44,19 @@ def ago(at: datetime | None, ref: datetime | None = None) -> str:
     return NONE if s is None else f"{duration(s)} ago"
 
 
-def live_ago(at: datetime | None, ref: datetime | None = None) -> Markup:
-    """An age that keeps counting in the browser between refreshes (app.js ticks it)."""
+def live_ago(at: datetime | None, ref: datetime | None = None, suffix: str = " ago") -> Markup:
+    """An age that keeps counting in the browser between refreshes (app.js ticks it);
+    ``suffix=""`` reads as an elapsed time ("running 42s")."""
     if at is None:
         return Markup(NONE)
-    return Markup('<time data-since="{}" datetime="{}" title="{}">{}</time>').format(
-        at.timestamp(), at.isoformat(), at.isoformat(timespec="seconds"), ago(at, ref)
+    return Markup(
+        '<time data-since="{}" data-suffix="{}" datetime="{}" title="{}">{}</time>'
+    ).format(
+        at.timestamp(),
+        suffix,
+        at.isoformat(),
+        at.isoformat(timespec="seconds"),
+        duration(since(at, ref)) + suffix,
     )
 
 

@@ -59,7 +59,8 @@
   setInterval(function () {
     var now = Date.now() / 1000;
     document.querySelectorAll("time[data-since]").forEach(function (t) {
-      t.textContent = fmt(now - parseFloat(t.dataset.since)) + " ago";
+      var suffix = t.dataset.suffix === undefined ? " ago" : t.dataset.suffix;
+      t.textContent = fmt(now - parseFloat(t.dataset.since)) + suffix;
     });
   }, 1000);
 
