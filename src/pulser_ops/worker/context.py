@@ -1,7 +1,9 @@
 """The worker's implementation of ``steps.StepContext`` for one claimed run.
 
 Events go to the shared :class:`EventSink` (buffered, never a round trip per line);
-artifacts are written straight away with ``client.artifacts.put`` because they are few
+artifacts are written straight away with ``client.artifacts.put`` (from a step's thread) or on
+the event loop's own client (``save_artifact_async``, from steps that run on the loop) because
+they are few
 (one or two per step) and a partial artifact saved while a run is being cancelled must be
 in the database before the run is marked cancelled.
 
@@ -11,13 +13,14 @@ artifact keeps what the step produced, where an event would show it marked (``te
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..client import Client
+from ..client import AsyncClient, Client
 from ..errors import PulserOpsError
 from ..steps import ArtifactKind, CancelToken, EventLevel
 from .events import EventSink
@@ -31,10 +34,17 @@ class RunContext:
     """One run attempt as the step executors see it (thread-safe, as the protocol asks)."""
 
     def __init__(
-        self, held: HeldRun, client: Client, sink: EventSink, worker_id: str, workdir: Path
+        self,
+        held: HeldRun,
+        client: Client,
+        sink: EventSink,
+        worker_id: str,
+        workdir: Path,
+        aclient: AsyncClient | None = None,
     ) -> None:
         self._held = held
         self._client = client
+        self._aclient = aclient
         self._sink = sink
         self._worker_id = worker_id
         self._workdir = workdir
@@ -94,25 +104,50 @@ class RunContext:
         kind: ArtifactKind = "text",
         content_type: str | None = None,
     ) -> None:
-        if isinstance(data, str) and not storable(data):
-            data, content_type = _as_bytes(data, content_type)
+        data, content_type = _storable(data, content_type)
         try:
-            self._client.artifacts.put(
-                self.run_id,
-                name,
-                data,
-                kind=kind,
-                content_type=content_type,
-                attempt=self.attempt,
-                metadata={"worker_id": self._worker_id},
+            self._client.artifacts.put(self.run_id, name, data, **self._put(kind, content_type))
+        except PulserOpsError as e:
+            self._not_saved(name, e)
+
+    async def save_artifact_async(
+        self,
+        name: str,
+        data: str | bytes,
+        kind: ArtifactKind = "text",
+        content_type: str | None = None,
+    ) -> None:
+        """``save_artifact`` from the event loop, on the loop's own client."""
+        if self._aclient is None:
+            await asyncio.to_thread(self.save_artifact, name, data, kind, content_type)
+            return
+        data, content_type = _storable(data, content_type)
+        try:
+            await self._aclient.artifacts.put(
+                self.run_id, name, data, **self._put(kind, content_type)
             )
         except PulserOpsError as e:
-            # A lost artifact must not turn a good step into a failed one; say so instead.
-            log.warning("run %s: artifact %s not saved: %s", self.run_id, name, e)
-            self.artifact_errors.append(f"{name}: {e}")
-            self.emit(
-                "artifact_failed", "warn", f"artifact {name!r} not saved: {e}", {"name": name}
-            )
+            self._not_saved(name, e)
+
+    def _put(self, kind: ArtifactKind, content_type: str | None) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "content_type": content_type,
+            "attempt": self.attempt,
+            "metadata": {"worker_id": self._worker_id},
+        }
+
+    def _not_saved(self, name: str, e: PulserOpsError) -> None:
+        # A lost artifact must not turn a good step into a failed one; say so instead.
+        log.warning("run %s: artifact %s not saved: %s", self.run_id, name, e)
+        self.artifact_errors.append(f"{name}: {e}")
+        self.emit("artifact_failed", "warn", f"artifact {name!r} not saved: {e}", {"name": name})
+
+
+def _storable(data: str | bytes, content_type: str | None) -> tuple[str | bytes, str | None]:
+    if isinstance(data, str) and not storable(data):
+        return _as_bytes(data, content_type)
+    return data, content_type
 
 
 def _as_bytes(text: str, content_type: str | None) -> tuple[bytes, str | None]:

@@ -76,7 +76,10 @@ class EventSink:
         self._client = client
         self._interval = interval
         self._high_water = high_water
-        self._pending: list[EventIn] = []
+        #: Buffered events, per run (in the order runs first had one), each run's in order: a
+        #: run that ends takes its own in O(1), however many other runs have events waiting.
+        self._pending: dict[str, list[EventIn]] = {}
+        self._buffered = 0
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a batch was taken or sent
         #: Events per run that are buffered or on their way to the database.
@@ -119,10 +122,12 @@ class EventSink:
                 "worker_id": worker_id,
             }
         )
+        key = str(event.run_id)
         with self._lock:
-            self._pending.append(event)
-            self._unsent[str(event.run_id)] += 1
-            big = len(self._pending) >= self._high_water
+            self._pending.setdefault(key, []).append(event)
+            self._buffered += 1
+            self._unsent[key] += 1
+            big = self._buffered >= self._high_water
         if big:
             self._wake.set()
 
@@ -142,19 +147,28 @@ class EventSink:
         """Take ``run_id``'s buffered events out of the sink, once any of its events already on
         their way are in the database: the run's completion carries them (``put_back`` them if
         it is not recorded), so a short run needs no append of its own."""
-        mine: list[EventIn] = []
         with self._changed:
-            if not self._unsent[run_id]:
-                return mine  # nothing buffered or on its way: no need to scan the buffer
-            rest: list[EventIn] = []
-            for e in self._pending:  # one pass: this run's events out, the others in order
-                (mine if str(e.run_id) == run_id else rest).append(e)
-            if mine:
-                self._pending = rest
-                self._forget(run_id, len(mine))
+            mine = self._take(run_id)
             if self._unsent[run_id] and self._thread.is_alive():
                 self._wake.set()
                 self._changed.wait_for(lambda: not self._unsent[run_id], timeout)
+        return mine
+
+    def take_run_now(self, run_id: str) -> list[EventIn] | None:
+        """``take_run`` for a caller that must not block (the event loop): None when some of the
+        run's events are on their way right now (then ``take_run`` on a thread waits for them)."""
+        with self._lock:
+            in_flight = self._unsent[run_id] - len(self._pending.get(run_id, ()))
+            if in_flight > 0:
+                return None
+            return self._take(run_id)
+
+    def _take(self, run_id: str) -> list[EventIn]:
+        """(under the lock)"""
+        mine = self._pending.pop(run_id, [])
+        if mine:
+            self._buffered -= len(mine)
+            self._forget(run_id, len(mine))
         return mine
 
     def put_back(self, events: list[EventIn]) -> None:
@@ -162,10 +176,14 @@ class EventSink:
         ahead of anything added since."""
         if not events:
             return
+        by_run: dict[str, list[EventIn]] = {}
+        for ev in events:
+            by_run.setdefault(str(ev.run_id), []).append(ev)
         with self._lock:
-            self._pending[:0] = events
-            for ev in events:
-                self._unsent[str(ev.run_id)] += 1
+            for run_id, mine in by_run.items():
+                self._pending[run_id] = mine + self._pending.get(run_id, [])
+                self._unsent[run_id] += len(mine)
+            self._buffered += len(events)
         self._wake.set()
 
     def _forget(self, run_id: str, n: int) -> None:
@@ -181,7 +199,7 @@ class EventSink:
     def _send_some(self) -> bool:
         with self._send_lock:
             with self._lock:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                batch = self._next_batch()
             if not batch:
                 return False
             try:
@@ -192,6 +210,22 @@ class EventSink:
                         self._forget(str(ev.run_id), 1)
                     self._changed.notify_all()
             return True
+
+    def _next_batch(self) -> list[EventIn]:
+        """Up to MAX_BATCH buffered events, runs first buffered first (under the lock)."""
+        batch: list[EventIn] = []
+        while self._pending and len(batch) < MAX_BATCH:
+            run_id = next(iter(self._pending))
+            events = self._pending[run_id]
+            room = MAX_BATCH - len(batch)
+            if len(events) <= room:
+                batch += events
+                del self._pending[run_id]
+            else:
+                batch += events[:room]
+                self._pending[run_id] = events[room:]
+        self._buffered -= len(batch)
+        return batch
 
     def _send(self, batch: list[EventIn]) -> None:
         try:

@@ -7,11 +7,10 @@ expects the next runs to pick the fix up without restarting the fleet.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
-from ..client import Client
+from ..client import AsyncClient
 from ..models import Template
 from ..steps import StepSpec, parse_steps
 
@@ -23,22 +22,21 @@ class LoadedTemplate:
 
 
 class TemplateCache:
-    def __init__(self, client: Client, ttl_seconds: float = 10.0) -> None:
+    """Used from the worker's event loop only (no lock needed)."""
+
+    def __init__(self, client: AsyncClient, ttl_seconds: float = 10.0) -> None:
         self._client = client
         self._ttl = ttl_seconds
-        self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, LoadedTemplate]] = {}
 
-    def get(self, name: str) -> LoadedTemplate:
+    async def get(self, name: str) -> LoadedTemplate:
         """The template with validated steps. Raises ``NotFound`` or ``StepSpecError``
         (a bad template is not cached, so a fix is picked up at once)."""
         now = time.monotonic()
-        with self._lock:
-            hit = self._entries.get(name)
+        hit = self._entries.get(name)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
-        template = self._client.templates.get(name)
+        template = await self._client.templates.get(name)
         loaded = LoadedTemplate(template, parse_steps(template.steps))
-        with self._lock:
-            self._entries[name] = (now, loaded)
+        self._entries[name] = (now, loaded)
         return loaded
