@@ -88,11 +88,29 @@ async def run_step_async(
 async def _until(
     work: asyncio.Future[Any], stopped: asyncio.Future[None], deadline: float | None
 ) -> None:
-    """Wait until ``work`` is done, the run must stop, or the deadline passes."""
+    """Wait until ``work`` is done, the run must stop, or the deadline passes (what
+    ``asyncio.wait(FIRST_COMPLETED)`` does, for the two futures of every step, cheaper)."""
     if work.done() or stopped.done():
         return
-    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-    await asyncio.wait((work, stopped), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    loop = asyncio.get_running_loop()
+    woken: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    work.add_done_callback(wake)
+    stopped.add_done_callback(wake)
+    timer = None
+    if deadline is not None:
+        timer = loop.call_later(max(0.0, deadline - time.monotonic()), wake)
+    try:
+        await woken
+    finally:
+        work.remove_done_callback(wake)
+        stopped.remove_done_callback(wake)
+        if timer is not None:
+            timer.cancel()
 
 
 def _stop_reason(

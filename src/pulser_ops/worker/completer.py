@@ -30,8 +30,10 @@ import threading
 from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+from uuid import UUID
 
+from .. import calls
 from ..client import AsyncClient, Client
 from ..errors import TransportError
 from ..models import CompleteBatchItem, Completion
@@ -45,11 +47,14 @@ MAX_BATCH = 1000
 RETRY_PAUSE_SECONDS = (0.2, 5.0)
 
 
+C = TypeVar("C")
+
+
 @dataclass(frozen=True)
-class _Send:
+class _Send(Generic[C]):
     """Send these completions with ``complete_many``; the plan is told the items (or the error)."""
 
-    completions: list[Completion]
+    completions: list[C]
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,12 @@ class _Pause:
 
 
 Outcome = CompleteBatchItem | BaseException
-_Plan = Generator[_Send | _Pause, Any, list[Outcome]]
+_Plan = Generator["_Send[C] | _Pause", Any, list[Outcome]]
 
 
-def _deliver(batch: list[Completion]) -> _Plan:
-    """What became of each completion of ``batch`` (in order): its item, or the error to raise."""
+def _deliver(batch: list[C], run_of: Callable[[C], UUID]) -> _Plan[C]:
+    """What became of each completion of ``batch`` (in order): its item, or the error to raise.
+    ``run_of`` tells the run a completion is for."""
     pause, longest = RETRY_PAUSE_SECONDS
     while True:
         try:
@@ -80,18 +86,18 @@ def _deliver(batch: list[Completion]) -> _Plan:
                 return [e]
             out: list[Outcome] = []
             for one in batch:
-                out += yield from _deliver([one])
+                out += yield from _deliver([one], run_of)
             return out
         by_id = {i.run_id: i for i in items}
         return [
-            by_id.get(c.run_id) or RuntimeError(f"complete_runs returned nothing for {c.run_id}")
+            by_id.get(run_of(c)) or RuntimeError(f"complete_runs returned nothing for {run_of(c)}")
             for c in batch
         ]
 
 
 def _advance(
-    plan: _Plan, value: Any, error: BaseException | None
-) -> _Send | _Pause | list[Outcome]:
+    plan: _Plan[C], value: Any, error: BaseException | None
+) -> _Send[C] | _Pause | list[Outcome]:
     """The plan's next step, given what the last one gave (a value, or an error to raise in
     it); its answer when it is done."""
     try:
@@ -101,8 +107,8 @@ def _advance(
 
 
 def _carry_out(
-    plan: _Plan,
-    send: Callable[[list[Completion]], list[CompleteBatchItem]],
+    plan: _Plan[C],
+    send: Callable[[list[C]], list[CompleteBatchItem]],
     pause: Callable[[float], bool],
 ) -> list[Outcome]:
     step = _advance(plan, None, None)
@@ -118,8 +124,8 @@ def _carry_out(
 
 
 async def _carry_out_async(
-    plan: _Plan,
-    send: Callable[[list[Completion]], Awaitable[list[CompleteBatchItem]]],
+    plan: _Plan[C],
+    send: Callable[[list[C]], Awaitable[list[CompleteBatchItem]]],
     pause: Callable[[float], Awaitable[bool]],
 ) -> list[Outcome]:
     step = _advance(plan, None, None)
@@ -136,22 +142,25 @@ async def _carry_out_async(
 
 
 class AsyncCompleter:
-    """Group commit on an event loop: ``await complete(c)`` from any number of run tasks."""
+    """Group commit on an event loop: ``await complete(item)`` from any number of run tasks.
+
+    Items are in the shape ``complete_runs`` takes (:func:`pulser_ops.calls.completion_item`):
+    a busy worker builds thousands a second, and a model per run cost more than the rest."""
 
     def __init__(self, client: AsyncClient, worker_id: str, give_up: asyncio.Event) -> None:
         self._client = client
         self._worker_id = worker_id
         self._give_up = give_up
-        self._pending: list[tuple[Completion, asyncio.Future[CompleteBatchItem]]] = []
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[CompleteBatchItem]]] = []
         self._sender: asyncio.Task[None] | None = None
-        #: complete_many calls made, and completions they carried (for the curious: tests, bench).
+        #: complete_runs calls made, and completions they carried (for the curious: tests, bench).
         self.calls = 0
         self.sent = 0
 
-    async def complete(self, completion: Completion) -> CompleteBatchItem:
-        """Record ``completion``; raises what ``runs.complete`` would for a refused call."""
+    async def complete(self, item: dict[str, Any]) -> CompleteBatchItem:
+        """Record the completion; raises what ``runs.complete`` would for a refused call."""
         done: asyncio.Future[CompleteBatchItem] = asyncio.get_running_loop().create_future()
-        self._pending.append((completion, done))
+        self._pending.append((item, done))
         if self._sender is None:
             # Sent from a task of its own: a run task cancelled meanwhile cannot strand the others,
             # and runs that end in this turn of the loop go in the same call.
@@ -164,7 +173,7 @@ class AsyncCompleter:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 try:
                     outcomes = await _carry_out_async(
-                        _deliver([c for c, _ in batch]), self._send, self._pause
+                        _deliver([c for c, _ in batch], _run_of_item), self._send, self._pause
                     )
                 except Exception as e:  # a bug here must not leave run tasks waiting forever
                     outcomes = [e] * len(batch)
@@ -178,10 +187,12 @@ class AsyncCompleter:
         finally:
             self._sender = None
 
-    async def _send(self, completions: list[Completion]) -> list[CompleteBatchItem]:
+    async def _send(self, items: list[dict[str, Any]]) -> list[CompleteBatchItem]:
         self.calls += 1
-        self.sent += len(completions)
-        return await self._client.runs.complete_many(self._worker_id, completions)
+        self.sent += len(items)
+        return await self._client.transport.execute(
+            calls.complete_runs_items(self._worker_id, items)
+        )
 
     async def _pause(self, seconds: float) -> bool:
         if self._give_up.is_set():
@@ -191,6 +202,14 @@ class AsyncCompleter:
         except TimeoutError:
             return False
         return True
+
+
+def _run_of_item(item: dict[str, Any]) -> UUID:
+    return UUID(item["run_id"])
+
+
+def _run_of_completion(completion: Completion) -> UUID:
+    return completion.run_id
 
 
 class Completer:
@@ -223,7 +242,9 @@ class Completer:
                     self._sending = False
                     return
             try:
-                outcomes = _carry_out(_deliver([c for c, _ in batch]), self._send, self._pause)
+                outcomes = _carry_out(
+                    _deliver([c for c, _ in batch], _run_of_completion), self._send, self._pause
+                )
             except Exception as e:  # a bug here must not leave run threads waiting forever
                 outcomes = [e] * len(batch)
             for (_, f), o in zip(batch, outcomes, strict=True):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ class RunContext:
         client: Client,
         sink: EventSink,
         worker_id: str,
-        workdir: Path,
+        workdir: Path | Callable[[HeldRun], Path],
         aclient: AsyncClient | None = None,
     ) -> None:
         self._held = held
@@ -47,6 +47,7 @@ class RunContext:
         self._aclient = aclient
         self._sink = sink
         self._worker_id = worker_id
+        #: The directory, or how to name it (named only when a step asks: most never do).
         self._workdir = workdir
         self._workdir_made = False
         self._workdir_lock = threading.Lock()
@@ -69,10 +70,17 @@ class RunContext:
         return self._held.token
 
     @property
+    def workdir_made(self) -> bool:
+        """Whether a step asked for the work directory (so there is one to remove)."""
+        return self._workdir_made
+
+    @property
     def workdir(self) -> Path:
         """Created on first use: most handler steps never touch it, and making and removing a
         directory per run was a visible share of a short run's cost."""
         with self._workdir_lock:
+            if not isinstance(self._workdir, Path):
+                self._workdir = self._workdir(self._held)
             if not self._workdir_made:
                 # exist_ok=False: a directory someone else made under that name is refused,
                 # as mkdtemp would.

@@ -21,15 +21,15 @@ without a database in ``tests/worker/test_ending.py``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
-from ..models import StepRecord
+from ..calls import step_row_item
 from ..steps import StepOutcome
 from .held import StopReason
-from .textsafe import safe_json, safe_text
+from .textsafe import clean_json, json_text, safe_json, safe_text
 
 #: Step outputs bigger than this are replaced by a note (the full data is in artifacts).
 MAX_OUTPUT_BYTES = 32 * 1024
@@ -42,10 +42,13 @@ FinalStatus = Literal["succeeded", "failed", "cancelled"]
 
 
 def bounded(value: Any, limit: int = MAX_OUTPUT_BYTES) -> Any:
-    """``value`` made storable (``textsafe``) if its JSON fits in ``limit`` bytes, else a small
-    note saying it did not."""
-    value = safe_json(value)
-    size = len(json.dumps(value).encode())
+    """``value`` made storable (``textsafe``) if its JSON fits in ``limit`` bytes (UTF-8), else
+    a small note saying it did not."""
+    text = clean_json(value)
+    if text is None:
+        value = safe_json(value)
+        text = json_text(value)
+    size = len(text) if text.isascii() else len(text.encode())
     return value if size <= limit else {"truncated": True, "json_bytes": size}
 
 
@@ -68,6 +71,34 @@ class TemplateProblem:
     code: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A ``run_steps`` row the worker writes (with ``record_run_step``, or with the completion)."""
+
+    idx: int
+    name: str
+    kind: str
+    status: str
+    exit_code: int | None = None
+    error: str | None = None
+    output: Any = None
+    #: When the step started, for a row first written with the completion.
+    started_at: datetime | None = None
+
+    def item(self) -> dict[str, Any]:
+        """As a completion carries it."""
+        return step_row_item(
+            self.idx,
+            self.name,
+            self.kind,
+            self.status,
+            self.exit_code,
+            self.error,
+            self.output,
+            self.started_at,
+        )
+
+
 # --- the answers ------------------------------------------------------------------------------
 
 
@@ -81,7 +112,7 @@ class Complete:
     error_class: str | None = None
     retryable: bool = True
     #: Step rows not written yet: they go with the completion.
-    steps: tuple[StepRecord, ...] = ()
+    steps: tuple[Row, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,7 +121,7 @@ class Release:
 
     reason: str
     #: Step rows to write before the run is released.
-    steps: tuple[StepRecord, ...] = ()
+    steps: tuple[Row, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,14 +159,14 @@ def step_row(
     stop: StopReason | None,
     detail: str,
     worker_id: str,
-) -> StepRecord:
+) -> Row:
     """The final ``run_steps`` row of a step that ran."""
     status, error, _ = step_status(outcome, stop)
     if outcome.status == "cancelled" and stop == "timeout":
         error = detail
     elif outcome.status == "cancelled" and stop == "shutdown":
         error = f"worker {worker_id} shutting down; the run goes back to the queue"
-    return StepRecord(
+    return Row(
         idx=idx,
         name=step.name,
         kind=step.kind,
@@ -156,6 +187,8 @@ def step_row(
 def step_summary(step: StepRef, outcome: StepOutcome, stop: StopReason | None) -> dict[str, Any]:
     """One entry of the run's ``result.steps``."""
     status, _, error_class = step_status(outcome, stop)
+    if error_class is not None:
+        error_class = safe_text(error_class)  # a handler's own class name: the user's text
     return {
         "name": step.name,
         "kind": step.kind,
@@ -237,7 +270,7 @@ def decide(
         return Complete("succeeded", result=result, steps=pending)
 
     skipped = tuple(
-        StepRecord(idx=i, name=steps[i].name, kind=steps[i].kind, status="skipped")
+        Row(idx=i, name=steps[i].name, kind=steps[i].kind, status="skipped")
         for i in range(len(outcomes), len(steps))
     )
     rows = pending + skipped

@@ -34,10 +34,10 @@ from typing import Literal
 
 import httpx
 
+from .. import calls
 from ..client import AsyncClient, Client
 from ..daemon_threads import DaemonThreads
 from ..errors import LeaseLost, NotFound, PulserOpsError, StepFailed, TransportError
-from ..models import Completion, CompletionEvent, StepRecord
 from ..steps import HandlerRegistry, StepOptions, StepOutcome, StepSpec, StepSpecError
 from ..steps.async_runner import run_step_async
 from ..steps.outcome import failed, utcnow
@@ -48,6 +48,7 @@ from .ending import (
     Ending,
     LetGo,
     Release,
+    Row,
     StepRef,
     TakenOver,
     TemplateProblem,
@@ -61,7 +62,6 @@ from .events import EventSink
 from .held import HeldRun
 from .observing import GuardedObserver
 from .templates import TemplateCache
-from .textsafe import safe_json
 
 log = logging.getLogger("pulser_ops.worker")
 
@@ -103,6 +103,7 @@ class RunExecutor:
         self._on_cancel = on_cancel
         self._bookkeeping = DaemonThreads("pulser-bookkeeping")
         self._http: httpx.AsyncClient | None = None
+        self._later = Later()
 
     async def close(self) -> None:
         if self._http is not None:
@@ -153,15 +154,16 @@ class RunExecutor:
             timer = loop.call_later(
                 left, held.stop, "timeout", f"run timed out after {timeout}s (template timeout)"
             )
-        # A fresh name under the temp root; RunContext creates the directory on first use.
-        root = Path(self._workroot or tempfile.gettempdir())
-        workdir = root / f"pulser-{held.run_id[:8]}-a{held.attempt}-{secrets.token_hex(8)}"
+        ctx = RunContext(
+            held, self._client, self._sink, self._worker_id, self._workdir_for, self._link
+        )
         try:
-            outcomes, written = await self._run_steps(held, loaded.steps, workdir, stopped)
+            outcomes, written = await self._run_steps(held, loaded.steps, ctx, stopped)
         finally:
             if timer is not None:
                 timer.cancel()
-            if workdir.exists():
+            if ctx.workdir_made:
+                workdir = ctx.workdir
                 await self._blocking(lambda: shutil.rmtree(workdir, ignore_errors=True))
         refs = [StepRef(s.name, s.kind) for s in loaded.steps]
         ending = self._decide(held, steps=refs, outcomes=outcomes, written=written)
@@ -171,6 +173,11 @@ class RunExecutor:
                 held, steps=refs, outcomes=outcomes, written=written, cancel_reason=reason
             )
         return await self._carry_out(held, ending)
+
+    def _workdir_for(self, held: HeldRun) -> Path:
+        """A fresh name under the temp root (RunContext creates it when a step first asks)."""
+        root = Path(self._workroot or tempfile.gettempdir())
+        return root / f"pulser-{held.run_id[:8]}-a{held.attempt}-{secrets.token_hex(8)}"
 
     def _decide(
         self,
@@ -207,13 +214,12 @@ class RunExecutor:
         self,
         held: HeldRun,
         steps: list[StepSpec],
-        workdir: Path,
+        ctx: RunContext,
         stopped: asyncio.Future[None],
     ) -> tuple[list[StepOutcome], int]:
         """The outcomes of the steps that ran, and how many of them have their final row
         written already (each is written before the next step starts; the last one goes with
         the run's ending)."""
-        ctx = RunContext(held, self._client, self._sink, self._worker_id, workdir, self._link)
         outcomes: list[StepOutcome] = []
         written = 0
         for idx, spec in enumerate(steps):
@@ -234,7 +240,7 @@ class RunExecutor:
 
     def _rows(
         self, held: HeldRun, steps: list[StepSpec], outcomes: list[StepOutcome], written: int
-    ) -> list[StepRecord]:
+    ) -> list[Row]:
         return [
             step_row(
                 i,
@@ -260,14 +266,14 @@ class RunExecutor:
         waiting for a round trip; for the last step only if it is still running after
         RUNNING_ROW_DELAY_SECONDS. The step's final row is written after it, in order."""
         recording: list[Awaitable[object]] = []
-        running = StepRecord(idx=idx, name=spec.name, kind=spec.kind, status="running")
+        running = Row(idx=idx, name=spec.name, kind=spec.kind, status="running")
 
         def record_running() -> None:
             recording.append(self._blocking(lambda: self._record_row(held, running)))
 
-        later = None
+        watch = None
         if last:
-            later = asyncio.get_running_loop().call_later(RUNNING_ROW_DELAY_SECONDS, record_running)
+            watch = self._later.call(RUNNING_ROW_DELAY_SECONDS, record_running)
         else:
             record_running()
         started = utcnow()
@@ -286,13 +292,13 @@ class RunExecutor:
                 started, StepFailed(f"worker error: {e!r}"), error_class="worker_error"
             )
         finally:
-            if later is not None:
-                later.cancel()
+            if watch is not None:
+                self._later.cancel(watch)
         for pending in recording:
             await pending
         return outcome
 
-    def _record_row(self, held: HeldRun, row: StepRecord) -> None:
+    def _record_row(self, held: HeldRun, row: Row) -> None:
         """``record_run_step`` (on a bookkeeping thread); a refused fence means the lease is
         gone."""
         if held.taken_over or held.reason == "lease_lost":
@@ -316,7 +322,7 @@ class RunExecutor:
         except PulserOpsError as e:  # bookkeeping trouble must not fail the user's run
             log.warning("run %s: step %s not recorded: %s", held.run_id, row.name, e)
 
-    async def _write_rows(self, held: HeldRun, rows: Sequence[StepRecord]) -> None:
+    async def _write_rows(self, held: HeldRun, rows: Sequence[Row]) -> None:
         """Step rows written on their own (a step's row before the next step starts, or rows
         that will not go with a completion)."""
 
@@ -375,21 +381,18 @@ class RunExecutor:
         if carried is None:  # some are on their way: wait for them off the loop
             carried = list(await self._bookkeeping.future(lambda: self._sink.take_run(held.run_id)))
         try:
+            # Every value is our own and storable already: ``decide`` made them so.
             done = await self._completer.complete(
-                Completion(
-                    run_id=held.run.id,
-                    attempt=held.attempt,
-                    status=ending.status,
-                    result=safe_json(ending.result),
-                    error=error_text(ending.error),
-                    error_class=ending.error_class,
-                    retryable=ending.retryable,
-                    steps=list(ending.steps) or None,
-                    events=[
-                        CompletionEvent(kind=e.kind, message=e.message, level=e.level, data=e.data)
-                        for e in carried
-                    ]
-                    or None,
+                calls.completion_item(
+                    held.run_id,
+                    held.attempt,
+                    ending.status,
+                    ending.result,
+                    error_text(ending.error),
+                    ending.error_class,
+                    ending.retryable,
+                    [row.item() for row in ending.steps] or None,
+                    [e.carried() for e in carried] or None,
                 )
             )
         except TransportError as e:  # given up waiting: the worker is forced to stop
@@ -436,6 +439,44 @@ class RunExecutor:
         )
         await self._flush_run(held)
         return "lease_lost", "lease_lost"
+
+
+class Later:
+    """Callbacks due after a delay, for many short-lived waits that are nearly always cancelled
+    (a step's "running" row, which a step that ends first never needs).
+
+    One ticker task looks at them a few times per delay while any are waiting, instead of a
+    timer per step: registering and cancelling one is a dict insert and delete. A callback
+    runs up to half a tick late, which nobody watching a step can tell."""
+
+    TICKS_PER_DELAY = 2
+
+    def __init__(self) -> None:
+        self._due: dict[int, tuple[float, float, Callable[[], None]]] = {}
+        self._next_key = 0
+        self._ticker: asyncio.Task[None] | None = None
+
+    def call(self, delay: float, callback: Callable[[], None]) -> int:
+        self._next_key += 1
+        self._due[self._next_key] = (time.monotonic() + delay, delay, callback)
+        if self._ticker is None:
+            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        return self._next_key
+
+    def cancel(self, key: int) -> None:
+        self._due.pop(key, None)
+
+    async def _tick(self) -> None:
+        try:
+            while self._due:
+                step = min(delay for _, delay, _ in self._due.values()) / self.TICKS_PER_DELAY
+                await asyncio.sleep(step)
+                now = time.monotonic()
+                for key, (when, _, callback) in list(self._due.items()):
+                    if when <= now and self._due.pop(key, None) is not None:
+                        callback()
+        finally:
+            self._ticker = None
 
 
 def _missing() -> TemplateProblem:

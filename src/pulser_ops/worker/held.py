@@ -35,9 +35,12 @@ class HeldRun:
     on_stop: Callable[[], None] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __post_init__(self) -> None:
+        self._run_id = str(self.run.id)  # asked for many times per run
+
     @property
     def run_id(self) -> str:
-        return str(self.run.id)
+        return self._run_id
 
     @property
     def attempt(self) -> int:

@@ -396,7 +396,7 @@ class Worker:
                 for run in got:
                     self._start(executor, run)
                 if got:
-                    heart.kick()  # re-plan the heartbeat interval for the new leases
+                    heart.claimed([r.lease_seconds for r in got])  # a shorter lease? re-plan
                 elif cfg.burst and len(self.held) == 0:
                     log.info("burst: nothing left to claim and nothing running")
                     self.stop(reason="burst finished")
