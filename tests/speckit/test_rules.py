@@ -57,9 +57,12 @@ def test_generated_kit_has_no_errors_and_one_warning_per_listed_todo() -> None:
         assert todos == warned
         assert {f.rule for f in report.findings} == {"marker.todo"}
         assert report.kits[0].counts.model_dump() == {
-            "user_stories": 2, "requirements": 3, "covered_requirements": 3,
-            "success_criteria": 2, "tasks": 12,
-        }  # fmt: skip
+            "user_stories": 2,
+            "requirements": 3,
+            "covered_requirements": 3,
+            "success_criteria": 2,
+            "tasks": 12,
+        }
 
 
 def test_generation_is_deterministic() -> None:
@@ -70,47 +73,128 @@ def test_generation_is_deterministic() -> None:
 
 
 # (rule id, file to damage, change, expected new findings as (rule, file, line-pattern|None))
-CASES: list[tuple[str, str, Callable[[list[str]], list[str]], list[tuple[str, str, str | None]]]] = [
+CASES: list[
+    tuple[str, str, Callable[[list[str]], list[str]], list[tuple[str, str, str | None]]]
+] = [
     ("section.missing", SPEC, drop(r"^## Assumptions"), [("section.missing", SPEC, None)]),
-    ("placeholder.unresolved", SPEC, sub(r"\*\*Created\*\*: 2026-11-30", "**Created**: [DATE]"),
-     [("placeholder.unresolved", SPEC, r"\*\*Created\*\*")]),
-    ("marker.todo", PLAN, after(r"^## Summary", "", "TODO(OWNER): who signs this plan off"),
-     [("marker.todo", PLAN, r"TODO\(OWNER\)")]),
-    ("marker.needs-clarification", SPEC,
-     after(r"^## Assumptions", "", "- Notes are kept for [NEEDS CLARIFICATION: how long?]"),
-     [("marker.needs-clarification", SPEC, r"NEEDS CLARIFICATION")]),
-    ("principle.missing", CONST, drop(r"^### "), [("principle.missing", CONST, r"^## Core Principles")]),
-    ("story.priority", SPEC, sub(r" \(Priority: P2\)", ""),
-     [("story.priority", SPEC, r"^### User Story 2")]),
-    ("story.duplicate", SPEC, before(r"^### Edge Cases", "### User Story 1 - Again (Priority: P3)",
-                                     "", "**Acceptance Scenarios**:", "",
-                                     "1. **Given** a, **When** b, **Then** c", ""),
-     [("story.duplicate", SPEC, r"User Story 1 - Again")]),
-    ("story.acceptance", SPEC, drop(r"^\d\. \*\*Given\*\* a note, \*\*When\*\* I share"),
-     [("story.acceptance", SPEC, r"^### User Story 2")]),
-    ("story.scenario-format", SPEC, sub(r"1\. \*\*Given\*\* an empty notebook.*", "1. I save a note and it is listed"),
-     [("story.scenario-format", SPEC, r"^1\. I save a note")]),
-    ("id.format", SPEC, after(r"\*\*SC-002\*\*", "- **SC-7**: 99% of notes load in 1 second"),
-     [("id.format", SPEC, r"SC-7")]),
-    ("requirement.duplicate", SPEC, after(r"\*\*FR-003\*\*", "- **FR-001**: System MUST also log notes"),
-     [("requirement.duplicate", SPEC, r"also log notes")]),
-    ("success.duplicate", SPEC, after(r"\*\*SC-002\*\*", "- **SC-001**: 95% of notes load in 1 second"),
-     [("success.duplicate", SPEC, r"95% of notes")]),
-    ("success.measurable", SPEC, after(r"\*\*SC-002\*\*", "- **SC-003**: Users like sharing"),
-     [("success.measurable", SPEC, r"SC-003")]),
-    ("success.missing", SPEC, drop(r"\*\*SC-00\d\*\*"),
-     [("success.missing", SPEC, r"^## Success Criteria")]),
-    ("task.format", TASKS, after(r"T003", "- [ ] Write the docs"), [("task.format", TASKS, r"Write the docs")]),
-    ("task.duplicate", TASKS, after(r"T003", "- [ ] T002 Initialize again"),
-     [("task.duplicate", TASKS, r"Initialize again")]),
-    ("task.unknown-story", TASKS, after(r"T003", "- [ ] T099 [US9] Build story nine"),
-     [("task.unknown-story", TASKS, r"T099")]),
-    ("task.unknown-requirement", TASKS, after(r"T003", "- [ ] T098 Implement FR-042"),
-     [("task.unknown-requirement", TASKS, r"T098")]),
+    (
+        "placeholder.unresolved",
+        SPEC,
+        sub(r"\*\*Created\*\*: 2026-11-30", "**Created**: [DATE]"),
+        [("placeholder.unresolved", SPEC, r"\*\*Created\*\*")],
+    ),
+    (
+        "marker.todo",
+        PLAN,
+        after(r"^## Summary", "", "TODO(OWNER): who signs this plan off"),
+        [("marker.todo", PLAN, r"TODO\(OWNER\)")],
+    ),
+    (
+        "marker.needs-clarification",
+        SPEC,
+        after(r"^## Assumptions", "", "- Notes are kept for [NEEDS CLARIFICATION: how long?]"),
+        [("marker.needs-clarification", SPEC, r"NEEDS CLARIFICATION")],
+    ),
+    (
+        "principle.missing",
+        CONST,
+        drop(r"^### "),
+        [("principle.missing", CONST, r"^## Core Principles")],
+    ),
+    (
+        "story.priority",
+        SPEC,
+        sub(r" \(Priority: P2\)", ""),
+        [("story.priority", SPEC, r"^### User Story 2")],
+    ),
+    (
+        "story.duplicate",
+        SPEC,
+        before(
+            r"^### Edge Cases",
+            "### User Story 1 - Again (Priority: P3)",
+            "",
+            "**Acceptance Scenarios**:",
+            "",
+            "1. **Given** a, **When** b, **Then** c",
+            "",
+        ),
+        [("story.duplicate", SPEC, r"User Story 1 - Again")],
+    ),
+    (
+        "story.acceptance",
+        SPEC,
+        drop(r"^\d\. \*\*Given\*\* a note, \*\*When\*\* I share"),
+        [("story.acceptance", SPEC, r"^### User Story 2")],
+    ),
+    (
+        "story.scenario-format",
+        SPEC,
+        sub(r"1\. \*\*Given\*\* an empty notebook.*", "1. I save a note and it is listed"),
+        [("story.scenario-format", SPEC, r"^1\. I save a note")],
+    ),
+    (
+        "id.format",
+        SPEC,
+        after(r"\*\*SC-002\*\*", "- **SC-7**: 99% of notes load in 1 second"),
+        [("id.format", SPEC, r"SC-7")],
+    ),
+    (
+        "requirement.duplicate",
+        SPEC,
+        after(r"\*\*FR-003\*\*", "- **FR-001**: System MUST also log notes"),
+        [("requirement.duplicate", SPEC, r"also log notes")],
+    ),
+    (
+        "success.duplicate",
+        SPEC,
+        after(r"\*\*SC-002\*\*", "- **SC-001**: 95% of notes load in 1 second"),
+        [("success.duplicate", SPEC, r"95% of notes")],
+    ),
+    (
+        "success.measurable",
+        SPEC,
+        after(r"\*\*SC-002\*\*", "- **SC-003**: Users like sharing"),
+        [("success.measurable", SPEC, r"SC-003")],
+    ),
+    (
+        "success.missing",
+        SPEC,
+        drop(r"\*\*SC-00\d\*\*"),
+        [("success.missing", SPEC, r"^## Success Criteria")],
+    ),
+    (
+        "task.format",
+        TASKS,
+        after(r"T003", "- [ ] Write the docs"),
+        [("task.format", TASKS, r"Write the docs")],
+    ),
+    (
+        "task.duplicate",
+        TASKS,
+        after(r"T003", "- [ ] T002 Initialize again"),
+        [("task.duplicate", TASKS, r"Initialize again")],
+    ),
+    (
+        "task.unknown-story",
+        TASKS,
+        after(r"T003", "- [ ] T099 [US9] Build story nine"),
+        [("task.unknown-story", TASKS, r"T099")],
+    ),
+    (
+        "task.unknown-requirement",
+        TASKS,
+        after(r"T003", "- [ ] T098 Implement FR-042"),
+        [("task.unknown-requirement", TASKS, r"T098")],
+    ),
     ("task.missing", TASKS, drop(r"^- \[ \] T\d+"), [("task.missing", TASKS, None)]),
-    ("coverage.requirement", SPEC, after(r"\*\*FR-003\*\*", "- **FR-004**: System MUST export notes"),
-     [("coverage.requirement", SPEC, r"FR-004")]),
-]  # fmt: skip
+    (
+        "coverage.requirement",
+        SPEC,
+        after(r"\*\*FR-003\*\*", "- **FR-004**: System MUST export notes"),
+        [("coverage.requirement", SPEC, r"FR-004")],
+    ),
+]
 
 
 @pytest.mark.parametrize(("rule", "path", "change", "expected"), CASES, ids=[c[0] for c in CASES])
@@ -170,6 +254,10 @@ def test_missing_file_and_binary_file() -> None:
 
 
 def test_every_rule_has_a_damage_case() -> None:
-    covered = {c[0] for c in CASES} | {"story.missing", "requirement.missing", "file.missing",
-                                       "file.not-text"}  # fmt: skip
+    covered = {c[0] for c in CASES} | {
+        "story.missing",
+        "requirement.missing",
+        "file.missing",
+        "file.not-text",
+    }
     assert covered == set(RULES)

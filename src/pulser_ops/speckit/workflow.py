@@ -39,7 +39,6 @@ def render(
     ``include`` names kits validated on every pull request, changed or not."""
     install = install or f'pip install "pulser-ops=={version}"'
     text = template()
-    text = text.replace("__PULSER_OPS_VERSION__", version)
     text = text.replace("__PATHS__", "\n".join(f'      - "{p}"' for p in paths))
     text = text.replace("__INSTALL__", install)
     text = text.replace("__INCLUDE__", "".join(f" --include {k}" for k in include))
