@@ -261,3 +261,11 @@ def test_every_rule_has_a_damage_case() -> None:
         "file.not-text",
     }
     assert covered == set(RULES)
+
+
+def test_docs_show_every_rule() -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "SPEC_KIT.md").read_text()
+    for rule in RULES.values():
+        assert f"| `{rule.id}` | {rule.severity} |" in docs, rule.id
