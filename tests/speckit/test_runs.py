@@ -17,10 +17,9 @@ from pulser_ops import Client
 from pulser_ops.db.migrate import push
 from pulser_ops.errors import InvalidParams
 from pulser_ops.models import Run
-from pulser_ops.speckit.report import schema
+from pulser_ops.speckit.report import Source, schema
 from pulser_ops.speckit.source import Opened, read_zip
 from pulser_ops.speckit.validate import validate
-from pulser_ops.speckit.report import Source
 from tests.speckit.kits import PARAMS, kit
 from tests.worker.conftest import WorkerProcess
 
@@ -89,7 +88,10 @@ def test_generate_then_validate_its_zip(seeded: Client, spawn_worker: Any) -> No
         report = json.loads(seeded.artifacts.download(run.id, "spec-kit-report.json"))
         validator.validate(report)
         assert report["summary"]["errors"] == 0
-        assert report["source"] == {"kind": "artifact", "location": f"{gens[layout].id}/spec-kit.zip"}
+        assert report["source"] == {
+            "kind": "artifact",
+            "location": f"{gens[layout].id}/spec-kit.zip",
+        }
         assert report["kits"][0]["layout"] == layout
 
 
@@ -103,16 +105,22 @@ def _write_kit(root: Path, damage: bool = False) -> None:
         target.write_text(text)
 
 
-def test_validate_path_and_git_ref_sources(seeded: Client, spawn_worker: Any, tmp_path: Path) -> None:
+def test_validate_path_and_git_ref_sources(
+    seeded: Client, spawn_worker: Any, tmp_path: Path
+) -> None:
     root = tmp_path / "specroot"
     _write_kit(root)
     git = ["git", "-C", str(root)]
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     subprocess.run([*git, "-c", "user.email=t@e", "-c", "user.name=t", "add", "-A"], check=True)
-    subprocess.run([*git, "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "kit"], check=True)
+    subprocess.run(
+        [*git, "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "kit"], check=True
+    )
     _write_kit(root, damage=True)  # the working tree breaks; the commit stays good
 
-    good_git = seeded.runs.create("validate_spec_kit", {"git_ref": "main", "path": "spec/acme-notes"})
+    good_git = seeded.runs.create(
+        "validate_spec_kit", {"git_ref": "main", "path": "spec/acme-notes"}
+    )
     bad_path = seeded.runs.create("validate_spec_kit", {"path": "spec/acme-notes"})
     escape = seeded.runs.create("validate_spec_kit", {"path": "../.."})
     drain(spawn_worker, PULSER_OPS_SPEC_ROOT=str(root))
