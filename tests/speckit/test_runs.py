@@ -76,8 +76,10 @@ def test_generate_then_validate_its_zip(seeded: Client, spawn_worker: Any) -> No
             (t.file, t.line, t.field) for t in expected.todos
         ]
 
-    checks = {layout: seeded.runs.create("validate_spec_kit", {"run_id": str(run.id)})
-              for layout, run in gens.items()}  # fmt: skip
+    checks = {
+        layout: seeded.runs.create("validate_spec_kit", {"run_id": str(run.id)})
+        for layout, run in gens.items()
+    }
     drain(spawn_worker)
     validator = jsonschema.Draft202012Validator(schema())
     for layout, run in checks.items():
@@ -173,3 +175,38 @@ def test_bad_input_is_refused_and_nothing_is_saved(
     done = ended(seeded, peek)
     assert (done.status.value, done.error_class) == ("failed", "permission_denied")
     assert artifacts(seeded, peek) == {}
+
+
+def test_a_drafting_step_fills_what_the_params_leave_out(seeded: Client, spawn_worker: Any) -> None:
+    seeded.templates.upsert(
+        {
+            "name": "generate_spec_kit_drafted",
+            "params_schema": {"type": "object"},
+            "default_lane": "B",
+            "max_attempts": 1,
+            "steps": [
+                {
+                    "kind": "python",
+                    "name": "draft",
+                    "handler": "draft_stories",
+                    "args": {"features": ["Drafted story one", "Drafted story two"]},
+                },
+                {
+                    "kind": "python",
+                    "name": "generate",
+                    "handler": "speckit.generate",
+                    "args": {"draft_artifact": "draft.json"},
+                },
+            ],
+        }
+    )
+    run = seeded.runs.create(
+        "generate_spec_kit_drafted",
+        {"name": "drafted", "description": "A drafted kit.", "title": "Given Title"},
+    )
+    drain(spawn_worker)
+    done = ended(seeded, run)
+    assert done.status.value == "succeeded", done.error
+    prd = seeded.artifacts.download(run.id, "spec/drafted/prd.md").decode()
+    assert "### User Story 2 - Drafted story two (Priority: P2)" in prd
+    assert prd.startswith("# Feature Specification: Given Title\n")  # params win over the draft

@@ -281,6 +281,7 @@ class GitTree:
         self.commit = commit
         self.display = display
         self._files: list[str] | None = None
+        self._set: frozenset[str] | None = None
 
     def files(self) -> list[str]:
         if self._files is None:
@@ -298,9 +299,14 @@ class GitTree:
             self._files = sorted(found)
         return self._files
 
+    def _known(self) -> frozenset[str]:
+        if self._set is None:
+            self._set = frozenset(self.files())
+        return self._set
+
     def read(self, path: str) -> bytes | None:
         check_member(path, f"git {self.commit}")
-        if path not in set(self.files()):
+        if path not in self._known():
             return None
         spec = f"{self.commit}:{path}"
         size = int(_git(["cat-file", "-s", spec], self.git_dir).strip() or 0)
