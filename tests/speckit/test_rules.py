@@ -269,3 +269,22 @@ def test_docs_show_every_rule() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "SPEC_KIT.md").read_text()
     for rule in RULES.values():
         assert f"| `{rule.id}` | {rule.severity} |" in docs, rule.id
+
+
+@pytest.mark.parametrize("layout", ["plan", "speckit"])
+def test_name_and_description_alone_give_a_valid_kit_with_listed_todos(layout: str) -> None:
+    from pulser_ops.speckit.generate import generate
+    from pulser_ops.speckit.model import parse_params
+
+    g = generate(
+        parse_params({"name": "bare", "description": "Only a description.", "layout": layout})
+    )
+    report = check(tree_of(g))
+    assert report.summary.errors == 0, report.findings
+    fields = {t.field for t in g.todos}
+    # the template's five principle slots, the story's parts, the plan's context: all listed
+    assert {f"PRINCIPLE_{i}_NAME" for i in range(1, 6)} <= fields
+    assert {"US1_WHY", "US1_GIVEN", "SC_001", "LANGUAGE_VERSION", "DATE"} <= fields
+    assert "US1_DESCRIPTION" not in fields  # the one story is the description itself
+    assert "[" + "PROJECT_NAME]" not in "".join(d.content for d in g.documents)
+    assert report.kits[0].counts.user_stories == 1
