@@ -9,7 +9,7 @@ of their own, so both transports run the very same functions with the very same 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Generic, TypeVar
@@ -59,7 +59,6 @@ class Call(Generic[T]):
     retry_safe: bool = False
     #: STABLE functions: PostgREST may run them read-only (GET); psycopg does not care.
     read_only: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _args(**kwargs: tuple[Any, str]) -> dict[str, Arg]:

@@ -5,8 +5,7 @@ The worker loop parses a template's ``steps`` with :func:`parse_steps`, then cal
 package never touches the database; everything it produces goes through the context.
 """
 
-from pulser_ops.steps.context import ArtifactKind, CancelToken, EventLevel, StepContext
-from pulser_ops.steps.errors import (
+from pulser_ops.errors import (
     MissingDependency,
     NonRetryable,
     StepCancelled,
@@ -17,6 +16,7 @@ from pulser_ops.steps.errors import (
     TemplateError,
     UnknownHandler,
 )
+from pulser_ops.steps.context import ArtifactKind, CancelToken, EventLevel, StepContext
 from pulser_ops.steps.outcome import StepOptions, StepOutcome, StepStatus
 from pulser_ops.steps.recording import RecordedArtifact, RecordedEvent, RecordingContext
 from pulser_ops.steps.registry import HandlerContext, HandlerRegistry, StepLogger

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pulser_ops.errors import StepCancelled, StepError
 from pulser_ops.steps.context import CancelToken
-from pulser_ops.steps.errors import StepCancelled, StepError
 
 StepStatus = Literal["succeeded", "failed", "cancelled"]
 
