@@ -551,8 +551,8 @@ def get_lane_stats() -> Call[list[m.LaneStats]]:
     return Call("get_lane_stats", {}, many(m.LaneStats), retry_safe=True, read_only=True)
 
 
-def list_workers() -> Call[list[m.Worker]]:
-    return Call("list_workers", {}, many(m.Worker), retry_safe=True, read_only=True)
+def list_workers() -> Call[list[m.WorkerInfo]]:
+    return Call("list_workers", {}, many(m.WorkerInfo), retry_safe=True, read_only=True)
 
 
 def get_worker_health() -> Call[list[m.WorkerHealth]]:
@@ -568,7 +568,7 @@ def register_worker(
     version: str,
     concurrency: int,
     metadata: Mapping[str, Any] | None = None,
-) -> Call[m.Worker]:
+) -> Call[m.WorkerInfo]:
     return Call(
         "register_worker",
         _args(
@@ -580,16 +580,16 @@ def register_worker(
             concurrency=(concurrency, "integer"),
             metadata=(_object(metadata, "metadata") or None, "jsonb"),
         ),
-        one(m.Worker),
+        one(m.WorkerInfo),
         retry_safe=True,
     )
 
 
-def deregister_worker(worker_id: str, status: str = "stopped") -> Call[m.Worker]:
+def deregister_worker(worker_id: str, status: str = "stopped") -> Call[m.WorkerInfo]:
     return Call(
         "deregister_worker",
         _args(worker_id=(worker_id, "text"), status=(status, "text")),
-        one(m.Worker),
+        one(m.WorkerInfo),
         retry_safe=True,
     )
 

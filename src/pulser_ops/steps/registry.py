@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from pulser_ops.errors import StepCancelled, UnknownHandler
-from pulser_ops.steps.context import ArtifactKind, EventLevel, StepContext
+from pulser_ops.models import EventLevel
+from pulser_ops.steps.context import ArtifactKind, StepContext
 
 Handler = Callable[["HandlerContext"], Any]
 
