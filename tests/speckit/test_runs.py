@@ -51,8 +51,11 @@ def artifacts(client: Client, run: Run) -> dict[str, Any]:
 
 
 def test_generate_then_validate_its_zip(seeded: Client, spawn_worker: Any) -> None:
+    session = seeded.sessions.create("spec kits")
     gens = {
-        layout: seeded.runs.create("generate_spec_kit", {**PARAMS, "layout": layout})
+        layout: seeded.runs.create(
+            "generate_spec_kit", {**PARAMS, "layout": layout}, session_id=session.id
+        )
         for layout in ("plan", "speckit")
     }
     drain(spawn_worker)
@@ -65,6 +68,11 @@ def test_generate_then_validate_its_zip(seeded: Client, spawn_worker: Any) -> No
         for doc in expected.documents:
             assert arts[doc.path].kind == "markdown"
             assert seeded.artifacts.download(run.id, doc.path).decode() == doc.content
+        docs = seeded.spec_docs.list(run_id=run.id)
+        assert sorted((d.path, d.kind, d.title, d.content) for d in docs) == sorted(
+            (d.path, d.kind, d.title, d.content) for d in expected.documents
+        )
+        assert {(d.run_id, d.session_id) for d in docs} == {(run.id, session.id)}
         archive = seeded.artifacts.download(run.id, "spec-kit.zip")
         assert archive == expected.zip_bytes()  # deterministic: same params, same bytes
         report = validate(Opened(read_zip(archive)), Source(kind="zip", location="x"))

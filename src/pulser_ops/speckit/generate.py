@@ -18,9 +18,11 @@ import io
 import zipfile
 from dataclasses import dataclass
 
+from ..errors import InvalidInput
 from .layout import Kit, feature_dir, new_kit
 from .markdown import todo_markers
 from .model import KitParams, Story
+from .source import MAX_FILE_BYTES
 from .upstream import DocKind
 
 ZIP_NAME = "spec-kit.zip"
@@ -499,9 +501,16 @@ def generate(params: KitParams) -> GeneratedKit:
     k = _Kit(params)
     render = {"constitution": _constitution, "spec": _spec, "plan": _plan, "tasks": _tasks}
     docs = tuple(
-        Document(kind, k.kit.files[kind], f"{_TITLES[kind]}: {k.title}", render[kind](k))
+        Document(kind, k.kit.files[kind], f"{_TITLES[kind]}: {k.title}"[:200], render[kind](k))
         for kind in ("constitution", "spec", "plan", "tasks")
     )
+    for doc in docs:  # what the validator (and a spec_docs row) can take
+        size = len(doc.content.encode("utf-8"))
+        if size > MAX_FILE_BYTES:
+            raise InvalidInput(
+                f"the generated {doc.path} would be {size:,} bytes; the limit is "
+                f"{MAX_FILE_BYTES:,}: shorten the description or the stories"
+            )
     return GeneratedKit(k.kit, docs, tuple(_todos(docs)))
 
 

@@ -22,7 +22,7 @@ from uuid import UUID
 
 from ..client import Client
 from ..errors import InvalidInput, NotFound, PermissionDenied
-from ..models import Run
+from ..models import Run, SpecDocIn
 from ..steps import HandlerContext, HandlerRegistry, NonRetryable
 from . import upstream
 from .generate import ZIP_NAME, GeneratedKit, generate
@@ -87,12 +87,22 @@ def generate_spec_kit(ctx: HandlerContext) -> dict[str, Any]:
     with _refusing():
         draft = _draft(ctx, access)
         params = parse_params(dict(ctx.params), draft)
-    kit = generate(params)
+        kit = generate(params)
     archive = kit.zip_bytes()  # everything is built before anything is saved
     ctx.raise_if_cancelled()
     for doc in kit.documents:
         ctx.save_artifact(doc.path, doc.content, "markdown", "text/markdown; charset=utf-8")
     ctx.save_artifact(ZIP_NAME, archive, "file", "application/zip")
+    if access is not None:  # one row per document, linked to the run (and its session)
+        access.client.spec_docs.put(
+            ctx.run_id,
+            access.worker_id,
+            ctx.attempt,
+            [
+                SpecDocIn(path=d.path, kind=d.kind, title=d.title, content=d.content)
+                for d in kit.documents
+            ],
+        )
     ctx.log.info(
         f"spec kit {kit.kit.root}: {len(kit.documents)} documents, {len(kit.todos)} TODO(s) left",
         root=kit.kit.root,
