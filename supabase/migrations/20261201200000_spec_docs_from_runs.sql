@@ -72,6 +72,9 @@ begin
 end
 $$;
 
+comment on function public.put_spec_docs(uuid, text, integer, jsonb) is
+  'Save the documents a run generated (generate_spec_kit): fenced by the lease, one row per (run, path), session and owner from the run.';
+
 -- Spec docs as the caller may see them (RLS applies: an operator sees their own).
 create function public.list_spec_docs(
   run_id uuid default null, session_id uuid default null, max_rows integer default 100
@@ -83,6 +86,8 @@ language sql stable set search_path = '' as $$
    order by s.created_at, s.path, s.id
    limit least(greatest(coalesce(list_spec_docs.max_rows, 100), 1), 1000)
 $$;
+comment on function public.list_spec_docs(uuid, uuid, integer) is
+  'Spec docs the caller may see (RLS), by run and/or session, oldest first.';
 
 revoke all on function public.put_spec_docs(uuid, text, integer, jsonb),
   public.list_spec_docs(uuid, uuid, integer) from public, anon, authenticated, service_role;
