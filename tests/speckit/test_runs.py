@@ -23,8 +23,6 @@ from pulser_ops.speckit.validate import validate
 from tests.speckit.kits import PARAMS, kit
 from tests.worker.conftest import WorkerProcess
 
-pytestmark = pytest.mark.slow
-
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
