@@ -235,7 +235,9 @@ def test_doctor_says_how_to_upgrade_an_old_database(old_db_url: str) -> None:
 
     assert result.exit_code == 1
     text = " ".join(result.output.split())
-    assert f"not applied: {', '.join(m.version for m in shipped())}" in text
+    assert "migrations │ fail │ not applied: " in text
+    # the list wraps inside its table cell once it is long: each version is named
+    assert all(m.version in text for m in shipped())
     assert "pulser-ops db push" in text and "supabase/README.md" in text
 
 
