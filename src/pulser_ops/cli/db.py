@@ -20,6 +20,7 @@ from rich.console import Console
 from pulser_ops import resources
 from pulser_ops.db.migrate import MigrationFile, PushEvent, PushResult, load_migrations, push
 from pulser_ops.errors import MigrationError
+from pulser_ops.speckit import workflow as speckit_workflow
 
 db_app = typer.Typer(help="Database schema: push migrations, print SQL.", no_args_is_help=True)
 
@@ -127,6 +128,13 @@ def init_command(
     directory: Annotated[
         Path, typer.Option("--dir", help="Project root that holds (or will hold) supabase/.")
     ] = Path("."),
+    spec_kit_workflow: Annotated[
+        bool,
+        typer.Option(
+            "--spec-kit-workflow",
+            help="Also write .github/workflows/spec-kit.yml (validates spec kits on PRs).",
+        ),
+    ] = False,
 ) -> None:
     """Copy the migrations and seed into DIR/supabase/ (never overwrites a changed file)."""
     shipped = load_migrations(resources.migrations_dir())
@@ -149,6 +157,12 @@ def init_command(
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
         _out.print(f"created    {dst}", markup=False, highlight=False)
+    if spec_kit_workflow:
+        path, status = speckit_workflow.install(directory)
+        if status == "conflict":
+            conflicts.append(str(path))
+        else:
+            _out.print(f"{status:<10} {path}", markup=False, highlight=False)
     if conflicts:
         raise _fail(f"kept existing files that differ from pulser-ops': {', '.join(conflicts)}")
 

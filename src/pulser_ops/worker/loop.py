@@ -38,6 +38,7 @@ from .. import calls
 from ..daemon_threads import DaemonThreads
 from ..errors import PulserOpsError, TransportError
 from ..models import Run
+from ..speckit.handlers import registry as speckit_handlers
 from ..steps import HandlerContext, HandlerRegistry, StepOptions
 from .clients import ClientOrSettings, WorkerClients, open_clients
 from .config import WorkerConfig, WorkerConfigError
@@ -87,7 +88,11 @@ def _noop(ctx: HandlerContext) -> None:
     return None
 
 
-BUILTIN_HANDLERS: dict[str, Handler] = {"noop": _noop}
+#: Handlers every reference worker has: ``noop`` and the spec kit run types (seed.sql).
+BUILTIN_HANDLERS: dict[str, Handler] = {
+    "noop": _noop,
+    **{name: speckit_handlers.get(name) for name in speckit_handlers.names()},
+}
 
 
 class Worker:
