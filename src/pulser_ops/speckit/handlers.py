@@ -202,7 +202,8 @@ def _opt_str(params: dict[str, Any], key: str) -> str | None:
 
 def _artifact(access: ControlPlaneAccess | None, run_id: str, name: str) -> bytes:
     """Another run's artifact, read with the worker's rights: allowed only when that run has
-    the same owner as this one (an operator validates their own runs' output)."""
+    the same owner as this one (an operator validates their own runs' output). Someone else's
+    run is answered like a run that does not exist, so a validation run cannot probe ids."""
     if access is None:
         raise InvalidInput("run_id: this worker has no control-plane client")
     try:
@@ -213,9 +214,9 @@ def _artifact(access: ControlPlaneAccess | None, run_id: str, name: str) -> byte
     try:
         source = access.client.runs.get(source_id)
     except NotFound:
-        raise NotFound(f"run {run_id} not found") from None
-    if source.owner_id != access.run.owner_id:
-        raise PermissionDenied(f"run {run_id} belongs to someone else")
+        source = None
+    if source is None or source.owner_id != access.run.owner_id:
+        raise NotFound(f"run {run_id} not found")
     try:
         meta = access.client.artifacts.get(source_id, name)
     except NotFound:
