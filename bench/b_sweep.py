@@ -1,21 +1,17 @@
 """Sweeper: time to requeue N runs whose lease expired, with the sweeper's own code.
 
 The runs are inserted as ``running`` with a lease that ended minutes ago (a worker that
-died), then ``sweeper.sweep.sweep_once`` (what ``python -m sweeper`` runs) sweeps them in its
+died), then ``pulser_ops.sweeper.sweep_once`` (what ``pulser-ops sweep`` runs) sweeps them in its
 default batches of 500, and once more with one batch of 10,000.
 """
 
 from __future__ import annotations
 
-import sys
-
 import fill
 import pulser_ops
-from common import REPO, Measurement, Target, log
+from common import Measurement, Target, log
 from ctx import Ctx
-
-sys.path.insert(0, str(REPO))
-from sweeper.sweep import sweep_once
+from pulser_ops.sweeper import sweep_once
 
 
 def once(ctx: Ctx, batch: int) -> float:

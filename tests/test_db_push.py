@@ -114,6 +114,7 @@ def test_pulser_push_first_then_supabase_cli_is_noop(mset: MigrationSet, empty_d
     assert doc["migrations"] == [] and doc["seeds"] == [], cli.describe()
 
 
+@pytest.mark.slow
 def test_both_tools_record_identical_history_and_repeat_as_noops(
     mset: MigrationSet, empty_db_url: str, second_db_url: str
 ) -> None:

@@ -11,24 +11,24 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from pulser_ops import embedded
+from tests.support.dirs import reachable_temp_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_demo_on_a_fresh_embedded_database(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+@pytest.mark.slow
+def test_demo_on_a_fresh_embedded_database() -> None:
     # As root, the embedded server runs as the `postgres` OS user, which must reach the home.
-    for d in [tmp_path, *tmp_path.parents]:
-        if d == Path("/tmp") or d == d.parent:
-            break
-        d.chmod(d.stat().st_mode | 0o011)
+    base = reachable_temp_dir("pulser-ops-demo-")
+    home = base / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSER_OPS_", "SUPABASE_"))}
     try:
         out = subprocess.run(
             [sys.executable, "-m", "pulser_ops.cli", "demo", "--home", str(home)],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+            cwd=base, env=env, capture_output=True, text=True, timeout=240,
         )
         assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
         assert "demo passed" in out.stdout
@@ -56,3 +56,4 @@ def test_demo_on_a_fresh_embedded_database(tmp_path: Path) -> None:
         embedded.stop(home)
         if (home / "pg").is_symlink():  # the cluster went outside the home (see placement)
             shutil.rmtree((home / "pg").resolve(), ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)

@@ -13,7 +13,6 @@ import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,17 +23,12 @@ from pulser_ops import embedded
 from pulser_ops.embedded import placement
 from pulser_ops.errors import ConfigurationError
 from tests.cli.helpers import PULSER_OPS_EXE, Cli, assert_ok, assert_one_error
-
-
-def _new_base() -> Path:
-    base = Path(tempfile.mkdtemp(prefix="pulser-ops-emb-"))
-    base.chmod(0o755)
-    return base
+from tests.support.dirs import reachable_temp_dir
 
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    path = _new_base()
+    path = reachable_temp_dir("pulser-ops-emb-")
     try:
         yield path
     finally:
@@ -51,7 +45,7 @@ def first_start() -> Iterator[tuple[Path, str, list[str]]]:
     Every test that uses it works whichever tests ran before it on this worker (pytest-xdist
     may split the module), so none of them depends on the server's state on entry.
     """
-    path = _new_base()
+    path = reachable_temp_dir("pulser-ops-emb-")
     home = path / "home"
     said: list[str] = []
     try:
@@ -115,6 +109,7 @@ def test_cli_on_the_embedded_database_and_data_survives_stop(home: Path) -> None
     assert embedded.status(home).pid not in (None, old_pid)
 
 
+@pytest.mark.slow
 def test_concurrent_first_starts_share_one_cluster(base: Path) -> None:
     target = base / "shared"
     code = (

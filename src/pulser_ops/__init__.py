@@ -51,8 +51,8 @@ from .models import (
     StuckRun,
     SweepResult,
     Template,
-    Worker,
     WorkerHealth,
+    WorkerInfo,
 )
 
 __version__ = "0.1.0"
@@ -194,8 +194,8 @@ __all__ = [
     "Template",
     "Timeout",
     "TransportError",
-    "Worker",
     "WorkerHealth",
+    "WorkerInfo",
     "aconnect",
     "connect",
 ]

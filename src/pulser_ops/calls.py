@@ -9,7 +9,7 @@ of their own, so both transports run the very same functions with the very same 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Generic, TypeVar
@@ -59,7 +59,6 @@ class Call(Generic[T]):
     retry_safe: bool = False
     #: STABLE functions: PostgREST may run them read-only (GET); psycopg does not care.
     read_only: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _args(**kwargs: tuple[Any, str]) -> dict[str, Arg]:
@@ -552,8 +551,8 @@ def get_lane_stats() -> Call[list[m.LaneStats]]:
     return Call("get_lane_stats", {}, many(m.LaneStats), retry_safe=True, read_only=True)
 
 
-def list_workers() -> Call[list[m.Worker]]:
-    return Call("list_workers", {}, many(m.Worker), retry_safe=True, read_only=True)
+def list_workers() -> Call[list[m.WorkerInfo]]:
+    return Call("list_workers", {}, many(m.WorkerInfo), retry_safe=True, read_only=True)
 
 
 def get_worker_health() -> Call[list[m.WorkerHealth]]:
@@ -569,7 +568,7 @@ def register_worker(
     version: str,
     concurrency: int,
     metadata: Mapping[str, Any] | None = None,
-) -> Call[m.Worker]:
+) -> Call[m.WorkerInfo]:
     return Call(
         "register_worker",
         _args(
@@ -581,16 +580,16 @@ def register_worker(
             concurrency=(concurrency, "integer"),
             metadata=(_object(metadata, "metadata") or None, "jsonb"),
         ),
-        one(m.Worker),
+        one(m.WorkerInfo),
         retry_safe=True,
     )
 
 
-def deregister_worker(worker_id: str, status: str = "stopped") -> Call[m.Worker]:
+def deregister_worker(worker_id: str, status: str = "stopped") -> Call[m.WorkerInfo]:
     return Call(
         "deregister_worker",
         _args(worker_id=(worker_id, "text"), status=(status, "text")),
-        one(m.Worker),
+        one(m.WorkerInfo),
         retry_safe=True,
     )
 

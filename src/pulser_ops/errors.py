@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 
 class PulserOpsError(Exception):
@@ -108,10 +108,37 @@ class ConfigurationError(PulserOpsError):
     code = "configuration_error"
 
 
+MigrationErrorReason = Literal[
+    "missing_local", "missing_remote", "migration_failed", "seed_failed",
+    "connection_failed", "bootstrap_failed", "database_error",
+]  # fmt: skip
+
+
 class MigrationError(PulserOpsError):
-    """The database's migration history does not match the migrations this SDK ships."""
+    """The migrations this SDK ships could not be applied (``pulser-ops db push``, or the
+    embedded database as it starts).
+
+    ``code`` is ``migration_error`` for all of them; ``reason`` says which one, stable for
+    callers: ``missing_local`` (the database has versions this package does not ship),
+    ``missing_remote`` (a shipped version sorts before the last applied one),
+    ``migration_failed`` / ``seed_failed`` (a statement failed; nothing of that file was kept),
+    ``bootstrap_failed``, ``connection_failed``, ``database_error``. ``versions`` names the
+    migrations concerned, where there are any.
+    """
 
     code = "migration_error"
+
+    def __init__(
+        self,
+        reason: MigrationErrorReason,
+        message: str,
+        *,
+        versions: Sequence[str] = (),
+        sqlstate: str | None = None,
+    ) -> None:
+        super().__init__(message, sqlstate=sqlstate)
+        self.reason: MigrationErrorReason = reason
+        self.versions: tuple[str, ...] = tuple(versions)
 
 
 class StorageError(PulserOpsError):

@@ -198,7 +198,9 @@ class LaneStats(_Row):
 WorkerStatus = Literal["active", "draining", "stopped"]
 
 
-class Worker(_Row):
+class WorkerInfo(_Row):
+    """A row of the worker registry (not the process: that is ``pulser_ops.worker.Worker``)."""
+
     id: str
     host: str = ""
     pid: int | None = None
@@ -211,7 +213,7 @@ class Worker(_Row):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class WorkerHealth(Worker):
+class WorkerHealth(WorkerInfo):
     """A worker with what the ``worker_health`` view adds: how long since it was seen, whether
     that is too long (``stale``: over 60 s for a worker that has not stopped), runs it holds."""
 
@@ -336,4 +338,4 @@ class Change(_Row):
     event: RunEvent | None = None
     step: RunStep | None = None
     artifact: Artifact | None = None
-    worker: Worker | None = None
+    worker: WorkerInfo | None = None

@@ -19,20 +19,37 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from . import calls
 from . import models as m
 from .errors import InvalidInput, TransportError
-from .transport.base import FeedItem, Hint, Record
+from .transport.base import AsyncTransport, FeedItem, Hint, Record
 
 ChangeKind = Literal["INSERT", "UPDATE", "DELETE", "SNAPSHOT"]
 
-if TYPE_CHECKING:
-    from .client import AsyncClient
+
+class Subscriber(Protocol):
+    """What a subscription needs of a client: its async transport (an ``AsyncClient`` is one).
+
+    This module depends on the transport only, never on the client, so the client can build on
+    it without an import cycle."""
+
+    @property
+    def transport(self) -> AsyncTransport: ...
+
+
+class OwnedSubscriber(Subscriber, Protocol):
+    """A subscriber that ``SyncSubscription`` opens on its thread, so it closes it too."""
+
+    async def close(self) -> None: ...
+
+
+#: Opens a fresh async client like the sync one being subscribed from (``connect()`` makes it).
+SubscriberFactory = Callable[[], Awaitable[OwnedSubscriber]]
 
 #: Catch-up reads look this far behind the last change seen, to cover clock skew and commit lag.
 CATCH_UP_SLACK = timedelta(seconds=10)
@@ -101,7 +118,7 @@ class _State:
         return True
 
 
-async def _event_changes(client: AsyncClient, st: _State, run_id: str) -> list[m.Change]:
+async def _event_changes(client: Subscriber, st: _State, run_id: str) -> list[m.Change]:
     out = []
     while True:
         batch = await client.transport.execute(
@@ -114,16 +131,16 @@ async def _event_changes(client: AsyncClient, st: _State, run_id: str) -> list[m
             return out
 
 
-async def _worker_changes(client: AsyncClient, st: _State) -> list[m.Change]:
+async def _worker_changes(client: Subscriber, st: _State) -> list[m.Change]:
     out = []
-    for w in await client.workers.list():
+    for w in await client.transport.execute(calls.list_workers()):
         if st.worker_seen.get(w.id) != w.last_seen_at:
             st.worker_seen[w.id] = w.last_seen_at
             out.append(m.Change(table="workers", kind="UPDATE", worker=w))
     return out
 
 
-async def _catch_up(client: AsyncClient, st: _State) -> list[m.Change]:
+async def _catch_up(client: Subscriber, st: _State) -> list[m.Change]:
     out: list[m.Change] = []
     if st.all_runs:
         lanes = sorted(st.lanes) if st.lanes else None
@@ -134,7 +151,8 @@ async def _catch_up(client: AsyncClient, st: _State) -> list[m.Change]:
             "SNAPSHOT",
         )
     elif st.run_ids:
-        out += st.run_changes(await client.runs.get_many(st.run_ids), "SNAPSHOT")
+        runs = await client.transport.execute(calls.get_runs(st.run_ids))
+        out += st.run_changes(runs, "SNAPSHOT")
     for run_id in sorted(st.event_runs):
         out += await _event_changes(client, st, run_id)
     if st.workers:
@@ -142,7 +160,7 @@ async def _catch_up(client: AsyncClient, st: _State) -> list[m.Change]:
     return out
 
 
-async def _resolve(client: AsyncClient, st: _State, item: Hint | Record) -> list[m.Change]:
+async def _resolve(client: Subscriber, st: _State, item: Hint | Record) -> list[m.Change]:
     if item.table == "runs":
         if isinstance(item, Record):
             run = m.Run.model_validate(item.row)
@@ -152,7 +170,7 @@ async def _resolve(client: AsyncClient, st: _State, item: Hint | Record) -> list
         wanted = [i for i in item.ids if st.all_runs or i in st.run_ids]
         if not wanted:
             return []
-        return st.run_changes(await client.runs.get_many(wanted), "UPDATE")
+        return st.run_changes(await client.transport.execute(calls.get_runs(wanted)), "UPDATE")
     if item.table == "run_events":
         if isinstance(item, Record):
             run_id = str(item.row.get("run_id"))
@@ -191,7 +209,7 @@ async def _pump(
 
 
 async def subscribe(
-    client: AsyncClient,
+    client: Subscriber,
     *,
     runs: bool | Iterable[UUID | str] = False,
     events: UUID | str | Iterable[UUID | str] | None = None,
@@ -245,7 +263,7 @@ async def subscribe(
 class SyncSubscription(Iterator[m.Change]):
     """Iterate live changes from sync code: an event loop on a helper thread feeds a queue."""
 
-    def __init__(self, factory: Callable[[], Any], **kwargs: Any) -> None:
+    def __init__(self, factory: SubscriberFactory, **kwargs: Any) -> None:
         self._queue: queue.Queue[m.Change | BaseException] = queue.Queue(maxsize=10_000)
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -253,11 +271,11 @@ class SyncSubscription(Iterator[m.Change]):
         )
         self._thread.start()
 
-    def _run(self, factory: Callable[[], Any], kwargs: dict[str, Any]) -> None:
+    def _run(self, factory: SubscriberFactory, kwargs: dict[str, Any]) -> None:
         async def main() -> None:
-            client: AsyncClient = await factory()
+            client = await factory()
             try:
-                async for change in client.subscribe(**kwargs):
+                async for change in subscribe(client, **kwargs):
                     while not self._stop.is_set():
                         try:
                             self._queue.put(change, timeout=0.2)

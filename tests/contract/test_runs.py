@@ -145,6 +145,23 @@ def test_list_filters_and_pages(env: Env, client: Client) -> None:
         r.id for r in client.runs.list(template="hello")]
 
 
+async def test_async_iter_pages_like_the_sync_one(env: Env, client: Client) -> None:
+    template(client)
+    for i in range(7):
+        client.runs.create("hello", {"name": str(i)})
+    newest_first = [r.id for r in client.runs.list(template="hello")]
+    assert len(newest_first) == 7
+    async with env.aclient() as ac:
+        by_three = [r.id async for r in ac.runs.iter(template="hello", limit=3)]
+        # A last page that is exactly full: one more (empty) page ends the iteration.
+        by_seven = [r.id async for r in ac.runs.iter(template="hello", limit=7)]
+        by_default = [r.id async for r in ac.runs.iter(template="hello")]
+        none = [r.id async for r in ac.runs.iter(template="hello", status="running")]
+    assert by_three == by_seven == by_default == newest_first
+    assert [r.id for r in client.runs.iter(template="hello", limit=3)] == newest_first
+    assert none == []
+
+
 def test_stuck_runs_are_swept(env: Env, client: Client) -> None:
     template(client)
     run = claimed(client)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -116,6 +117,41 @@ def test_sync_subscription_helper(env: Env, client: Client) -> None:
             items.append(nxt)
     assert _strictly_increasing(run_versions(items, run.id))
     assert event_seqs(items) == [1, 2, 3]  # claimed, working, succeeded
+
+
+def _age(env: Env, run_id: object) -> None:
+    """Make a run look last changed half an hour ago (its guard trigger stamps ``now()``)."""
+    env.sql(
+        "begin; alter table public.runs disable trigger runs_guard;"
+        f" update public.runs set updated_at = now() - interval '30 minutes' where id = '{run_id}';"
+        " alter table public.runs enable trigger runs_guard; commit;"
+    )
+
+
+def test_sync_subscription_catches_up_since(env: Env, client: Client) -> None:
+    template(client)
+    old = client.runs.create("hello", {"name": "old"})
+    _age(env, old.id)
+    # The catch-up runs before any pushed change is delivered, and without ``since`` it would
+    # start a few seconds ago, after the old run's last change: only ``since`` brings it first.
+    with client.subscribe(runs=True, since=datetime.now(UTC) - timedelta(hours=1)) as sub:
+        first = sub.next(timeout=60)
+    assert first is not None and first.kind == "SNAPSHOT"
+    assert first.run is not None and first.run.id == old.id
+
+
+async def test_async_subscription_catches_up_since(env: Env, client: Client) -> None:
+    template(client)
+    old = client.runs.create("hello", {"name": "old"})
+    _age(env, old.id)
+    async with env.aclient() as ac:
+        got = Collector(ac.subscribe(runs=True, since=datetime.now(UTC) - timedelta(hours=1)))
+        try:
+            await got.until(lambda xs: run_versions(xs, old.id) != [], "the old run")
+        finally:
+            await got.close()
+    assert got.items[0].kind == "SNAPSHOT"
+    assert got.items[0].run is not None and got.items[0].run.id == old.id
 
 
 async def test_bad_subscriptions_raise_typed_errors(env: Env, client: Client) -> None:

@@ -83,6 +83,7 @@ def _intervals(
     return sorted(out)
 
 
+@pytest.mark.slow
 def test_chaos_sigkill_workers_while_the_sweeper_runs(
     client: Client,
     spawn_worker: Callable[..., WorkerProcess],

@@ -32,7 +32,7 @@ def _executions(exec_dir: Path) -> dict[str, list[tuple[int, str, float, float]]
     return out
 
 
-@pytest.mark.parametrize("workers", [2, 10])
+@pytest.mark.parametrize("workers", [2, pytest.param(10, marks=pytest.mark.slow)])
 def test_fleet_executes_every_run_exactly_once(
     workers: int,
     client: Client,

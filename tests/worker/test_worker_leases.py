@@ -7,12 +7,15 @@ import signal
 import time
 from collections.abc import Callable
 
+import pytest
+
 from pulser_ops import Client
 from tests.worker.conftest import WorkerProcess, template, wait_for
 
 LEASE = 5  # the smallest lease the control plane accepts
 
 
+@pytest.mark.slow
 def test_cpu_bound_handler_keeps_heartbeating_and_is_never_swept(
     client: Client, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:

@@ -17,7 +17,8 @@ import typer
 from rich.console import Console
 
 from pulser_ops import resources, scaffold
-from pulser_ops.db.migrate import MigrationError, PushEvent, PushResult, load_migrations, push
+from pulser_ops.db.migrate import PushEvent, PushResult, load_migrations, push
+from pulser_ops.errors import MigrationError
 
 db_app = typer.Typer(help="Database schema: push migrations, print SQL.", no_args_is_help=True)
 

@@ -113,16 +113,6 @@ def reported() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-@contextmanager
-def working(message: str) -> Iterator[None]:
-    """A spinner on stderr while something slow happens (only on a terminal)."""
-    if err.is_terminal:
-        with err.status(message, spinner="dots"):
-            yield
-    else:
-        yield
-
-
 def note(message: str) -> None:
     """Human-facing remarks go to stderr so stdout stays parseable."""
     err.print(message, markup=False)

@@ -1,4 +1,4 @@
-"""``pulser-ops sweep``: the sweeper (``python -m sweeper``) under the main command."""
+"""``pulser-ops sweep``: the sweeper (:mod:`pulser_ops.sweeper`) under the main command."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import typer
 
 
 def sweep_command(ctx: typer.Context) -> None:
-    """Requeue or fail runs whose lease expired. Options: see `python -m sweeper --help`
+    """Requeue or fail runs whose lease expired. Options: see `python -m pulser_ops.sweeper --help`
     (--batch N, --loop, --interval S, --quiet, --db-url, --supabase-url, --supabase-key)."""
-    from sweeper.__main__ import main
+    from pulser_ops.sweeper import main
 
     raise typer.Exit(main(list(ctx.args)))

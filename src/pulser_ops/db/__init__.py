@@ -1,7 +1,6 @@
 """Database tooling: plain-PostgreSQL bootstrap and Supabase-CLI-compatible migrations."""
 
 from pulser_ops.db.migrate import (
-    MigrationError,
     MigrationFile,
     PushEvent,
     PushResult,
@@ -11,6 +10,7 @@ from pulser_ops.db.migrate import (
     push,
 )
 from pulser_ops.db.sqlsplit import split_statements
+from pulser_ops.errors import MigrationError
 
 __all__ = [
     "MigrationError",

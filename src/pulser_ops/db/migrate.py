@@ -24,9 +24,10 @@ from typing import Any, Literal
 
 import psycopg
 
-from pulser_ops import errors, resources
+from pulser_ops import resources
 from pulser_ops.db import history
 from pulser_ops.db.sqlsplit import split_statements
+from pulser_ops.errors import MigrationError
 
 #: ``supabase/cli`` pkg/migration/file.go ``migrateFilePattern``.
 MIGRATION_FILE_RE = re.compile(r"^([0-9]+)_(.*)\.sql$")
@@ -36,36 +37,6 @@ SEED_RECORD_PATH = "supabase/seed.sql"
 #: Session advisory lock key ("puls" << 32 | 1) held for the whole push.
 PUSH_LOCK_KEY = 0x70756C7300000001
 BOOTSTRAP_MARKER = "pulser-ops plain-postgres bootstrap"
-
-MigrationErrorReason = Literal[
-    "missing_local", "missing_remote", "migration_failed", "seed_failed",
-    "connection_failed", "bootstrap_failed", "database_error",
-]  # fmt: skip
-
-
-class MigrationError(errors.MigrationError):
-    """A push that cannot (or did not) complete.
-
-    ``code`` stays ``migration_error`` like every SDK migration error; ``reason``
-    says which one, stable for callers: ``missing_local`` (the database has
-    versions this package does not ship), ``missing_remote`` (a shipped version
-    sorts before the last applied one), ``migration_failed`` / ``seed_failed``
-    (a statement failed; nothing of that file was kept), ``bootstrap_failed``,
-    ``connection_failed``, ``database_error``.
-    """
-
-    def __init__(
-        self,
-        reason: MigrationErrorReason,
-        message: str,
-        *,
-        versions: Sequence[str] = (),
-        sqlstate: str | None = None,
-    ) -> None:
-        super().__init__(message, sqlstate=sqlstate)
-        self.reason: MigrationErrorReason = reason
-        self.versions: tuple[str, ...] = tuple(versions)
-
 
 @dataclass(frozen=True)
 class MigrationFile:

@@ -161,7 +161,15 @@ def run_demo(
             procs.append(
                 _spawn(
                     "sweeper",
-                    [sys.executable, "-m", "sweeper", "--loop", "--interval", "1", "--quiet"],
+                    [
+                        sys.executable,
+                        "-m",
+                        "pulser_ops.sweeper",
+                        "--loop",
+                        "--interval",
+                        "1",
+                        "--quiet",
+                    ],
                     env,
                     logs,
                 )

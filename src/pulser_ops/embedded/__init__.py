@@ -47,7 +47,6 @@ def schema_fingerprint() -> str:
 
 
 def _migrate(url: str, on_progress: Progress | None) -> None:
-    from ..db.migrate import MigrationError as PushError
     from ..db.migrate import PushEvent, push
 
     def progress(event: PushEvent) -> None:
@@ -55,8 +54,10 @@ def _migrate(url: str, on_progress: Progress | None) -> None:
 
     try:
         push(url, include_seed=True, on_progress=progress)
-    except PushError as e:
-        raise MigrationError(f"embedded database: {e}") from None
+    except MigrationError as e:
+        raise MigrationError(
+            e.reason, f"embedded database: {e}", versions=e.versions, sqlstate=e.sqlstate
+        ) from None
 
 
 def _running_port(layout: Layout) -> int | None:

@@ -5,8 +5,7 @@ The worker loop parses a template's ``steps`` with :func:`parse_steps`, then cal
 package never touches the database; everything it produces goes through the context.
 """
 
-from pulser_ops.steps.context import ArtifactKind, CancelToken, EventLevel, StepContext
-from pulser_ops.steps.errors import (
+from pulser_ops.errors import (
     MissingDependency,
     NonRetryable,
     StepCancelled,
@@ -17,7 +16,9 @@ from pulser_ops.steps.errors import (
     TemplateError,
     UnknownHandler,
 )
-from pulser_ops.steps.outcome import StepOptions, StepOutcome, StepStatus
+from pulser_ops.models import EventLevel
+from pulser_ops.steps.context import ArtifactKind, CancelToken, StepContext
+from pulser_ops.steps.outcome import OutcomeStatus, StepOptions, StepOutcome
 from pulser_ops.steps.recording import RecordedArtifact, RecordedEvent, RecordingContext
 from pulser_ops.steps.registry import HandlerContext, HandlerRegistry, StepLogger
 from pulser_ops.steps.runner import run_step
@@ -43,6 +44,7 @@ __all__ = [
     "McpStep",
     "MissingDependency",
     "NonRetryable",
+    "OutcomeStatus",
     "PythonStep",
     "RecordedArtifact",
     "RecordedEvent",
@@ -57,7 +59,6 @@ __all__ = [
     "StepOutcome",
     "StepSpec",
     "StepSpecError",
-    "StepStatus",
     "StepTimeout",
     "TemplateError",
     "UnknownHandler",

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from pulser_ops.errors import StepCancelled, StepTimeout
 from pulser_ops.steps.context import CancelToken
-from pulser_ops.steps.errors import StepCancelled, StepTimeout
 
 T = TypeVar("T")
 

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-EventLevel = Literal["debug", "info", "warn", "error"]
+from pulser_ops.models import EventLevel
+
 ArtifactKind = Literal["text", "json", "markdown", "file", "log"]
 
 

@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 
 import httpx
 
+from pulser_ops.errors import MissingDependency, StepFailed
 from pulser_ops.steps.context import StepContext
 from pulser_ops.steps.environment import param_env, step_env
-from pulser_ops.steps.errors import MissingDependency, StepFailed
 from pulser_ops.steps.outcome import StepOptions, StepOutcome, failed, utcnow
 from pulser_ops.steps.process import run_process
 from pulser_ops.steps.shell_step import process_outcome

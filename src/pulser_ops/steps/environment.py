@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pulser_ops.errors import StepFailed
 from pulser_ops.steps.context import StepContext
-from pulser_ops.steps.errors import StepFailed
 from pulser_ops.steps.template import interpolate, to_text
 
 _NOT_ENV_CHAR = re.compile(r"[^A-Z0-9_]")

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from pulser_ops.errors import StepError, StepFailed, StepTimeout
 from pulser_ops.steps.aio import run_cancellable
 from pulser_ops.steps.context import ArtifactKind, StepContext
-from pulser_ops.steps.errors import StepError, StepFailed, StepTimeout
 from pulser_ops.steps.outcome import StepOutcome, failed, utcnow
 from pulser_ops.steps.specs import HttpStep
 from pulser_ops.steps.template import interpolate, render_header, render_json, render_url

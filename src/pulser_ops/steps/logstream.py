@@ -74,7 +74,6 @@ class LogBatcher:
         self._clock = clock
         self._pending: list[tuple[str, str]] = []
         self._first_at: float | None = None
-        self.batches_emitted = 0
 
     def add(self, stream: str, line: str) -> None:
         if len(line.encode()) > self._max_bytes:
@@ -112,7 +111,6 @@ class LogBatcher:
             self._emit(group_stream, group)
 
     def _emit(self, stream: str, lines: list[str]) -> None:
-        self.batches_emitted += 1
         self._ctx.emit(
             "log",
             "info",

@@ -16,10 +16,10 @@ from typing import Any
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 
+from pulser_ops.errors import MissingDependency, StepError, StepFailed
 from pulser_ops.steps.aio import run_cancellable
 from pulser_ops.steps.context import StepContext
 from pulser_ops.steps.environment import param_env, resolve_cwd
-from pulser_ops.steps.errors import MissingDependency, StepError, StepFailed
 from pulser_ops.steps.outcome import StepOutcome, failed, utcnow
 from pulser_ops.steps.specs import McpStep
 from pulser_ops.steps.template import interpolate, render_argv, render_json

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pulser_ops.errors import StepCancelled, StepError
 from pulser_ops.steps.context import CancelToken
-from pulser_ops.steps.errors import StepCancelled, StepError
 
-StepStatus = Literal["succeeded", "failed", "cancelled"]
+#: How a finished step ended: the part of ``models.StepStatus`` an executor can report (a
+#: step row is also ``running`` while it runs, or ``skipped`` when an earlier one failed).
+OutcomeStatus = Literal["succeeded", "failed", "cancelled"]
 
 
 def utcnow() -> datetime:
@@ -28,7 +30,7 @@ class StepOutcome:
     worker combines it with the template's list.
     """
 
-    status: StepStatus
+    status: OutcomeStatus
     started_at: datetime
     finished_at: datetime
     exit_code: int | None = None
@@ -84,7 +86,7 @@ def failed(
         message, code, can_retry = error.message, error.code, error.retryable
     else:
         message, code, can_retry = error, "step_failed", True
-    status: StepStatus = "cancelled" if isinstance(error, StepCancelled) else "failed"
+    status: OutcomeStatus = "cancelled" if isinstance(error, StepCancelled) else "failed"
     return StepOutcome(
         status=status,
         started_at=started_at,

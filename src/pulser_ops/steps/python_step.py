@@ -17,8 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from pulser_ops.daemon_threads import DaemonThreads
-from pulser_ops.steps.context import StepContext
-from pulser_ops.steps.errors import (
+from pulser_ops.errors import (
     NonRetryable,
     StepCancelled,
     StepError,
@@ -26,6 +25,7 @@ from pulser_ops.steps.errors import (
     StepTimeout,
     UnknownHandler,
 )
+from pulser_ops.steps.context import StepContext
 from pulser_ops.steps.outcome import StepOutcome, failed, utcnow
 from pulser_ops.steps.registry import HandlerContext, HandlerRegistry, StepLogger
 from pulser_ops.steps.specs import PythonStep

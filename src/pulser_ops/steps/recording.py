@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pulser_ops.steps.context import ArtifactKind, EventLevel
+from pulser_ops.models import EventLevel
+from pulser_ops.steps.context import ArtifactKind
 
 
 @dataclass(frozen=True)

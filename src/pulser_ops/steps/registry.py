@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pulser_ops.steps.context import ArtifactKind, EventLevel, StepContext
-from pulser_ops.steps.errors import StepCancelled, UnknownHandler
+from pulser_ops.errors import StepCancelled, UnknownHandler
+from pulser_ops.models import EventLevel
+from pulser_ops.steps.context import ArtifactKind, StepContext
 
 Handler = Callable[["HandlerContext"], Any]
 

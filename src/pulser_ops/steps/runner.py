@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pulser_ops.steps.context import EventLevel, StepContext
+from pulser_ops.errors import StepCancelled, StepError
+from pulser_ops.models import EventLevel
+from pulser_ops.steps.context import StepContext
 from pulser_ops.steps.docker_step import run_docker
-from pulser_ops.steps.errors import StepCancelled, StepError
 from pulser_ops.steps.http_step import run_http
 from pulser_ops.steps.outcome import StepOptions, StepOutcome, failed, utcnow
 from pulser_ops.steps.python_step import run_python

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pulser_ops.steps.context import StepContext
-from pulser_ops.steps.environment import resolve_cwd, step_env
-from pulser_ops.steps.errors import (
+from pulser_ops.errors import (
     MissingDependency,
     StepCancelled,
     StepError,
     StepFailed,
     StepTimeout,
 )
+from pulser_ops.steps.context import StepContext
+from pulser_ops.steps.environment import resolve_cwd, step_env
 from pulser_ops.steps.outcome import StepOptions, StepOutcome, failed, utcnow
 from pulser_ops.steps.process import ProcessResult, run_process
 from pulser_ops.steps.specs import ShellStep

@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from pulser_ops.steps.errors import StepSpecError
+from pulser_ops.errors import StepSpecError
 from pulser_ops.steps.template import (
     PARAMS_OPENER,
     check_template,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from pulser_ops.steps.errors import TemplateError
+from pulser_ops.errors import TemplateError
 
 #: One placeholder; the name group is a Python-like identifier.
 PLACEHOLDER = re.compile(r"\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

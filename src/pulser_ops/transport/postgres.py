@@ -168,13 +168,10 @@ class PostgresTransport:
 
 
 class AsyncPostgresTransport:
-    def __init__(
-        self, database_url: str, files: FileStore, pool: AsyncConnectionPool[Any], prepare: bool
-    ) -> None:
+    def __init__(self, database_url: str, files: FileStore, pool: AsyncConnectionPool[Any]) -> None:
         self.database_url = database_url
         self.files = files
         self._pool = pool
-        self._prepare = prepare
 
     @classmethod
     async def open(
@@ -200,7 +197,7 @@ class AsyncPostgresTransport:
         except PoolTimeout as e:
             await pool.close()
             raise TransportError(f"cannot connect to the database: {e}") from None
-        return cls(database_url, files, pool, prepare)
+        return cls(database_url, files, pool)
 
     async def execute(self, call: Call[T]) -> T:
         statement, params = prepare(call)

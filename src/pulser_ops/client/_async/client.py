@@ -1,0 +1,472 @@
+"""The control-plane API in namespaces (``client.runs``, ``client.events``, ...): written once.
+
+This file is the one source of both client surfaces. It is written as async; ``python
+scripts/unasync.py`` writes ``_sync/client.py`` from it by fixed substitutions (``async def`` ->
+``def``, ``await`` dropped, ``AsyncRuns`` -> ``Runs``, ...), and a test fails when that file is
+stale. So a method, a parameter or a docstring added here exists on both surfaces.
+
+Each method builds a ``calls.Call`` and hands it to the transport; anything beyond one call
+(artifact upload, pruning with file removal, paging) is decided here, once. The little that
+differs by nature (blocking file-store calls, how a subscription runs) lives in
+``concurrency.py``, which each surface has its own of.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+from ... import calls
+from ... import models as m
+from ...artifacts import plan as plan_artifact
+from ...errors import InvalidInput, PulserOpsError
+from ...transport.base import AsyncTransport
+from .. import inputs
+from ..inputs import CompletionLike, EventLike, RunRequestLike
+from .concurrency import AsyncSubscribing, AsyncSubscription, run_blocking
+
+
+class _Namespace:
+    def __init__(self, transport: AsyncTransport) -> None:
+        self._t = transport
+
+
+class AsyncRuns(_Namespace):
+    """Runs: enqueue, claim, heartbeat, complete, cancel, read, sweep and prune them."""
+
+    async def create(
+        self,
+        template: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        lane: str | None = None,
+        priority: int = 0,
+        run_after: datetime | None = None,
+        idempotency_key: str | None = None,
+        session_id: UUID | str | None = None,
+        max_attempts: int | None = None,
+    ) -> m.Run:
+        """Enqueue one run of ``template``; its params are checked against the template's schema."""
+        req = inputs.one_request(
+            template, params, lane, priority, run_after, idempotency_key, session_id, max_attempts
+        )
+        created = await self._t.execute(calls.enqueue_runs([req]))
+        return created[0]
+
+    async def create_many(self, runs: Iterable[RunRequestLike]) -> builtins.list[m.Run]:
+        """Enqueue several runs in one call and one transaction."""
+        return await self._t.execute(calls.enqueue_runs(inputs.requests(runs)))
+
+    async def claim(
+        self,
+        worker_id: str,
+        *,
+        lanes: Iterable[str] | str = m.LANES,
+        limit: int = 1,
+        lease_seconds: int | None = None,
+    ) -> builtins.list[m.Run]:
+        """Claim up to ``limit`` runs of these lanes for ``worker_id``; each claim bumps the
+        run's ``attempt``, which fences every later call about it."""
+        return await self._t.execute(calls.claim_runs(worker_id, lanes, limit, lease_seconds))
+
+    async def heartbeat(
+        self, run_id: UUID | str, worker_id: str, attempt: int, *, lease_seconds: int | None = None
+    ) -> m.Heartbeat:
+        """Extend the lease of a claimed run; ``LeaseLost`` once the lease moved on."""
+        return await self._t.execute(calls.heartbeat_run(run_id, worker_id, attempt, lease_seconds))
+
+    async def heartbeat_many(
+        self, worker_id: str, held: Iterable[tuple[UUID | str, int]]
+    ) -> builtins.list[m.HeartbeatBatchItem]:
+        """Heartbeat every ``(run_id, attempt)`` this worker holds; a lost one comes back
+        with ``ok=False`` instead of failing the others."""
+        return await self._t.execute(calls.heartbeat_runs(worker_id, held))
+
+    async def cancel(self, run_id: UUID | str, reason: str | None = None) -> m.Run:
+        """Cancel a queued run at once; a running one gets a cancel request its worker sees at
+        its next heartbeat."""
+        return await self._t.execute(calls.cancel_run(run_id, reason))
+
+    async def complete(
+        self,
+        run_id: UUID | str,
+        worker_id: str,
+        attempt: int,
+        status: m.RunStatus | str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        error_class: str | None = None,
+        retryable: bool = True,
+    ) -> m.Run:
+        """Record how a claimed run ended; the result's status is ``queued`` when a failure was
+        scheduled for retry."""
+        return await self._t.execute(
+            calls.complete_run(
+                run_id, worker_id, attempt, str(status), result, error, error_class, retryable
+            )
+        )
+
+    async def complete_many(
+        self, worker_id: str, completions: Iterable[CompletionLike]
+    ) -> builtins.list[m.CompleteBatchItem]:
+        """Complete a batch of this worker's runs in one call and one transaction.
+
+        Each run is fenced on its own, like ``complete``: one whose lease moved on comes back
+        with ``ok=False`` instead of failing the others. Bad input fails the whole batch.
+        """
+        items = inputs.completions(completions)
+        if not items:
+            return []
+        return await self._t.execute(calls.complete_runs(worker_id, items))
+
+    async def release(
+        self, run_id: UUID | str, worker_id: str, attempt: int, reason: str | None = None
+    ) -> m.Run:
+        """Give a claimed run back to the queue, its attempt given back (graceful shutdown)."""
+        return await self._t.execute(calls.release_run(run_id, worker_id, attempt, reason))
+
+    async def get(self, run_id: UUID | str) -> m.Run:
+        return await self._t.execute(calls.get_run(run_id))
+
+    async def get_many(self, run_ids: Iterable[UUID | str]) -> builtins.list[m.Run]:
+        return await self._t.execute(calls.get_runs(run_ids))
+
+    async def list(
+        self,
+        *,
+        status: Iterable[str] | str | None = None,
+        lane: Iterable[str] | str | None = None,
+        template: str | None = None,
+        session_id: UUID | str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        stuck: bool = False,
+        limit: int = 100,
+        after: UUID | str | None = None,
+    ) -> builtins.list[m.Run]:
+        """Newest first; pass the last run's id as ``after`` for the next page."""
+        return await self._t.execute(
+            calls.list_runs(
+                status=status,
+                lane=lane,
+                template=template,
+                session_id=session_id,
+                created_after=created_after,
+                created_before=created_before,
+                stuck=stuck,
+                limit=limit,
+                after=after,
+            )
+        )
+
+    async def iter(self, **filters: Any) -> AsyncIterator[m.Run]:
+        """Every run matching the filters of ``list``, page by page (``limit``: the page size,
+        500 unless given)."""
+        size = int(filters.pop("limit", 500))
+        after = None
+        while True:
+            page = await self.list(**filters, after=after, limit=size)
+            for run in page:
+                yield run
+            if len(page) < size:
+                return
+            after = page[-1].id
+
+    async def stuck(self, limit: int = 100) -> builtins.list[m.StuckRun]:
+        """Runs swept at least once, or whose lease has expired now."""
+        return await self._t.execute(calls.list_stuck_runs(limit))
+
+    async def steps(self, run_id: UUID | str) -> builtins.list[m.RunStep]:
+        return await self._t.execute(calls.list_run_steps(run_id))
+
+    async def record_step(
+        self,
+        run_id: UUID | str,
+        worker_id: str,
+        attempt: int,
+        idx: int,
+        name: str,
+        kind: str,
+        status: str,
+        *,
+        exit_code: int | None = None,
+        error: str | None = None,
+        output: Any = None,
+    ) -> m.RunStep:
+        """Write one step row of a claimed run, fenced like ``heartbeat``."""
+        return await self._t.execute(
+            calls.record_run_step(
+                run_id, worker_id, attempt, idx, name, kind, status, exit_code, error, output
+            )
+        )
+
+    async def sweep(self, limit: int = 500) -> builtins.list[m.SweepResult]:
+        """Requeue, fail or cancel runs whose lease expired (what the scheduled sweeper does)."""
+        return await self._t.execute(calls.sweep_expired_runs(limit))
+
+    async def prune(
+        self,
+        older_than: timedelta | float,
+        *,
+        batch: int = 500,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete finished runs older than ``older_than`` (with their events, steps, artifact
+        rows and files), one bounded batch at a time. Returns how many runs went;
+        ``on_batch`` hears the running total after each batch (for progress)."""
+        total = 0
+        while True:
+            n = await self._delete(calls.prune_runs(older_than, batch))
+            total += n
+            if on_batch is not None:
+                on_batch(total)
+            if n < batch:
+                return total
+
+    async def delete(self, run_ids: Iterable[UUID | str]) -> int:
+        """Delete finished runs by id (events, steps, artifact rows and files too)."""
+        return await self._delete(calls.delete_runs(run_ids))
+
+    async def _delete(self, call: calls.Call[builtins.list[m.PruneResult]]) -> int:
+        gone = await self._t.execute(call)
+        if paths := inputs.storage_paths(gone):
+            await run_blocking(self._t.files.remove, paths)
+        return len(gone)
+
+
+class AsyncEvents(_Namespace):
+    """A run's event log: append to it, read it in ``seq`` order."""
+
+    async def append(self, events: Sequence[EventLike]) -> builtins.list[m.RunEvent]:
+        """Append events (of one or more runs) in one call; each gets its run's next ``seq``."""
+        return await self._t.execute(calls.append_run_events(inputs.events(events)))
+
+    async def log(
+        self,
+        run_id: UUID | str,
+        message: str,
+        *,
+        kind: str = "log",
+        level: str = "info",
+        data: Any = None,
+    ) -> m.RunEvent:
+        """Append one event to a run's log."""
+        appended = await self.append(
+            [{"run_id": run_id, "kind": kind, "level": level, "message": message, "data": data}]
+        )
+        return appended[0]
+
+    async def list(
+        self, run_id: UUID | str, *, after_seq: int = 0, limit: int = 1000
+    ) -> builtins.list[m.RunEvent]:
+        """A run's events after ``after_seq``, oldest first: pass the last ``seq`` to page."""
+        return await self._t.execute(calls.list_run_events(run_id, after_seq, limit))
+
+
+class AsyncArtifacts(_Namespace):
+    """What runs produce: small text inline in the row, the rest as files in Storage."""
+
+    async def put(
+        self,
+        run_id: UUID | str,
+        name: str,
+        data: str | bytes | Path,
+        *,
+        kind: str | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        attempt: int | None = None,
+        inline: bool | None = None,
+    ) -> m.Artifact:
+        """Small text goes inline; larger text, bytes and files go to Storage first, then the row
+        is written, so a row never points at a file that is not there."""
+        p = plan_artifact(
+            run_id,
+            name,
+            data,
+            kind=kind,
+            content_type=content_type,
+            metadata=metadata,
+            attempt=attempt,
+            inline=inline,
+        )
+        if p.upload is None:
+            return await self._t.execute(p.call)
+        await run_blocking(self._t.files.put, p.upload.path, p.upload.data, p.upload.content_type)
+        try:
+            return await self._t.execute(p.call)
+        except PulserOpsError:
+            await run_blocking(self._t.files.remove, [p.upload.path])
+            raise
+
+    async def get(self, run_id: UUID | str, name: str) -> m.Artifact:
+        return await self._t.execute(calls.get_artifact(run_id, name))
+
+    async def list(self, run_id: UUID | str) -> builtins.list[m.Artifact]:
+        return await self._t.execute(calls.list_artifacts(run_id))
+
+    async def download(self, run_id: UUID | str, name: str) -> bytes:
+        """The artifact's content, from the row or from Storage."""
+        a = await self.get(run_id, name)
+        if a.inline_text is not None:
+            return a.inline_text.encode()
+        assert a.storage_path is not None
+        return await run_blocking(self._t.files.get, a.storage_path)
+
+    async def signed_url(self, run_id: UUID | str, name: str, *, expires_in: int = 3600) -> str:
+        """A URL that serves a stored (not inline) artifact for ``expires_in`` seconds."""
+        a = await self.get(run_id, name)
+        if a.storage_path is None:
+            raise InvalidInput(
+                f"artifact {name} is stored inline; read it with get() or download()"
+            )
+        return await run_blocking(self._t.files.signed_url, a.storage_path, expires_in)
+
+
+class AsyncTemplates(_Namespace):
+    """Run templates: the steps a run executes, its params schema and retry policy."""
+
+    async def list(self) -> builtins.list[m.Template]:
+        return await self._t.execute(calls.list_templates())
+
+    async def get(self, name: str) -> m.Template:
+        return await self._t.execute(calls.get_template(name))
+
+    async def upsert(self, template: m.Template | Mapping[str, Any]) -> m.Template:
+        """Create a template or replace the one with its name."""
+        return await self._t.execute(calls.upsert_template(inputs.template_json(template)))
+
+    async def upsert_many(
+        self, templates: Iterable[m.Template | Mapping[str, Any]]
+    ) -> builtins.list[m.Template]:
+        """Create or update several templates in one transaction: all of them, or none."""
+        bodies = [inputs.template_json(t) for t in templates]
+        return await self._t.execute(calls.upsert_templates(bodies))
+
+
+class AsyncSessions(_Namespace):
+    """Sessions group runs (an operator sees the runs of their sessions)."""
+
+    async def create(
+        self, title: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> m.Session:
+        return await self._t.execute(calls.create_session(title, metadata))
+
+    async def list(self, limit: int = 100) -> builtins.list[m.Session]:
+        return await self._t.execute(calls.list_sessions(limit))
+
+
+class AsyncLanes(_Namespace):
+    """The four lanes: pause them, cap their concurrency, see their queues."""
+
+    async def list(self) -> builtins.list[m.Lane]:
+        return await self._t.execute(calls.list_lanes())
+
+    async def pause(self, lane: str) -> m.Lane:
+        """Workers stop claiming from the lane; its queued runs wait."""
+        return await self._t.execute(calls.set_lane(lane, paused=True))
+
+    async def resume(self, lane: str) -> m.Lane:
+        return await self._t.execute(calls.set_lane(lane, paused=False))
+
+    async def set_concurrency(self, lane: str, max_running: int | None) -> m.Lane:
+        """Cap how many runs of the lane may run at once; None removes the cap."""
+        if max_running is None:
+            return await self._t.execute(calls.set_lane(lane, clear_max_running=True))
+        return await self._t.execute(calls.set_lane(lane, max_running=max_running))
+
+    async def stats(self) -> builtins.list[m.LaneStats]:
+        """Queued and running counts per lane, with the age of the oldest."""
+        return await self._t.execute(calls.get_lane_stats())
+
+
+class AsyncWorkers(_Namespace):
+    """The worker registry: who is running, on which lanes, seen how recently."""
+
+    async def list(self) -> builtins.list[m.WorkerInfo]:
+        return await self._t.execute(calls.list_workers())
+
+    async def health(self) -> builtins.list[m.WorkerHealth]:
+        """Each worker with how long since it was seen, whether that is stale, and its runs."""
+        return await self._t.execute(calls.get_worker_health())
+
+    async def register(
+        self,
+        worker_id: str,
+        *,
+        host: str = "",
+        pid: int | None = None,
+        lanes: Iterable[str] = m.LANES,
+        version: str = "",
+        concurrency: int = 1,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> m.WorkerInfo:
+        return await self._t.execute(
+            calls.register_worker(
+                worker_id,
+                host=host,
+                pid=pid,
+                lanes=lanes,
+                version=version,
+                concurrency=concurrency,
+                metadata=metadata,
+            )
+        )
+
+    async def deregister(self, worker_id: str, status: str = "stopped") -> m.WorkerInfo:
+        """Mark a worker ``stopped`` (or ``draining``)."""
+        return await self._t.execute(calls.deregister_worker(worker_id, status))
+
+
+class AsyncClient(AsyncSubscribing):
+    """The client: one namespace per area. Build it with ``await pulser_ops.aconnect()``."""
+
+    def __init__(self, transport: AsyncTransport, *, description: str = "") -> None:
+        self.transport = transport
+        self.description = description
+        self.runs = AsyncRuns(transport)
+        self.events = AsyncEvents(transport)
+        self.artifacts = AsyncArtifacts(transport)
+        self.templates = AsyncTemplates(transport)
+        self.sessions = AsyncSessions(transport)
+        self.lanes = AsyncLanes(transport)
+        self.workers = AsyncWorkers(transport)
+
+    def subscribe(
+        self,
+        *,
+        runs: bool | Iterable[UUID | str] = False,
+        events: UUID | str | Iterable[UUID | str] | None = None,
+        lanes: Iterable[str] | None = None,
+        workers: bool = False,
+        since: datetime | None = None,
+    ) -> AsyncSubscription:
+        """Live changes: ``async for change in client.subscribe(runs=True, events=run_id)``.
+
+        Reconnects by itself and catches up after every (re)connect, so no change is missed;
+        a change may be delivered twice around a reconnect but never out of order for a run.
+        ``since``: with ``runs=True``, catch up on the runs changed since then (default: now).
+
+        On the sync ``Client`` this is a ``SyncSubscription``: the same machinery on a helper
+        thread, with ``next(timeout=...)``; close it (or use ``with``) to stop the thread.
+        """
+        return self._open_subscription(
+            runs=runs, events=events, lanes=lanes, workers=workers, since=since
+        )
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
