@@ -13,8 +13,9 @@
 # script deploys the previous tag again so the app's spec matches what runs.
 #
 # Needs doctl (authenticated through DIGITALOCEAN_ACCESS_TOKEN), jq, envsubst and curl; and
-# PULSER_OPS_DATABASE_URL in the environment (the deploy workflow takes it from the GitHub
-# environment's secrets). The image is ghcr.io/$PULSER_OPS_GHCR_OWNER/pulser-ops (default
+# PULSER_OPS_DATABASE_URL and PULSER_OPS_UI_PASSWORD (the control room's sign-in, user
+# PULSER_OPS_UI_USER, default ops) in the environment: the deploy workflow takes them from the
+# GitHub environment's secrets. The image is ghcr.io/$PULSER_OPS_GHCR_OWNER/pulser-ops (default
 # owner: pulser-ops). Not run against DigitalOcean by the test suite (no network there):
 # tests/ship/test_deploy_scripts.py runs it against a recording stand-in for doctl.
 set -euo pipefail
@@ -33,10 +34,13 @@ check_tag() {
 render() {
   check_tag "$1"
   [[ -n ${PULSER_OPS_DATABASE_URL:-} ]] || die "PULSER_OPS_DATABASE_URL must be set"
+  [[ -n ${PULSER_OPS_UI_PASSWORD:-} ]] || die "PULSER_OPS_UI_PASSWORD must be set (the control room's sign-in)"
   # Only our variables: App Platform's own ${...} bindings pass through untouched.
   # shellcheck disable=SC2016
   PULSER_OPS_IMAGE_TAG=$1 PULSER_OPS_GHCR_OWNER=${PULSER_OPS_GHCR_OWNER:-pulser-ops} \
-    envsubst '${PULSER_OPS_IMAGE_TAG} ${PULSER_OPS_GHCR_OWNER} ${PULSER_OPS_DATABASE_URL}' <"$SPEC"
+    PULSER_OPS_UI_USER=${PULSER_OPS_UI_USER:-ops} \
+    envsubst '${PULSER_OPS_IMAGE_TAG} ${PULSER_OPS_GHCR_OWNER} ${PULSER_OPS_DATABASE_URL}
+      ${PULSER_OPS_UI_USER} ${PULSER_OPS_UI_PASSWORD}' <"$SPEC"
 }
 
 app() { doctl apps get "$APP_ID" --output json | jq '(if type == "array" then .[0] else . end)'; }

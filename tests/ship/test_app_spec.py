@@ -25,6 +25,7 @@ def render(tag: str = "1.2.3", spec: Path | None = None, **env: str) -> dict[str
         env={
             **os.environ,
             "PULSER_OPS_DATABASE_URL": "postgresql://postgres.ref:pw@pooler:5432/postgres",
+            "PULSER_OPS_UI_PASSWORD": "s3cret",
             **({"PULSER_OPS_APP_SPEC": str(spec)} if spec else {}),
             **env,
         },
@@ -89,7 +90,12 @@ def test_workers_and_control_room_as_agreed() -> None:
     ) + 10
     assert worker["liveness_health_check"]["port"] == int(env["PULSER_OPS_HEALTH_PORT"])
     assert worker["liveness_health_check"]["http_path"] == "/healthz"
-    assert room["run_command"] == "pulser-ops ui --host 0.0.0.0 --port 8080"
+    assert room["run_command"] == "pulser-ops ui --host 0.0.0.0 --port 8080 --secure-cookies"
+    room_env = {e["key"]: e for e in room["envs"]}
+    assert room_env["PULSER_OPS_UI_USER"]["value"] == "ops"
+    assert room_env["PULSER_OPS_UI_PASSWORD"] == {
+        "key": "PULSER_OPS_UI_PASSWORD", "scope": "RUN_TIME", "type": "SECRET", "value": "s3cret"
+    }  # fmt: skip
     assert room["http_port"] == 8080 and room["health_check"]["http_path"] == "/healthz"
     assert spec["disable_edge_cache"] is True, "server-sent events must bypass the CDN cache"
     assert spec["ingress"]["rules"][0]["component"]["name"] == room["name"]
@@ -110,15 +116,17 @@ def test_render_fills_only_its_own_variables(tmp_path: Path) -> None:
 def test_render_refuses_what_is_not_an_image_tag(tag: str) -> None:
     out = subprocess.run(
         [str(SCRIPT), "--render", tag],
-        env={**os.environ, "PULSER_OPS_DATABASE_URL": "postgresql://x"},
+        env={**os.environ, "PULSER_OPS_DATABASE_URL": "postgresql://x", "PULSER_OPS_UI_PASSWORD": "p"},
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert out.returncode == 2 and "not an image tag" in out.stderr
 
 
-def test_render_needs_the_database_secret() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "PULSER_OPS_DATABASE_URL"}
+@pytest.mark.parametrize("secret", ["PULSER_OPS_DATABASE_URL", "PULSER_OPS_UI_PASSWORD"])
+def test_render_needs_the_secrets(secret: str) -> None:
+    env = {**os.environ, "PULSER_OPS_DATABASE_URL": "postgresql://x", "PULSER_OPS_UI_PASSWORD": "p"}
+    del env[secret]
     out = subprocess.run(
         [str(SCRIPT), "--render", "1.0"], env=env, capture_output=True, text=True, timeout=30
     )
-    assert out.returncode == 2 and "PULSER_OPS_DATABASE_URL must be set" in out.stderr
+    assert out.returncode == 2 and f"{secret} must be set" in out.stderr

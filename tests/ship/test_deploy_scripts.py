@@ -213,6 +213,7 @@ def _deploy_app(world: dict[str, Any], tag: str) -> subprocess.CompletedProcess[
     return _run(
         "deploy/do/deploy.sh", tag, world=world,
         APP_ID="app-1", PULSER_OPS_DATABASE_URL="postgresql://db", PULSER_OPS_GHCR_OWNER="acme",
+        PULSER_OPS_UI_PASSWORD="pw",
         PULSER_OPS_HEALTH_TRIES="1", PULSER_OPS_HEALTH_DELAY="0",
     )  # fmt: skip
 

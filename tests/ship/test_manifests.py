@@ -135,15 +135,20 @@ def test_worker_drains_before_it_is_killed_and_is_probed_on_its_health_port() ->
 def test_control_room_is_reachable_through_an_sse_friendly_ingress() -> None:
     dep = by_kind("Deployment")["pulser-ops-control-room"]
     (c,) = dep["spec"]["template"]["spec"]["containers"]
-    assert c["args"] == ["ui", "--host", "0.0.0.0", "--port", "8080"]
+    assert c["args"][:5] == ["ui", "--host", "0.0.0.0", "--port", "8080"]
+    assert "--secure-cookies" in c["args"], "TLS ends at the Ingress"
     assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    signin = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
+    assert signin["PULSER_OPS_UI_USER"]["name"] == signin["PULSER_OPS_UI_PASSWORD"]["name"] == (
+        "pulser-ops-ui"
+    ), "off loopback the board needs its sign-in"
+    assert _env(c)["FORWARDED_ALLOW_IPS"] == "*", "behind the Ingress it must see https"
     svc = by_kind("Service")["pulser-ops-control-room"]
     assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
     ing = by_kind("Ingress")["pulser-ops-control-room"]
     notes = ing["metadata"]["annotations"]
     assert notes["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
     assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
-    assert notes["nginx.ingress.kubernetes.io/auth-type"] == "basic", "the board needs a login"
     backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["name"] == "pulser-ops-control-room"
     assert backend["port"]["name"] in {p["name"] for p in svc["spec"]["ports"]}
