@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from tests.support.databases import MigratedTemplate, build_migrated_template, unique_name
 from tests.support.pgcluster import PgCluster, start_cluster
@@ -49,3 +51,19 @@ def empty_db_url(pg_cluster: PgCluster) -> Iterator[str]:
         yield url
     finally:
         pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def durable_commits(db_url: str) -> str:
+    """``db_url``, with commits that survive a crash (for tests that restart the server).
+
+    The test cluster runs with ``synchronous_commit = off`` for speed: a crash then forgets the
+    last commits it had acknowledged, and a run the database said was complete would be running
+    again. That is the server breaking its word, which no client could repair, so sessions of
+    this database (opened after this fixture: request it first) wait for the WAL flush."""
+    name = db_url.rsplit("/", 1)[1]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("alter database {} set synchronous_commit = on").format(sql.Identifier(name))
+        )
+    return db_url

@@ -267,6 +267,18 @@ def release_run(
     )
 
 
+def list_held_runs(worker_id: str) -> Call[list[m.Run]]:
+    """The runs running under ``worker_id``: after a claim whose reply was lost, the worker
+    finds the runs the database gave it (service role only)."""
+    return Call(
+        "list_held_runs",
+        _args(worker_id=(worker_id, "text")),
+        many(m.Run),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
 def get_run(run_id: UUID | str) -> Call[m.Run]:
     return Call(
         "get_run",

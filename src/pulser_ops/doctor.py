@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from . import calls, resources
 from .client import Client
+from .db.migrate import parse_replaces
 from .errors import PulserOpsError
 from .models import LANES, RunStatus
 
@@ -44,6 +45,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "heartbeat_run",
         "heartbeat_runs",
         "list_artifacts",
+        "list_held_runs",
         "list_lanes",
         "list_run_events",
         "list_run_steps",
@@ -78,6 +80,15 @@ class Check:
 
 def _shipped_versions() -> list[str]:
     return sorted(p.name.split("_", 1)[0] for p in resources.migrations_dir().glob("*.sql"))
+
+
+def _replaced_versions() -> set[str]:
+    """Versions a shipped squashed migration stands for (its ``-- replaces:`` line)."""
+    return {
+        v
+        for p in resources.migrations_dir().glob("*.sql")
+        for v in parse_replaces(p.read_text(encoding="utf-8"), p.name)
+    }
 
 
 def run_checks(client: Client) -> tuple[list[Check], dict[str, Any] | None]:
@@ -127,12 +138,17 @@ def run_checks(client: Client) -> tuple[list[Check], dict[str, Any] | None]:
             )
         )
     elif missing:
+        squashed = sorted(applied & _replaced_versions())
         out.append(
             Check(
                 "migrations",
                 "fail",
                 f"not applied: {', '.join(missing)}",
-                "run `supabase db push` (or `pulser-ops db push --db-url URL`)",
+                "run `pulser-ops db push --db-url URL` (it records the squashed baseline in place"
+                f" of {', '.join(squashed)}), or repair the history for `supabase db push` as"
+                " supabase/README.md says (Squashed migrations)"
+                if squashed
+                else "run `supabase db push` (or `pulser-ops db push --db-url URL`)",
             )
         )
     else:

@@ -109,7 +109,7 @@ class ConfigurationError(PulserOpsError):
 
 
 MigrationErrorReason = Literal[
-    "missing_local", "missing_remote", "migration_failed", "seed_failed",
+    "missing_local", "missing_remote", "squash_mismatch", "migration_failed", "seed_failed",
     "connection_failed", "bootstrap_failed", "database_error",
 ]  # fmt: skip
 
@@ -121,8 +121,10 @@ class MigrationError(PulserOpsError):
     ``code`` is ``migration_error`` for all of them; ``reason`` says which one, stable for
     callers: ``missing_local`` (the database has versions this package does not ship),
     ``missing_remote`` (a shipped version sorts before the last applied one),
-    ``migration_failed`` / ``seed_failed`` (a statement failed; nothing of that file was kept),
-    ``bootstrap_failed``, ``connection_failed``, ``database_error``. ``versions`` names the
+    ``squash_mismatch`` (the history holds only some of the versions a squashed migration
+    replaces, or the squashed one next to them), ``migration_failed`` / ``seed_failed`` (a
+    statement failed; nothing of that file was kept), ``bootstrap_failed``,
+    ``connection_failed``, ``database_error``. ``versions`` names the
     migrations concerned, where there are any.
     """
 

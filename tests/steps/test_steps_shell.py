@@ -226,3 +226,34 @@ def test_already_cancelled_run_does_not_start_the_step(ctx: RecordingContext) ->
     outcome = run_step(shell(command='touch "$PULSER_WORKDIR/ran"'), ctx)
     assert outcome.status == "cancelled" and outcome.error_class == "step_cancelled"
     assert not (ctx.workdir / "ran").exists()
+
+
+def test_output_that_is_not_utf8_text_keeps_its_bytes_in_the_log_artifact(
+    ctx: RecordingContext,
+) -> None:
+    outcome = run_step(shell(command="printf 'ok\\n'; printf 'a\\000b\\n'; printf '\\377\\n'"), ctx)
+    assert outcome.status == "succeeded"
+    log = ctx.artifacts["sh.log"]
+    assert log.data == b"ok\na\x00b\n\xff\n"  # raw, a file: nothing rewritten
+    assert log.content_type == "text/plain"
+    # Events carry it decoded (NUL is marked later, on the worker's way to the database).
+    assert ctx.log_lines("stdout") == ["ok", "a\x00b", "\ufffd"]
+    clean = run_step(shell(command="echo héllo", name="t"), ctx)
+    assert clean.status == "succeeded"
+    assert ctx.artifacts["t.log"].data == "héllo\n"
+    assert ctx.artifacts["t.log"].content_type == "text/plain; charset=utf-8"
+
+
+def test_a_huge_line_is_one_truncated_event_line(ctx: RecordingContext) -> None:
+    outcome = run_step(
+        shell(command="head -c 3000000 /dev/zero | tr '\\000' y; echo; echo next"), ctx
+    )
+    assert outcome.status == "succeeded"
+    lines = ctx.log_lines("stdout")
+    assert len(lines) == 2 and lines[1] == "next"
+    assert lines[0].startswith("yyy") and lines[0].endswith("…[line truncated]")
+    assert len(lines[0].encode()) <= StepOptions().max_event_message_bytes
+    assert outcome.result is not None and outcome.result["lines"] == 2
+    tail = ctx.artifacts["sh.log"].data
+    assert isinstance(tail, str) and tail.endswith("yyy\nnext\n")  # the line, not cut into pieces
+    assert "y\ny" not in tail

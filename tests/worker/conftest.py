@@ -15,6 +15,7 @@ import pytest
 
 import pulser_ops
 from pulser_ops import Client
+from pulser_ops.worker import Worker, WorkerConfig
 
 REPO = Path(__file__).resolve().parents[2]
 PULSER_OPS = Path(sys.executable).parent / "pulser-ops"
@@ -47,6 +48,19 @@ def client(db_url: str, storage_dir: Path) -> Iterator[Client]:
         yield c
     finally:
         c.close()
+
+
+def burst_worker(client: Client, *, listen: bool = True, **kw: object) -> Worker:
+    """An in-process worker on lane A that stops once the queue is empty (``run()`` returns)."""
+    cfg = WorkerConfig(
+        worker_id="test-worker",
+        lanes=("A",),
+        concurrency=2,
+        poll_seconds=0.2,
+        burst=True,
+        handlers=("tests.worker.handlers",),
+    )
+    return Worker(client, config=cfg.with_overrides(**kw), listen=listen)
 
 
 def template(name: str, steps: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:

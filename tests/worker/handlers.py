@@ -77,7 +77,26 @@ def _mark(ctx: HandlerContext, what: str) -> None:
 
 @registry.register("chaos")
 def chaos(ctx: HandlerContext) -> None:
-    """Marks its start and its end, so an execution cut short by SIGKILL is still visible."""
+    """Marks its start and its end, so an execution cut short by SIGKILL is still visible;
+    logs ``lines`` numbered lines in between (a test can then count the ones that arrived)."""
     _mark(ctx, "start")
+    for i in range(int(ctx.params.get("lines", 0))):
+        ctx.log.info(f"line {i} of attempt {ctx.attempt}")
     time.sleep(float(ctx.params.get("hold", 0)))
     _mark(ctx, "end")
+
+
+@registry.register("odd")
+def odd(ctx: HandlerContext) -> dict[str, Any]:
+    """Text PostgreSQL cannot hold, from Python: lone surrogates and NUL (and a valid pair)."""
+    ctx.log.info("lone \udcff and \ud800, a pair \ud83d\ude00, a nul \x00", raw="v\x00\udcff")
+    ctx.save_artifact("odd.txt", "a\x00b \udcff")
+    return {"text": "nul \x00 here", "bad": "\udcff"}
+
+
+@registry.register("bad_kind")
+def bad_kind(ctx: HandlerContext) -> None:
+    """An event of a kind the control plane refuses, between two good ones."""
+    ctx.log.info("before")
+    ctx.step_ctx.emit("Not A Kind!", "info", "refused")
+    ctx.log.info("after")

@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -56,6 +57,19 @@ def sweeper(db_url: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait(30)
 
 
+def chaos_template(client: Client, name: str, **extra: Any) -> None:
+    """A template of one ``chaos`` step (it records each execution), retried at once."""
+    settings: dict[str, Any] = {
+        "lease_seconds": LEASE,
+        "retry_backoff_seconds": 0,
+        "retry_backoff_max_seconds": 0,
+        **extra,
+    }
+    client.templates.upsert(
+        template(name, [{"kind": "python", "name": "chaos", "handler": "chaos"}], **settings)
+    )
+
+
 def _executions(exec_dir: Path) -> dict[str, list[tuple[str, int, str, float]]]:
     out: dict[str, list[tuple[str, int, str, float]]] = {}
     for f in exec_dir.iterdir():
@@ -92,16 +106,7 @@ def test_chaos_sigkill_workers_while_the_sweeper_runs(
     db_url: str,
 ) -> None:
     rng = random.Random(20261124)
-    client.templates.upsert(
-        template(
-            "chaos",
-            [{"kind": "python", "name": "chaos", "handler": "chaos"}],
-            max_attempts=3,
-            lease_seconds=LEASE,
-            retry_backoff_seconds=0,
-            retry_backoff_max_seconds=0,
-        )
-    )
+    chaos_template(client, "chaos", max_attempts=3)
     runs = client.runs.create_many(
         {
             "template": "chaos",
@@ -191,16 +196,7 @@ def test_postgres_restart_mid_load(
     db_url: str,
     pg_cluster: PgCluster,
 ) -> None:
-    client.templates.upsert(
-        template(
-            "pgr",
-            [{"kind": "python", "name": "chaos", "handler": "chaos"}],
-            max_attempts=5,
-            lease_seconds=LEASE,
-            retry_backoff_seconds=0,
-            retry_backoff_max_seconds=0,
-        )
-    )
+    chaos_template(client, "pgr", max_attempts=5)
     runs = client.runs.create_many(
         {"template": "pgr", "params": {"hold": 0.02}} for _ in range(400)
     )
@@ -218,3 +214,84 @@ def test_postgres_restart_mid_load(
     )
     assert {r.status for r in client.runs.get_many(ids)} == {"succeeded"}
     assert sweeper.poll() is None, "the sweeper rode out the restart"
+
+
+#: Lease of the restart test's runs: long enough that a heartbeat late by a restart and the
+#: pool's reconnect is no excuse, short enough that a run a worker gave up on is swept (and
+#: failed: one attempt only) while the test waits.
+RESTART_LEASE = 8
+
+
+def _db_rows(db_url: str, query: str) -> list[tuple[Any, ...]]:
+    """Read through a fresh connection: the test's own view must not depend on the code under
+    test riding out the restarts."""
+    with psycopg.connect(db_url, connect_timeout=5) as conn:
+        return conn.execute(query.encode()).fetchall()
+
+
+@pytest.mark.slow
+def test_repeated_subsecond_restarts_cost_no_finished_run(
+    durable_commits: str,
+    client: Client,
+    spawn_worker: Callable[..., WorkerProcess],
+    exec_dir: Path,
+    sweeper: subprocess.Popen[bytes],
+    db_url: str,
+    pg_cluster: PgCluster,
+) -> None:
+    """Sub-second crash restarts (``pg_ctl restart -m immediate``) under load, every run with a
+    single attempt and every worker alive throughout: a worker must record what it finished
+    (retrying until the database answers), keep heartbeating its long runs, and pick up runs
+    whose claim committed as the server died. So every run succeeds, runs once, and keeps
+    every line it logged."""
+    lines = 3
+    chaos_template(client, "flaky-db", max_attempts=1, lease_seconds=RESTART_LEASE)
+    # A few long runs, claimed first, hold their lease across the restarts: their heartbeats
+    # must resume, or they are swept.
+    runs = client.runs.create_many(
+        {
+            "template": "flaky-db",
+            "params": {"hold": 1.5 * RESTART_LEASE if i in (0, 1, 2) else 0.02, "lines": lines},
+            "priority": 1 if i in (0, 1, 2) else 0,
+        }
+        for i in range(480)
+    )
+    ids = {str(r.id) for r in runs}
+    args = ("--concurrency", "4", "--poll-seconds", "0.2", "--heartbeat-seconds", "1")
+    workers = [spawn_worker(*args, worker_id=f"pg{i}") for i in range(3)]
+
+    def terminal() -> int:
+        [(n,)] = _db_rows(
+            db_url,
+            "select count(*) from public.runs where status in ('succeeded', 'failed', 'cancelled')",
+        )
+        return int(n)
+
+    for k in range(4):
+        wait_for("the fleet to make progress", lambda k=k: terminal() >= 40 + 70 * k, timeout=120)
+        pg_cluster.restart(down_seconds=0.3)
+    wait_for("every run to end", lambda: terminal() == len(ids), timeout=300, every=0.5)
+
+    assert all(w.proc.poll() is None for w in workers), "every worker lived through the restarts"
+    assert sweeper.poll() is None, "the sweeper rode out the restarts"
+    rows = _db_rows(
+        db_url,
+        "select id::text, status, attempt, error_class, error from public.runs"
+        " where status <> 'succeeded'",
+    )
+    assert rows == [], f"runs of live workers that did not succeed: {rows[:10]}"
+    executions = _executions(exec_dir)
+    twice = {r: e for r, e in executions.items() if [x[0] for x in e] != ["start", "end"]}
+    assert not twice, f"runs not executed exactly once: {list(twice.items())[:5]}"
+    assert set(executions) == ids, "every run was executed"
+    logged = dict(
+        _db_rows(
+            db_url,
+            "select run_id::text, count(*) from public.run_events where kind = 'log'"
+            " group by run_id",
+        )
+    )
+    short = {r: logged.get(r, 0) for r in ids if logged.get(r, 0) != lines}
+    assert not short, f"runs whose log lines were lost (or doubled): {list(short.items())[:10]}"
+    swept = _db_rows(db_url, "select run_id::text from public.run_events where kind = 'swept'")
+    assert swept == [], "no live worker's run was swept"

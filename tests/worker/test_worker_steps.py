@@ -18,8 +18,8 @@ import pytest
 
 from pulser_ops import Client
 from pulser_ops.client import Events, Runs
-from pulser_ops.worker import Worker, WorkerConfig, executor
-from tests.worker.conftest import template
+from pulser_ops.worker import executor
+from tests.worker.conftest import burst_worker, template
 
 MCP_SERVER = str(Path(__file__).resolve().parents[1] / "steps" / "mcp_echo_server.py")
 
@@ -47,18 +47,6 @@ def http_url() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def burst_worker(client: Client, **kw: object) -> Worker:
-    cfg = WorkerConfig(
-        worker_id="test-worker",
-        lanes=("A",),
-        concurrency=2,
-        poll_seconds=0.2,
-        burst=True,
-        handlers=("tests.worker.handlers",),
-    )
-    return Worker(client, config=cfg.with_overrides(**kw))
 
 
 def test_every_step_kind_end_to_end(client: Client, http_url: str) -> None:

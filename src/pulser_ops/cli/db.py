@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from pulser_ops import resources, scaffold
-from pulser_ops.db.migrate import PushEvent, PushResult, load_migrations, push
+from pulser_ops.db.migrate import MigrationFile, PushEvent, PushResult, load_migrations, push
 from pulser_ops.errors import MigrationError
 
 db_app = typer.Typer(help="Database schema: push migrations, print SQL.", no_args_is_help=True)
@@ -47,6 +47,8 @@ def _describe(event: PushEvent) -> str:
     return {
         "bootstrap": "Bootstrapping plain PostgreSQL (roles, auth, storage)...",
         "migration": f"Applying migration {event.name}...",
+        "squash": f"Recording {event.name} in place of the migrations it replaces"
+        " (the database has them; nothing runs)...",
         "seed": f"Seeding data from {event.name}...",
         "seed_hash": f"Updating seed hash for {event.name} (changed seeds are not re-run)...",
     }[event.kind]
@@ -59,6 +61,9 @@ def _summary(result: PushResult) -> str:
     lines = []
     if result.bootstrapped:
         lines.append(f"{verb} the plain-PostgreSQL bootstrap.")
+    for mig in result.squashed:
+        done = "Would record" if result.dry_run else "Recorded"
+        lines.append(f"{done} {mig.filename} in place of {', '.join(mig.replaces)} (nothing ran).")
     if result.applied:
         names = ", ".join(m.filename for m in result.applied)
         lines.append(f"{verb} {len(result.applied)} migration(s): {names}")
@@ -131,8 +136,9 @@ def init_command(
 ) -> None:
     """Copy the migrations and seed into DIR/supabase/, and the GitHub workflows into
     DIR/.github/workflows/ (never overwrites a changed file)."""
-    files = [(m.path.read_bytes(), Path("supabase/migrations") / m.filename)
-             for m in load_migrations(resources.migrations_dir())]  # fmt: skip
+    shipped = load_migrations(resources.migrations_dir())
+    _refuse_replaced(directory / "supabase" / "migrations", shipped)
+    files = [(m.path.read_bytes(), Path("supabase/migrations") / m.filename) for m in shipped]
     if not files:
         raise _fail(f"no migrations found in {resources.migrations_dir()}")
     if resources.seed_path().is_file():
@@ -153,3 +159,24 @@ def init_command(
         _out.print(f"created    {dst}", markup=False, highlight=False, soft_wrap=True)
     if conflicts:
         raise _fail(f"kept existing files that differ from pulser-ops': {', '.join(conflicts)}")
+
+
+def _refuse_replaced(target: Path, shipped: list[MigrationFile]) -> None:
+    """Stop before copying a squashed migration next to the files it replaces.
+
+    ``supabase db push`` would then try to run the squashed one on a database that already
+    has all of it. The old files go, and the history is repaired, first (supabase/README.md).
+    """
+    if not target.is_dir():
+        return
+    for mig in shipped:
+        old = sorted(
+            p.name for p in target.glob("*.sql") if p.name.split("_", 1)[0] in mig.replaces
+        )
+        if old:
+            raise _fail(
+                f"{target} holds {', '.join(old)}, which {mig.filename} replaces: delete them;"
+                " on a database that has them applied, first run `supabase migration repair"
+                f" --status reverted {' '.join(mig.replaces)}` and `supabase migration repair"
+                f" --status applied {mig.version}`; then run init again"
+            )

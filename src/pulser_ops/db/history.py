@@ -30,6 +30,10 @@ INSERT_VERSION = (
     "INSERT INTO supabase_migrations.schema_migrations(version, name, statements)"
     " VALUES (%s, %s, %s::text[])"
 )
+#: What ``supabase migration repair --status reverted`` runs (plus RETURNING, to check).
+DELETE_VERSIONS = (
+    "DELETE FROM supabase_migrations.schema_migrations WHERE version = ANY(%s) RETURNING version"
+)
 UPSERT_SEED = (
     "INSERT INTO supabase_migrations.seed_files(path, hash) VALUES (%s, %s)"
     " ON CONFLICT (path) DO UPDATE SET hash = EXCLUDED.hash"

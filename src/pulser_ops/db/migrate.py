@@ -10,7 +10,12 @@ Differences from the CLI, on purpose:
 
 * a session advisory lock serialises concurrent pushes (two workers starting at
   once must not both apply a migration);
-* on a database that is not Supabase, ``bootstrap.sql`` runs first.
+* on a database that is not Supabase, ``bootstrap.sql`` runs first;
+* squashed migrations (Django's ``replaces``): a migration whose opening comments
+  hold ``-- replaces: <version> ...`` stands for those versions. On a database
+  whose history holds exactly them, the push records the squashed migration and
+  forgets the replaced rows in one transaction, without running it, which is what
+  ``supabase migration repair`` does by hand (see supabase/README.md).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ MIGRATION_FILE_RE = re.compile(r"^([0-9]+)_(.*)\.sql$")
 #: Path recorded in ``seed_files``: the CLI records it relative to the project
 #: root with the default ``[db.seed] sql_paths = ["./seed.sql"]``.
 SEED_RECORD_PATH = "supabase/seed.sql"
+#: The line of a squashed migration's opening comments that names what it replaces.
+REPLACES_RE = re.compile(r"^--\s*replaces:(.*)$")
 #: Session advisory lock key ("puls" << 32 | 1) held for the whole push.
 PUSH_LOCK_KEY = 0x70756C7300000001
 BOOTSTRAP_MARKER = "pulser-ops plain-postgres bootstrap"
@@ -46,6 +53,8 @@ class MigrationFile:
     name: str
     path: Path
     statements: tuple[str, ...]
+    #: Versions this squashed migration stands for (its ``-- replaces:`` line), else ().
+    replaces: tuple[str, ...] = ()
 
     @property
     def filename(self) -> str:
@@ -56,7 +65,7 @@ class MigrationFile:
 class PushEvent:
     """Progress notification, sent just before each step runs."""
 
-    kind: Literal["bootstrap", "migration", "seed", "seed_hash"]
+    kind: Literal["bootstrap", "migration", "squash", "seed", "seed_hash"]
     name: str
 
 
@@ -69,10 +78,12 @@ class PushResult:
     bootstrapped: bool
     applied: tuple[MigrationFile, ...] = field(default=())
     seeded: tuple[str, ...] = field(default=())
+    #: Squashed migrations recorded in place of the versions they replace (not run).
+    squashed: tuple[MigrationFile, ...] = field(default=())
 
     @property
     def up_to_date(self) -> bool:
-        return not self.applied and not self.seeded and not self.bootstrapped
+        return not (self.applied or self.seeded or self.bootstrapped or self.squashed)
 
 
 def load_migrations(migrations_dir: Path) -> list[MigrationFile]:
@@ -93,9 +104,80 @@ def load_migrations(migrations_dir: Path) -> list[MigrationFile]:
                 name=match.group(2),
                 path=path,
                 statements=tuple(split_statements(sql)),
+                replaces=parse_replaces(sql, path.name),
             )
         )
     return files
+
+
+def parse_replaces(sql: str, filename: str = "migration") -> tuple[str, ...]:
+    """The versions named by a ``-- replaces: ...`` line among the file's opening comments."""
+    for line in sql.splitlines():
+        text = line.strip()
+        if not text:
+            continue
+        if not text.startswith("--"):
+            break
+        match = REPLACES_RE.match(text)
+        if match:
+            versions = tuple(match.group(1).split())
+            if not versions or not all(v.isdigit() for v in versions):
+                raise MigrationError(
+                    "migration_failed",
+                    f"{filename}: a replaces line lists migration versions (digits): {text}",
+                )
+            return versions
+    return ()
+
+
+@dataclass(frozen=True)
+class Squash:
+    """A squashed migration to record without running, and the history rows it takes over."""
+
+    migration: MigrationFile
+    replaced: tuple[str, ...]
+
+
+def plan_squashes(
+    local: Sequence[MigrationFile], remote: Sequence[str]
+) -> tuple[list[Squash], list[str]]:
+    """Squashed migrations to record in place of what they replace, and the history after that.
+
+    A squashed migration is recorded instead of run when the history holds every version it
+    replaces (the database already has all of it). A database with none of them (a new one)
+    runs it. Anything in between is refused with ``squash_mismatch``, saying what to do.
+    """
+    versions = list(remote)
+    squashes: list[Squash] = []
+    for mig in local:
+        if not mig.replaces:
+            continue
+        present = [v for v in mig.replaces if v in versions]
+        if mig.version in versions:
+            if present:
+                raise MigrationError(
+                    "squash_mismatch",
+                    f"the history holds {mig.filename} and also {', '.join(present)}, which it"
+                    " replaces: remove those rows (`supabase migration repair --status reverted"
+                    f" {' '.join(present)}`), then push again",
+                    versions=present,
+                )
+            continue
+        if not present:
+            continue
+        missing = [v for v in mig.replaces if v not in versions]
+        if missing:
+            raise MigrationError(
+                "squash_mismatch",
+                f"the database has {', '.join(present)} but not {', '.join(missing)}: it stopped"
+                f" partway through the migrations that {mig.filename} replaces. Apply the rest"
+                " with the pulser-ops release that applied the others (its `pulser-ops db"
+                " push`), then push again with this one",
+                versions=missing,
+            )
+        squashes.append(Squash(mig, tuple(present)))
+        versions = sorted({*versions, mig.version} - set(mig.replaces))
+    return squashes, versions
 
 
 def find_pending(local: Sequence[str], remote: Sequence[str]) -> list[int]:
@@ -190,6 +272,24 @@ def _apply_migration(conn: psycopg.Connection[Any], mig: MigrationFile) -> None:
         conn.execute(history.INSERT_VERSION, (mig.version, mig.name, list(mig.statements)))
 
 
+def _record_squash(conn: psycopg.Connection[Any], squash: Squash) -> None:
+    """Forget the replaced history rows and record the squashed migration, atomically.
+
+    Nothing of the migration runs: the database already has everything it creates. The row is
+    the one ``supabase db push`` (or ``supabase migration repair --status applied``) writes.
+    """
+    mig = squash.migration
+    with conn.transaction():
+        gone = conn.execute(history.DELETE_VERSIONS, (list(squash.replaced),)).fetchall()
+        if sorted(str(r[0]) for r in gone) != sorted(squash.replaced):
+            raise MigrationError(
+                "squash_mismatch",
+                f"the history changed while recording {mig.filename}; push again",
+                versions=squash.replaced,
+            )
+        conn.execute(history.INSERT_VERSION, (mig.version, mig.name, list(mig.statements)))
+
+
 def _apply_seed(conn: psycopg.Connection[Any], path: Path, digest: str, dirty: bool) -> None:
     """Run the seed and record its hash; a changed (dirty) seed only gets its hash
     updated, never re-run, exactly like ``supabase db push --include-seed``."""
@@ -276,14 +376,18 @@ def _push_locked(
             _notify(on_progress, PushEvent("bootstrap", "bootstrap.sql"))
         # Also on an already bootstrapped database: adds pieces newer versions need.
         apply_bootstrap(conn)
-    remote = history.remote_versions(conn)
+    squashes, remote = plan_squashes(migs, history.remote_versions(conn))
+    squashed = tuple(s.migration for s in squashes)
     pending = tuple(migs[i] for i in find_pending([m.version for m in migs], remote))
     seed_todo = _pending_seed(conn, seed) if include_seed else None
     seeded = (SEED_RECORD_PATH,) if seed_todo is not None else ()
     if dry_run:
-        return PushResult(True, supabase, bootstrapped, pending, seeded)
+        return PushResult(True, supabase, bootstrapped, pending, seeded, squashed)
     if pending:
         history.create_history_table(conn)
+    for squash in squashes:
+        _notify(on_progress, PushEvent("squash", squash.migration.filename))
+        _record_squash(conn, squash)
     for mig in pending:
         _notify(on_progress, PushEvent("migration", mig.filename))
         _apply_migration(conn, mig)
@@ -292,7 +396,7 @@ def _push_locked(
         _notify(on_progress, PushEvent("seed_hash" if dirty else "seed", SEED_RECORD_PATH))
         history.create_seed_table(conn)
         _apply_seed(conn, seed, digest, dirty)
-    return PushResult(False, supabase, bootstrapped, pending, seeded)
+    return PushResult(False, supabase, bootstrapped, pending, seeded, squashed)
 
 
 def apply_bootstrap(conn: psycopg.Connection[Any]) -> None:

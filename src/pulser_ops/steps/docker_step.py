@@ -20,6 +20,7 @@ import httpx
 from pulser_ops.errors import MissingDependency, StepFailed
 from pulser_ops.steps.context import StepContext
 from pulser_ops.steps.environment import param_env, step_env
+from pulser_ops.steps.logstream import log_content_type
 from pulser_ops.steps.outcome import StepOptions, StepOutcome, failed, utcnow
 from pulser_ops.steps.process import run_process
 from pulser_ops.steps.shell_step import process_outcome
@@ -133,7 +134,7 @@ def run_docker(spec: DockerStep, ctx: StepContext, options: StepOptions) -> Step
     except OSError as exc:
         return failed(started_at, StepFailed(f"cannot start docker CLI: {exc!r}"))
     log_name = f"{spec.name}.log"
-    ctx.save_artifact(log_name, res.log, "log", "text/plain; charset=utf-8")
+    ctx.save_artifact(log_name, res.log, "log", log_content_type(res.log))
     return process_outcome(
         res,
         started_at=started_at,

@@ -3,6 +3,12 @@
 Live events go to ``run_events`` (one event per batch, not per line, so a chatty
 step costs a handful of inserts per second), while the tail becomes the step's
 ``log`` artifact. The tail is bounded so a runaway step cannot exhaust worker memory.
+
+Output is whatever bytes the process wrote. Events carry it decoded (invalid UTF-8 shows as
+U+FFFD; the worker marks NUL as U+2400 on its way to the database), and a line longer than
+the pipe reader's piece (64 KiB) is one truncated line, not hundreds. The artifact keeps the
+raw bytes: it is text when they are clean UTF-8, and the bytes themselves (stored as a file)
+when they are not, so nothing the step wrote is rewritten there.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ class LogTail:
         self.dropped_bytes = 0
         self.total_lines = 0
 
-    def add(self, chunk: bytes) -> None:
-        self.total_lines += 1
-        if not chunk.endswith(b"\n"):
-            chunk += b"\n"
+    def add(self, chunk: bytes, *, cut: bool = False) -> None:
+        """``cut``: a piece of a longer line (the next piece of its stream goes on with it)."""
+        if not cut:
+            self.total_lines += 1
+            if not chunk.endswith(b"\n"):
+                chunk += b"\n"
         self._chunks.append(chunk)
         self._size += len(chunk)
         while self._size > self._limit and self._chunks:
@@ -42,11 +50,29 @@ class LogTail:
             self._size -= len(dropped)
             self.dropped_bytes += len(dropped)
 
-    def text(self) -> str:
-        body = b"".join(self._chunks).decode("utf-8", errors="replace")
+    def _header(self) -> str:
         if self.dropped_bytes:
-            return f"[… {self.dropped_bytes} bytes of earlier output dropped …]\n{body}"
-        return body
+            return f"[… {self.dropped_bytes} bytes of earlier output dropped …]\n"
+        return ""
+
+    def text(self) -> str:
+        return self._header() + b"".join(self._chunks).decode("utf-8", errors="replace")
+
+    def data(self) -> str | bytes:
+        """The tail as text when it is clean UTF-8 text, else the raw bytes (a NUL, an
+        invalid sequence): the artifact then keeps exactly what the step wrote."""
+        body = b"".join(self._chunks)
+        if b"\x00" not in body:
+            try:
+                return self._header() + body.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        return self._header().encode() + body
+
+
+def log_content_type(data: str | bytes) -> str:
+    """The content type of a log artifact: UTF-8 text, or bytes that are not."""
+    return "text/plain; charset=utf-8" if isinstance(data, str) else "text/plain"
 
 
 class LogBatcher:
@@ -75,9 +101,11 @@ class LogBatcher:
         self._pending: list[tuple[str, str]] = []
         self._first_at: float | None = None
 
-    def add(self, stream: str, line: str) -> None:
-        if len(line.encode()) > self._max_bytes:
-            line = line.encode()[: self._max_bytes].decode("utf-8", errors="ignore") + _TRUNCATED
+    def add(self, stream: str, line: str, *, cut: bool = False) -> None:
+        """``cut``: the line goes on beyond ``line`` (the rest is not shown)."""
+        if cut or len(line.encode()) > self._max_bytes:
+            keep = self._max_bytes - len(_TRUNCATED.encode())  # the marker fits in the event
+            line = line.encode()[:keep].decode("utf-8", errors="ignore") + _TRUNCATED
         if not self._pending:
             self._first_at = self._clock()
         self._pending.append((stream, line))

@@ -46,7 +46,8 @@ class ProcessResult:
 
     exit_code: int
     reason: StopReason
-    log: str
+    #: The output's tail: text, or the raw bytes when they are not clean UTF-8 text.
+    log: str | bytes
     lines: int
     sigkilled: bool
 
@@ -194,6 +195,8 @@ def run_process(
         kill_now=options.kill_now,
     )
     open_streams = 2
+    #: Streams in the middle of a line longer than a piece: the rest of it is not shown again.
+    in_long_line: set[str] = set()
     try:
         while not sup.finished(open_streams > 0):
             try:
@@ -207,8 +210,14 @@ def run_process(
                 if chunk is None:
                     open_streams -= 1
                 else:
-                    tail.add(chunk)
-                    batcher.add(stream, decode_line(chunk))
+                    cut = len(chunk) >= _MAX_LINE and not chunk.endswith(b"\n")
+                    tail.add(chunk, cut=cut)
+                    if stream not in in_long_line:
+                        batcher.add(stream, decode_line(chunk), cut=cut)
+                    if cut:
+                        in_long_line.add(stream)
+                    else:
+                        in_long_line.discard(stream)
                 try:
                     item = lines.get_nowait()
                 except queue.Empty:
@@ -224,7 +233,7 @@ def run_process(
     return ProcessResult(
         exit_code=exit_code,
         reason=sup.reason,
-        log=tail.text(),
+        log=tail.data(),
         lines=tail.total_lines,
         sigkilled=sup.killed_at is not None,
     )

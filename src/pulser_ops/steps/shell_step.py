@@ -13,6 +13,7 @@ from pulser_ops.errors import (
 )
 from pulser_ops.steps.context import StepContext
 from pulser_ops.steps.environment import resolve_cwd, step_env
+from pulser_ops.steps.logstream import log_content_type
 from pulser_ops.steps.outcome import StepOptions, StepOutcome, failed, utcnow
 from pulser_ops.steps.process import ProcessResult, run_process
 from pulser_ops.steps.specs import ShellStep
@@ -80,7 +81,7 @@ def run_shell(spec: ShellStep, ctx: StepContext, options: StepOptions) -> StepOu
     except OSError as exc:  # permission denied, exec format error, argv too long...
         return failed(started_at, StepFailed(f"cannot execute {argv[0]!r}: {exc}"))
     log_name = f"{spec.name}.log"
-    ctx.save_artifact(log_name, res.log, "log", "text/plain; charset=utf-8")
+    ctx.save_artifact(log_name, res.log, "log", log_content_type(res.log))
     return process_outcome(
         res,
         started_at=started_at,

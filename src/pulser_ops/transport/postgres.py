@@ -4,14 +4,23 @@ Autocommit matters: no transaction is ever held open across user code, so a slow
 not keep locks on ``runs``. Statements are prepared by psycopg after a few uses; set
 ``prepare=False`` behind Supabase's transaction pooler (port 6543), which has no prepared
 statements and drops LISTEN.
+
+A database restart leaves every pooled connection dead, and the pool learns that only when a
+call fails on one. Retrying then picked one dead connection after another until the retries
+ran out (a worker gave up on runs it had finished). So a connection is checked before use,
+for free: an idle connection the server has written to is one it closed (a restart, a
+terminated backend, ``idle_session_timeout``), and is discarded unused. After a connection
+error the pool checks all its idle connections at once (``pool.check()``), and a retry waits
+for a fresh connection instead of taking the next dead one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+import select
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -19,6 +28,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from psycopg_pool.errors import PoolClosed
 
 from ..calls import Arg, Call
 from ..errors import PulserOpsError, TransportError, error_for_code
@@ -92,6 +102,20 @@ def translate(exc: psycopg.Error) -> PulserOpsError:
     )
 
 
+def closed_by_server(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """True when an idle pooled connection has something to read.
+
+    The server sends nothing on a connection it was not asked anything on (the pool's
+    connections never LISTEN), except as it closes it: a restart or crash, a terminated
+    backend, ``idle_session_timeout``. One non-blocking poll, no round trip."""
+    try:
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, psycopg.Error):
+        return True
+
+
 def _conn_kwargs(prepare: bool) -> dict[str, Any]:
     return {
         "autocommit": True,
@@ -147,15 +171,34 @@ class PostgresTransport:
             self._pool.close()
             raise TransportError(f"cannot connect to the database: {e}") from None
 
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """A pooled connection the server has not closed (dead ones are discarded unused)."""
+        for tries in range(self._pool.max_size + 1):
+            with self._pool.connection() as conn:
+                if tries == self._pool.max_size or not closed_by_server(conn):
+                    yield conn
+                    return
+                conn.close()  # the pool replaces a closed connection with a new one
+
+    def _check_pool(self) -> None:
+        """After a connection error: discard every dead idle connection now, so the retry
+        waits for a fresh one instead of failing on the next dead one."""
+        with suppress(psycopg.Error, PoolClosed):
+            self._pool.check()
+
     def execute(self, call: Call[T]) -> T:
         statement, params = prepare(call)
 
         def send() -> T:
             try:
-                with self._pool.connection() as conn:
+                with self._connection() as conn:
                     text = _text(conn.execute(statement, params).fetchone())
             except psycopg.Error as e:
-                raise translate(e) from None
+                err = translate(e)
+                if isinstance(err, TransportError):
+                    self._check_pool()
+                raise err from None
             except PoolTimeout as e:
                 raise TransportError(f"no database connection available: {e}") from None
             return call.decode.json(text)
@@ -199,16 +242,33 @@ class AsyncPostgresTransport:
             raise TransportError(f"cannot connect to the database: {e}") from None
         return cls(database_url, files, pool)
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection the server has not closed (dead ones are discarded unused)."""
+        for tries in range(self._pool.max_size + 1):
+            async with self._pool.connection() as conn:
+                if tries == self._pool.max_size or not closed_by_server(conn):
+                    yield conn
+                    return
+                await conn.close()  # the pool replaces a closed connection with a new one
+
+    async def _check_pool(self) -> None:
+        with suppress(psycopg.Error, PoolClosed):
+            await self._pool.check()
+
     async def execute(self, call: Call[T]) -> T:
         statement, params = prepare(call)
 
         async def send() -> T:
             try:
-                async with self._pool.connection() as conn:
+                async with self._connection() as conn:
                     cur = await conn.execute(statement, params)
                     text = _text(await cur.fetchone())
             except psycopg.Error as e:
-                raise translate(e) from None
+                err = translate(e)
+                if isinstance(err, TransportError):
+                    await self._check_pool()
+                raise err from None
             except PoolTimeout as e:
                 raise TransportError(f"no database connection available: {e}") from None
             return call.decode.json(text)

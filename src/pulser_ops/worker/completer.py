@@ -8,25 +8,39 @@ waits for a timer, so a lone run is not slowed down, and a busy worker batches b
 Each run is still fenced on its own (``ok=False`` comes back for a run whose lease moved on).
 When the batch call itself is refused (bad input: one run's result the database will not
 take), every run of that batch is retried alone, so one bad result cannot fail the others.
+
+When the database cannot be reached (a restart, a failover), the batch is sent again, and
+again, until it is recorded, fenced or refused: a finished run must not wait out its lease and
+run a second time (or fail, on its last attempt) because the server was away for a second.
+Sending a completion twice is safe: a repeat of one already recorded is answered ``ok``, and
+the run's heartbeats keep its lease while it waits. Only ``give_up`` (the worker's forced stop)
+ends the wait.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import Future
 
 from ..client import Client
 from ..errors import TransportError
 from ..models import CompleteBatchItem, Completion
+from ..steps import CancelToken
+
+log = logging.getLogger("pulser_ops.worker")
 
 #: The SQL function takes at most this many runs per call.
 MAX_BATCH = 1000
+#: Pauses between sends while the database cannot be reached: first, and at most.
+RETRY_PAUSE_SECONDS = (0.2, 5.0)
 
 
 class Completer:
-    def __init__(self, client: Client, worker_id: str) -> None:
+    def __init__(self, client: Client, worker_id: str, give_up: CancelToken | None = None) -> None:
         self._client = client
         self._worker_id = worker_id
+        self._give_up: CancelToken = give_up or threading.Event()
         self._lock = threading.Lock()
         self._pending: list[tuple[Completion, Future[CompleteBatchItem]]] = []
         self._sending = False
@@ -56,10 +70,26 @@ class Completer:
                     if not f.done():
                         f.set_exception(e)
 
+    def _recorded(self, completions: list[Completion]) -> list[CompleteBatchItem]:
+        """``complete_many``, sent again while the database cannot be reached."""
+        pause, longest = RETRY_PAUSE_SECONDS
+        while True:
+            try:
+                return self._client.runs.complete_many(self._worker_id, completions)
+            except TransportError as e:
+                if self._give_up.is_set():
+                    raise
+                log.warning(
+                    "completing %d run(s): %s; sending again in %.1fs", len(completions), e, pause
+                )
+                if self._give_up.wait(pause):
+                    raise
+                pause = min(pause * 2, longest)
+
     def _send(self, batch: list[tuple[Completion, Future[CompleteBatchItem]]]) -> None:
         try:
-            items = self._client.runs.complete_many(self._worker_id, [c for c, _ in batch])
-        except TransportError as e:  # nothing more to learn by splitting: tell everyone
+            items = self._recorded([c for c, _ in batch])
+        except TransportError as e:  # given up (forced stop): tell everyone
             for _, f in batch:
                 f.set_exception(e)
             return

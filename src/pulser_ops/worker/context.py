@@ -4,6 +4,9 @@ Events go to the shared :class:`EventSink` (buffered, never a round trip per lin
 artifacts are written straight away with ``client.artifacts.put`` because they are few
 (one or two per step) and a partial artifact saved while a run is being cancelled must be
 in the database before the run is marked cancelled.
+
+Text the database cannot hold (a NUL, a lone surrogate) is saved as bytes, a file: an
+artifact keeps what the step produced, where an event would show it marked (``textsafe``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ..errors import PulserOpsError
 from ..steps import ArtifactKind, CancelToken, EventLevel
 from .events import EventSink
 from .held import HeldRun
+from .textsafe import storable
 
 log = logging.getLogger("pulser_ops.worker")
 
@@ -90,6 +94,8 @@ class RunContext:
         kind: ArtifactKind = "text",
         content_type: str | None = None,
     ) -> None:
+        if isinstance(data, str) and not storable(data):
+            data, content_type = _as_bytes(data, content_type)
         try:
             self._client.artifacts.put(
                 self.run_id,
@@ -107,3 +113,19 @@ class RunContext:
             self.emit(
                 "artifact_failed", "warn", f"artifact {name!r} not saved: {e}", {"name": name}
             )
+
+
+def _as_bytes(text: str, content_type: str | None) -> tuple[bytes, str | None]:
+    """``text`` as the bytes it stands for: text decoded with ``surrogateescape`` gets its
+    original bytes back; other surrogates are kept as they were encoded (``surrogatepass``).
+    The content type loses a UTF-8 charset the bytes no longer match."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        if content_type is not None:
+            content_type = content_type.split(";", 1)[0].strip()
+    return raw, content_type

@@ -11,18 +11,36 @@ completion writes them, just before the terminal event, in the same transaction:
 costs no append of its own. Events already on their way are waited for first, and one sender
 keeps every run's events in order. ``flush_run`` (release, lease lost) waits until a run's
 events are in ``run_events`` instead.
+
+No event is lost to one bad value or to a database restart:
+
+- text is made storable on the way in (``textsafe``: NUL and lone surrogates are replaced
+  visibly), so odd output cannot make the database refuse a batch;
+- a batch the database still refuses is split (by run, then in halves), so the other events go
+  through, and only the event it refuses is replaced by an ``event_refused`` event that says
+  what was refused and why (a run that no longer exists loses its events, nothing else);
+- a batch that cannot be sent because the database is away is kept and sent again until it is
+  stored; only a sink that is closing gives up, after a few tries. An append is not safe to
+  repeat (it would store the lines twice), so after a failure that may have come after the
+  append committed (its reply lost), the sink first reads the run's events after the last seq it
+  knows: an append is all or nothing and gives a run's events consecutive seqs, so finding the
+  batch's events there, in order, means it was stored.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from ..client import Client
-from ..errors import PulserOpsError, TransportError
-from ..models import EventIn
+from ..errors import NotFound, TransportError
+from ..models import EventIn, RunEvent
+from .textsafe import safe_json, safe_text
 
 log = logging.getLogger("pulser_ops.worker")
 
@@ -30,6 +48,18 @@ log = logging.getLogger("pulser_ops.worker")
 MAX_MESSAGE_BYTES = 16 * 1024
 #: ``append_run_events`` accepts at most 5000 events per call.
 MAX_BATCH = 1000
+#: Pauses between sends while the database cannot be reached: first, and at most.
+RETRY_PAUSE_SECONDS = (0.2, 5.0)
+#: A closing sink tries a batch this many times before it gives up on an unreachable database.
+CLOSING_ATTEMPTS = 3
+#: Kind of the event that stands in for one the database refused.
+REFUSED_KIND = "event_refused"
+#: Runs whose last stored seq the sink remembers (for telling whether a lost append was stored).
+SEQS_KEPT = 10_000
+#: Events by other writers (cancel requests...) a lost batch may sit behind.
+FOREIGN_EVENTS = 100
+#: ``list_run_events`` returns at most this many events per call.
+PAGE = 5000
 
 
 def clip(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
@@ -55,7 +85,14 @@ class EventSink:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pulser-events", daemon=True)
+        #: Events lost (their run is gone, or the database was away as the sink closed).
         self.dropped = 0
+        #: Events the database refused, each replaced by an ``event_refused`` event.
+        self.refused = 0
+        #: Batches whose reply was lost but which were stored (found, not sent again).
+        self.found_stored = 0
+        #: The last seq stored for a run by this sink (the sender's own: under _send_lock).
+        self._last_seq: OrderedDict[UUID, int] = OrderedDict()
 
     def start(self) -> None:
         self._thread.start()
@@ -76,8 +113,8 @@ class EventSink:
                 "run_id": run_id,
                 "kind": kind,
                 "level": level,
-                "message": clip(message),
-                "data": data,
+                "message": clip(safe_text(message)),
+                "data": None if data is None else safe_json(data),
                 "attempt": attempt,
                 "worker_id": worker_id,
             }
@@ -157,24 +194,127 @@ class EventSink:
             return True
 
     def _send(self, batch: list[EventIn]) -> None:
-        for attempt in range(3):
+        try:
+            self._append(batch)
+        except TransportError as e:
+            log.error(
+                "dropping %d events: the database was away as the worker stopped (%s)",
+                len(batch),
+                e,
+            )
+            self.dropped += len(batch)
+        except Exception as e:  # refused (or not sendable): find the event, send the others
+            self._split(batch, e)
+
+    def _append(self, batch: list[EventIn]) -> None:
+        """``events.append``, sent again while the database cannot be reached."""
+        pause, longest = RETRY_PAUSE_SECONDS
+        tries = 0
+        while True:
             try:
-                self._client.events.append(batch)
+                if tries and self._was_stored(batch):
+                    self.found_stored += 1
+                    log.info("%d events whose append reply was lost were stored", len(batch))
+                    return
+                self._remember(self._client.events.append(batch))
                 return
             except TransportError as e:
-                log.warning("appending %d events failed (%s); retrying", len(batch), e)
-                self._stop.wait(0.2 * (attempt + 1))
-            except PulserOpsError as e:
-                # One bad run (e.g. pruned meanwhile) must not take the others' events down.
-                if len({ev.run_id for ev in batch}) > 1:
-                    for run_id in {ev.run_id for ev in batch}:
-                        self._send([ev for ev in batch if ev.run_id == run_id])
-                    return
-                log.warning("dropping %d events of run %s: %s", len(batch), batch[0].run_id, e)
-                self.dropped += len(batch)
-                return
-        log.error("dropping %d events after repeated transport errors", len(batch))
-        self.dropped += len(batch)
+                tries += 1
+                closing = self._stop.is_set()
+                if closing and tries >= CLOSING_ATTEMPTS:
+                    raise
+                log.warning(
+                    "appending %d events failed (%s); retrying in %.1fs", len(batch), e, pause
+                )
+                if closing:
+                    time.sleep(pause)
+                else:
+                    self._stop.wait(pause)
+                pause = min(pause * 2, longest)
+
+    def _remember(self, rows: Sequence[RunEvent]) -> None:
+        for row in rows:
+            self._last_seq[row.run_id] = max(row.seq, self._last_seq.get(row.run_id, 0))
+            self._last_seq.move_to_end(row.run_id)
+        while len(self._last_seq) > SEQS_KEPT:
+            self._last_seq.popitem(last=False)
+
+    def _was_stored(self, batch: list[EventIn]) -> bool:
+        """After a failed append: whether it was stored all the same (its reply lost)."""
+        stored = False
+        for i, run_id in enumerate(dict.fromkeys(ev.run_id for ev in batch)):
+            want = [_key(ev) for ev in batch if ev.run_id == run_id]
+            found = self._tail(run_id, len(want) + FOREIGN_EVENTS)
+            have = [_key(ev) for ev in found]
+            at = next(
+                (j for j in range(len(have) - len(want) + 1) if have[j : j + len(want)] == want),
+                None,
+            )
+            if i == 0 and at is None:
+                return False  # all or nothing: one run's part tells for the batch
+            if at is not None:
+                self._remember(found[at : at + len(want)])
+                stored = True
+        return stored
+
+    def _tail(self, run_id: UUID, keep: int) -> list[RunEvent]:
+        """The run's last ``keep`` events after the last seq this sink stored for it (a
+        stored batch is there: nothing of this sink's was sent after it)."""
+        after = self._last_seq.get(run_id, 0)
+        tail: list[RunEvent] = []
+        while True:
+            page = self._client.events.list(run_id, after_seq=after, limit=PAGE)
+            tail = (tail + page)[-keep:]
+            if len(page) < PAGE:
+                return tail
+            after = page[-1].seq
+
+    def _split(self, batch: list[EventIn], error: Exception) -> None:
+        """A refused batch: by run first (one run may be gone), then in halves, down to the
+        one event the database will not take, which is replaced by a note."""
+        runs = list(dict.fromkeys(ev.run_id for ev in batch))
+        if len(runs) > 1:
+            for run_id in runs:
+                self._send([ev for ev in batch if ev.run_id == run_id])
+            return
+        if isinstance(error, NotFound):  # the run was deleted meanwhile: nowhere to put them
+            log.warning("dropping %d events of run %s: %s", len(batch), runs[0], error)
+            self.dropped += len(batch)
+            return
+        if len(batch) > 1:
+            half = len(batch) // 2
+            self._send(batch[:half])
+            self._send(batch[half:])
+            return
+        self._replace(batch[0], error)
+
+    def _replace(self, event: EventIn, error: Exception) -> None:
+        self.refused += 1
+        why = safe_text(str(error))[:2000]
+        note = EventIn(
+            run_id=event.run_id,
+            kind=REFUSED_KIND,
+            level="error",
+            message=clip(
+                f"the control plane refused a {safe_text(event.kind)[:64]!r} event of this run, "
+                f"which is replaced by this one: {why}"
+            ),
+            data={
+                "kind": safe_text(event.kind)[:200],
+                "level": event.level,
+                "message_bytes": len(event.message.encode("utf-8", "replace")),
+                "message_start": clip(safe_text(event.message), 1024),
+                "error": why,
+            },
+            attempt=event.attempt,
+            worker_id=event.worker_id,
+        )
+        log.warning("run %s: an event was refused (%s); a note stands in for it", event.run_id, why)
+        try:
+            self._append([note])
+        except Exception as e:
+            log.error("run %s: dropping a refused event and its note: %s", event.run_id, e)
+            self.dropped += 1
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -191,3 +331,7 @@ class EventSink:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         self.flush()
+
+
+def _key(event: EventIn | RunEvent) -> tuple[str, str, str, int | None, str | None]:
+    return (event.kind, event.level, event.message, event.attempt, event.worker_id)

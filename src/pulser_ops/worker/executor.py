@@ -48,6 +48,7 @@ from .context import RunContext
 from .events import EventSink
 from .held import HeldRun
 from .templates import TemplateCache
+from .textsafe import safe_json, safe_text
 
 log = logging.getLogger("pulser_ops.worker")
 
@@ -64,11 +65,10 @@ RUNNING_ROW_DELAY_SECONDS = 0.05
 
 
 def bounded(value: Any, limit: int = MAX_OUTPUT_BYTES) -> Any:
-    """``value`` if its JSON fits in ``limit`` bytes, else a small note saying it did not."""
-    try:
-        size = len(json.dumps(value, default=str).encode())
-    except (TypeError, ValueError):
-        return {"unserialisable": type(value).__name__}
+    """``value`` made storable (``textsafe``) if its JSON fits in ``limit`` bytes, else a small
+    note saying it did not."""
+    value = safe_json(value)
+    size = len(json.dumps(value).encode())
     return value if size <= limit else {"truncated": True, "json_bytes": size}
 
 
@@ -112,7 +112,8 @@ class RunExecutor:
         self._options = options
         self._worker_id = worker_id
         self._workroot = workroot
-        self._completer = Completer(client, worker_id)
+        # A completion waits out a database restart; only a forced stop gives up on it.
+        self._completer = Completer(client, worker_id, give_up=options.kill_now)
         self._bookkeeping = DaemonThreads("pulser-step-records")
 
     def close(self) -> None:
@@ -256,7 +257,7 @@ class RunExecutor:
                     kind=spec.kind,
                     status=status,
                     exit_code=outcome.exit_code,
-                    error=error,
+                    error=safe_text(error) if error else error,
                     output=bounded(
                         {
                             "result": outcome.result,
@@ -389,19 +390,20 @@ class RunExecutor:
         error_class: str | None = None,
         retryable: bool = True,
         steps: list[StepRecord] | None = None,
+        carry: bool = True,
     ) -> Ending:
         if held.reason == "lease_lost" or not held.begin_settle("run"):
             return self._settle_lost_or_released(held)
         # Its log goes with the completion, right before its terminal event.
-        carried = self._sink.take_run(held.run_id)
+        carried = self._sink.take_run(held.run_id) if carry else []
         try:
             done = self._completer.complete(
                 Completion(
                     run_id=held.run.id,
                     attempt=held.attempt,
                     status=status,
-                    result=result,
-                    error=error[:60000] if error else None,
+                    result=safe_json(result),
+                    error=safe_text(error[:60000]) if error else None,
                     error_class=error_class,
                     retryable=retryable,
                     steps=steps or None,
@@ -412,12 +414,26 @@ class RunExecutor:
                     or None,
                 )
             )
-        except TransportError as e:
+        except TransportError as e:  # the Completer gave up waiting: the worker is forced to stop
             self._sink.put_back(carried)
             log.error("run %s: not completed (%s); the sweeper will requeue it", held.run_id, e)
             return "abandoned"
-        except PulserOpsError as e:
+        except Exception as e:  # refused (PulserOpsError), or a value it could not even send
             self._sink.put_back(carried)
+            if carried:
+                # One of its events may be what was refused: they go on their own (the sink
+                # splits out a bad one), then the completion goes again without them.
+                self._sink.flush_run(held.run_id)
+                return self._complete(
+                    held,
+                    status,
+                    result=result,
+                    error=error,
+                    error_class=error_class,
+                    retryable=retryable,
+                    steps=steps,
+                    carry=False,
+                )
             if status == "failed" and result is None:
                 log.error("run %s: could not complete: %s", held.run_id, e)
                 return "abandoned"
@@ -430,6 +446,7 @@ class RunExecutor:
                 error=f"could not store the run's outcome ({status}): {e}",
                 error_class="invalid_result",
                 retryable=False,
+                carry=False,
             )
         if not done.ok:
             self._sink.put_back(carried)

@@ -4,6 +4,9 @@ Why separate: a step that blocks, a python handler that hogs the CPU or a satura
 connection pool in the run threads must never delay the heartbeat, or the sweeper takes
 the run away from a perfectly healthy worker. One ``heartbeat_many`` per tick covers every
 run the worker holds and also marks the worker itself as seen.
+
+A beat that fails (the database is restarting) is tried again after ``RETRY_SECONDS`` rather
+than a whole interval, so the leases are renewed as soon as the database is back.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from .config import WorkerConfig
 from .held import HeldRun, HeldRuns
 
 log = logging.getLogger("pulser_ops.worker")
+
+#: After a failed beat, the next one comes this soon (or at the usual interval if sooner).
+RETRY_SECONDS = 0.5
 
 
 class Heartbeater:
@@ -40,6 +46,7 @@ class Heartbeater:
         self._kick = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pulser-heartbeat", daemon=True)
         self.beats = 0
+        self._now = False
 
     def start(self) -> None:
         self._thread.start()
@@ -48,19 +55,27 @@ class Heartbeater:
         """Re-plan the next beat (a run was just claimed, possibly with a shorter lease)."""
         self._kick.set()
 
+    def beat_soon(self) -> None:
+        """Beat now, not at the next interval (runs adopted with a lease already running)."""
+        self._now = True
+        self._kick.set()
+
     def interval(self) -> float:
         return self._config.heartbeat_interval([h.run.lease_seconds for h in self._held.snapshot()])
 
-    def beat(self) -> None:
-        """One heartbeat for every held run; acts on cancel requests and lost leases."""
+    def beat(self) -> bool:
+        """One heartbeat for every held run; acts on cancel requests and lost leases.
+        False when the call failed."""
         held = {h.run_id: h for h in self._held.snapshot() if not h.taken_over}
         try:
             results = self._client.runs.heartbeat_many(
                 self._config.worker_id, [(h.run_id, h.attempt) for h in held.values()]
             )
         except PulserOpsError as e:
-            log.warning("heartbeat failed (%s); retrying in %.1fs", e, self.interval())
-            return
+            log.warning(
+                "heartbeat failed (%s); retrying in %.1fs", e, min(RETRY_SECONDS, self.interval())
+            )
+            return False
         self.beats += 1
         for r in results:
             h = held.get(str(r.run_id))
@@ -70,20 +85,24 @@ class Heartbeater:
                 self._on_lost(h)
             elif r.cancel_requested:
                 self._on_cancel(h)
+        return True
 
     def _loop(self) -> None:
         # Beat when an interval has passed since the last beat. A kick (new claim, changed
         # leases) only re-plans the wait: a just-claimed run's lease is fresh, so beating it at
         # once would be a wasted round trip on every claim.
         last = float("-inf")
+        ok = True
         while not self._stop.is_set():
-            due = last + self.interval()
+            due = last + (self.interval() if ok else min(RETRY_SECONDS, self.interval()))
             now = time.monotonic()
-            if now >= due:
+            if now >= due or self._now:
+                self._now = False
                 try:
-                    self.beat()
+                    ok = self.beat()
                 except Exception:  # never let the heartbeat thread die
                     log.exception("heartbeat loop error")
+                    ok = False
                 last = time.monotonic()
                 continue
             self._kick.wait(due - now)

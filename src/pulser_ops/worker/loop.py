@@ -8,6 +8,14 @@ Threads and why:
 - a heartbeat thread with its own connection pool (see :mod:`.heartbeat`);
 - an event flusher (see :mod:`.events`) and, with a database URL, a LISTEN thread that
   wakes the claim loop when work is enqueued (polling stays the source of truth).
+
+A claim that fails for want of the database (a restart, a failover) may have committed just
+as the connection died: the runs are then the worker's without it knowing, and would sit out
+their lease (a single-attempt run then fails without ever running). So after such a failure,
+before it claims again, the worker asks the database which runs it holds under its worker id
+(``list_held_runs``) and adopts the ones it does not know (it executes them under the claim's
+attempt), or releases them if it is stopping. Runs it started itself and gave up on
+("abandoned") are never adopted: they were executed once, and the sweeper settles them.
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from .. import calls
 from ..daemon_threads import DaemonThreads
-from ..errors import PulserOpsError
+from ..errors import PulserOpsError, TransportError
 from ..models import Run
 from ..steps import HandlerContext, HandlerRegistry, StepOptions
 from .clients import ClientOrSettings, WorkerClients, open_clients
@@ -144,6 +153,10 @@ class Worker:
         self._run_threads = DaemonThreads("pulser-run")
         self.endings: dict[str, int] = {}
         self._endings_lock = threading.Lock()
+        #: A claim failed for want of the database: it may have committed unheard.
+        self._claim_unheard = False
+        #: (run id, attempt) of runs this worker started and abandoned: never adopt them.
+        self._abandoned: set[tuple[str, int]] = set()
         self._clients: WorkerClients | None = None
         self._sink: EventSink | None = None
         cfg = self.config
@@ -299,6 +312,8 @@ class Worker:
         )
         try:
             self._claim_loop(clients, executor, heart)
+            if self._claim_unheard:  # stopping: give back what a lost claim took
+                self._adopt_unheard(clients, executor, heart)
             self._drain(clients)
         finally:
             if listener is not None:
@@ -338,6 +353,10 @@ class Worker:
             self.health.turn()
             self._kick.clear()
             self._let_slots_gather()
+            if self._claim_unheard and not self._adopt_unheard(clients, executor, heart):
+                self._kick.wait(backoff)
+                backoff = min(backoff * 2, max(cfg.poll_seconds, 5.0))
+                continue
             free = cfg.concurrency - len(self.held)
             got: list[Run] = []
             if free > 0:
@@ -349,6 +368,8 @@ class Worker:
                     self.health.claimed()
                 except PulserOpsError as e:
                     self.health.claim_failed(f"{e.code}: {e}")
+                    if isinstance(e, TransportError):
+                        self._claim_unheard = True  # it may have committed as the link died
                     log.warning("claim failed (%s); retrying in %.1fs", e, backoff)
                     self._kick.wait(backoff)
                     backoff = min(backoff * 2, max(cfg.poll_seconds, 5.0))
@@ -364,6 +385,59 @@ class Worker:
             if got and len(got) == free:
                 continue  # there may be more: claim again as soon as a slot frees up
             self._kick.wait(cfg.poll_seconds)
+
+    def _adopt_unheard(
+        self, clients: WorkerClients, executor: RunExecutor, heart: Heartbeater
+    ) -> bool:
+        """After a claim that failed for want of the database: adopt (or, when stopping,
+        release) the runs the database has running under this worker id that the worker does
+        not know. False when the database cannot tell yet."""
+        cfg = self.config
+        # Known runs are read *before* asking: a run that ends in between is no longer
+        # running in the database's answer, so it cannot be mistaken for an unheard one.
+        known = {h.run_id for h in self.held.snapshot()}
+        try:
+            running = clients.main.transport.execute(calls.list_held_runs(cfg.worker_id))
+        except PulserOpsError as e:
+            log.warning("cannot list the runs held by %s yet (%s)", cfg.worker_id, e)
+            return False
+        self._claim_unheard = False
+        with self._endings_lock:
+            self._abandoned &= {(str(r.id), r.attempt) for r in running}
+            abandoned = set(self._abandoned)
+        adopted = 0
+        for run in running:
+            rid = str(run.id)
+            if rid in known or (rid, run.attempt) in abandoned:
+                continue
+            if self._stopping.is_set() or len(self.held) >= cfg.concurrency:
+                why = f"worker {cfg.worker_id} is stopping" if self._stopping.is_set() else "full"
+                ending = release_run(
+                    clients.main,
+                    cfg.worker_id,
+                    HeldRun(run),
+                    f"claimed by a call whose reply was lost; {why}",
+                    lambda _h: "lease_lost",
+                )
+                log.warning(
+                    "run %s attempt %d: claimed by a call whose reply was lost: %s",
+                    rid,
+                    run.attempt,
+                    ending,
+                )
+                if ending == "abandoned":  # the release itself failed: look again later
+                    self._claim_unheard = True
+                continue
+            log.warning(
+                "run %s attempt %d: claimed by a call whose reply was lost; adopting it",
+                rid,
+                run.attempt,
+            )
+            self._start(executor, run)
+            adopted += 1
+        if adopted:
+            heart.beat_soon()  # the claim's lease has been running since it committed
+        return True
 
     def _let_slots_gather(self) -> None:
         """After a run ended while others still run, wait (at most CLAIM_COOLDOWN_SECONDS) for
@@ -395,6 +469,8 @@ class Worker:
         finally:
             with self._endings_lock:
                 self.endings[ending] = self.endings.get(ending, 0) + 1
+                if ending == "abandoned":  # before it leaves ``held``: see _adopt_unheard
+                    self._abandoned.add((held.run_id, held.attempt))
             self.held.remove(held.run_id)
             self._ended.set()
             self._kick.set()

@@ -102,6 +102,15 @@ select is((select status from public.cancel_run((select id from q2))), 'cancelle
   'cancel: a queued run is cancelled at once');
 select throws_ok(format($$update public.runs set status = 'running' where id = %L$$, (select id from q2)),
   'PO411', null, 'cancelled is terminal');
+create temp table q3 as select * from public.enqueue_run('t-sm', '{"n": 22}');
+select throws_ok(format($$update public.runs set status = 'succeeded', finished_at = now() where id = %L$$, (select id from q3)),
+  'PO400', null, 'a queued run cannot jump to succeeded, even by direct update');
+select throws_ok(format($$update public.runs set status = 'failed', finished_at = now() where id = %L$$, (select id from q3)),
+  'PO400', null, 'a queued run cannot jump to failed, even by direct update');
+update public.runs set cancel_reason = 'checked' where id = (select id from q3);
+select is((select version from public.runs where id = (select id from q3)), (select version + 1 from q3),
+  'an update that does not bump version gets it bumped');
+select is((select status from public.cancel_run((select id from q3))), 'cancelled', 'q3 is out of the way');
 
 -- Complete: success, idempotent repeat, retry with backoff, non-retryable, attempts exhausted
 create temp table s1 as select * from public.enqueue_run('t-sm', '{"n": 3}');

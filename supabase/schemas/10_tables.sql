@@ -1,0 +1,204 @@
+-- pulser-ops: the tables.
+--
+-- supabase/schemas/ is the control plane as it is now, each object once, in its latest
+-- definition; its files run in file-name order (after src/pulser_ops/db/bootstrap.sql on plain
+-- PostgreSQL). A change edits the file here AND adds a migration: see supabase/README.md.
+--
+-- Layout:
+--   public      tables, security-invoker views, and the API functions (all security invoker).
+--   pulser_ops  private (never exposed through the Data API): SECURITY DEFINER implementations
+--               of the few operator-facing writes, and the helpers the API functions share.
+-- Every function has a fixed search_path (''), so every name below is schema-qualified.
+-- Errors use stable SQLSTATEs (see docs/SQL_API.md):
+--   PO400 invalid input · PO422 invalid params · PO404 not found · PO409 conflict
+--   PO410 lease lost    · PO411 already terminal · 42501 permission denied
+--
+-- Files: 10 tables · 15 who is calling · 20 the state machine of a run · 30 events, steps and
+-- artifacts · 40 templates, lanes, sessions, workers, retention · 50 readers and views ·
+-- 60 change notifications, Realtime and Storage · 90 row level security and grants (last, so
+-- that its rules see every object).
+
+create schema if not exists pulser_ops;
+comment on schema pulser_ops is 'pulser-ops internals: not exposed through the Data API.';
+revoke all on schema pulser_ops from public;
+
+-- ---------------------------------------------------------------------------
+-- Tables
+-- ---------------------------------------------------------------------------
+
+create table public.lanes (
+  id          text primary key check (id in ('A', 'B', 'C', 'D')),
+  paused      boolean not null default false,
+  max_running integer check (max_running is null or max_running > 0),
+  description text not null default '',
+  updated_at  timestamptz not null default now()
+);
+insert into public.lanes (id, description) values
+  ('A', 'lane A'), ('B', 'lane B'), ('C', 'lane C'), ('D', 'lane D');
+
+create table public.sessions (
+  id         uuid primary key default gen_random_uuid(),
+  owner_id   uuid,
+  title      text not null default '' check (char_length(title) <= 200),
+  metadata   jsonb not null default '{}' check (jsonb_typeof(metadata) = 'object'),
+  created_at timestamptz not null default now()
+);
+create index sessions_owner_idx on public.sessions (owner_id, created_at);
+
+create table public.run_templates (
+  name                      text primary key check (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
+  description               text not null default '' check (char_length(description) <= 2000),
+  params_schema             jsonb not null default '{"type": "object"}'
+                              check (jsonb_typeof(params_schema) = 'object'),
+  steps                     jsonb not null default '[]' check (jsonb_typeof(steps) = 'array'),
+  default_lane              text not null default 'A' check (default_lane in ('A', 'B', 'C', 'D')),
+  max_attempts              integer not null default 3 check (max_attempts between 1 and 100),
+  retry_backoff_seconds     numeric not null default 5 check (retry_backoff_seconds >= 0),
+  retry_backoff_max_seconds numeric not null default 600,
+  retry_jitter              numeric not null default 0.2 check (retry_jitter between 0 and 1),
+  non_retryable_errors      text[] not null default '{}',
+  lease_seconds             integer not null default 60 check (lease_seconds between 5 and 86400),
+  timeout_seconds           integer check (timeout_seconds is null or timeout_seconds > 0),
+  created_at                timestamptz not null default now(),
+  updated_at                timestamptz not null default now(),
+  constraint run_templates_backoff_cap check (retry_backoff_max_seconds >= retry_backoff_seconds)
+);
+
+create table public.runs (
+  id                  uuid primary key default gen_random_uuid(),
+  template            text not null references public.run_templates (name) on update cascade,
+  lane                text not null check (lane in ('A', 'B', 'C', 'D')),
+  status              text not null default 'queued'
+                        check (status in ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+  priority            integer not null default 0 check (priority between -100 and 100),
+  attempt             integer not null default 0,
+  max_attempts        integer not null check (max_attempts between 1 and 100),
+  lease_seconds       integer not null check (lease_seconds between 5 and 86400),
+  params              jsonb not null default '{}' check (jsonb_typeof(params) = 'object'),
+  session_id          uuid references public.sessions (id) on delete set null,
+  owner_id            uuid,
+  idempotency_key     text check (char_length(idempotency_key) between 1 and 200),
+  available_at        timestamptz not null default now(),
+  worker_id           text,
+  claimed_at          timestamptz,
+  heartbeat_at        timestamptz,
+  lease_expires_at    timestamptz,
+  cancel_requested_at timestamptz,
+  cancel_reason       text,
+  result              jsonb,
+  error               text,
+  error_class         text,
+  sweep_count         integer not null default 0 check (sweep_count >= 0),
+  version             integer not null default 1,
+  created_at          timestamptz not null default now(),
+  updated_at          timestamptz not null default now(),
+  finished_at         timestamptz,
+  constraint runs_attempt_range check (attempt between 0 and max_attempts),
+  constraint runs_finished_iff_terminal
+    check ((status in ('succeeded', 'failed', 'cancelled')) = (finished_at is not null)),
+  constraint runs_running_holds_lease
+    check (status <> 'running'
+           or (worker_id is not null and lease_expires_at is not null
+               and claimed_at is not null and attempt >= 1)),
+  constraint runs_lease_only_while_running check (status = 'running' or lease_expires_at is null),
+  constraint runs_queued_has_no_worker check (status <> 'queued' or worker_id is null),
+  constraint runs_succeeded_was_claimed check (status <> 'succeeded' or attempt >= 1)
+) with (fillfactor = 85);
+comment on table public.runs is
+  'A run of a template. queued -> running -> succeeded|failed|cancelled; running -> queued by retry, sweep or release.';
+
+-- The claim path: queued runs of a lane in priority-then-age order (partial: finished runs cost nothing).
+create index runs_claim_idx on public.runs (lane, priority desc, created_at) where status = 'queued';
+-- Running runs: lane concurrency counts and the sweeper. Leases are not indexed so heartbeats stay HOT.
+create index runs_running_idx on public.runs (lane) where status = 'running';
+create index runs_finished_idx on public.runs (finished_at) where finished_at is not null;
+create index runs_created_idx on public.runs (created_at desc, id desc);
+create index runs_template_idx on public.runs (template, created_at desc);
+create index runs_session_idx on public.runs (session_id) where session_id is not null;
+create index runs_owner_idx on public.runs (owner_id, created_at desc) where owner_id is not null;
+create unique index runs_idempotency_idx
+  on public.runs ((coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), idempotency_key)
+  where idempotency_key is not null;
+
+create table public.run_steps (
+  run_id      uuid not null references public.runs (id) on delete cascade,
+  attempt     integer not null check (attempt >= 1),
+  idx         integer not null check (idx >= 0),
+  name        text not null check (char_length(name) between 1 and 200),
+  kind        text not null check (kind in ('shell', 'http', 'python', 'mcp', 'docker')),
+  status      text not null check (status in ('running', 'succeeded', 'failed', 'cancelled', 'skipped')),
+  started_at  timestamptz not null default now(),
+  finished_at timestamptz,
+  exit_code   integer,
+  error       text,
+  output      jsonb,
+  primary key (run_id, attempt, idx),
+  constraint run_steps_finished_iff_done check ((status = 'running') = (finished_at is null))
+);
+
+-- A run's events are numbered 1, 2, 3, ... in commit order: see "Event seqs" in
+-- 30_events_artifacts.sql.
+create table public.run_events (
+  run_id    uuid not null references public.runs (id) on delete cascade,
+  seq       bigint not null check (seq > 0),
+  at        timestamptz not null default now(),
+  kind      text not null check (kind ~ '^[a-z][a-z0-9_.]{0,63}$'),
+  level     text not null default 'info' check (level in ('debug', 'info', 'warn', 'error')),
+  message   text not null default '' check (octet_length(message) <= 16384),
+  data      jsonb,
+  attempt   integer,
+  worker_id text,
+  primary key (run_id, seq)
+);
+
+create table public.artifacts (
+  id             uuid primary key default gen_random_uuid(),
+  run_id         uuid not null references public.runs (id) on delete cascade,
+  attempt        integer,
+  name           text not null,
+  kind           text not null default 'text' check (kind ~ '^[a-z][a-z0-9_-]{0,31}$'),
+  content_type   text not null default 'text/plain; charset=utf-8',
+  size_bytes     bigint not null default 0 check (size_bytes >= 0),
+  inline_text    text check (octet_length(inline_text) <= 65536),
+  storage_bucket text,
+  storage_path   text,
+  sha256         text check (sha256 is null or sha256 ~ '^[0-9a-f]{64}$'),
+  metadata       jsonb not null default '{}' check (jsonb_typeof(metadata) = 'object'),
+  created_at     timestamptz not null default now(),
+  unique (run_id, name),
+  constraint artifacts_name_is_relative_path check (
+    char_length(name) between 1 and 255
+    and name !~ '(^/|\\|//|(^|/)\.\.?(/|$)|/$|[[:cntrl:]])'),
+  constraint artifacts_inline_xor_storage
+    check ((inline_text is null) <> (storage_path is null)),
+  constraint artifacts_storage_path_in_run_folder
+    check (storage_path is null
+           or (storage_bucket is not null and storage_path = run_id::text || '/' || name))
+);
+
+create table public.spec_docs (
+  id         uuid primary key default gen_random_uuid(),
+  session_id uuid references public.sessions (id) on delete cascade,
+  owner_id   uuid,
+  kind       text not null default 'note' check (kind ~ '^[a-z][a-z0-9_-]{0,31}$'),
+  title      text not null default '' check (char_length(title) <= 200),
+  content    text not null default '' check (octet_length(content) <= 1048576),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+create index spec_docs_session_idx on public.spec_docs (session_id);
+create index spec_docs_owner_idx on public.spec_docs (owner_id);
+
+create table public.workers (
+  id           text primary key check (char_length(id) between 1 and 200),
+  host         text not null default '',
+  pid          integer,
+  lanes        text[] not null default '{A,B,C,D}'
+                 check (lanes <@ array['A', 'B', 'C', 'D']::text[]),
+  version      text not null default '',
+  concurrency  integer not null default 1 check (concurrency between 1 and 10000),
+  status       text not null default 'active' check (status in ('active', 'draining', 'stopped')),
+  started_at   timestamptz not null default now(),
+  last_seen_at timestamptz not null default now(),
+  metadata     jsonb not null default '{}' check (jsonb_typeof(metadata) = 'object')
+);

@@ -1,0 +1,76 @@
+-- pulser-ops: who is calling, and what they may touch.
+--
+-- Every API function starts here: the caller's kind decides what it may do (workers and the
+-- sweeper are 'service'; people are 'operator' or 'admin'), and lock_run_for is the one check
+-- of "is this run yours" for the writes operators may make.
+
+-- Who is calling, as the control plane sees it: 'service' (workers, sweeper, a direct
+-- connection with the service role's privileges), 'admin' (authenticated + app_metadata.ops_role
+-- = admin), 'operator' (authenticated), 'anon', or 'none'. The 'role' GUC is what PostgREST,
+-- Storage and Realtime set per request; SECURITY DEFINER does not change it.
+create function pulser_ops.caller_kind() returns text
+language plpgsql stable set search_path = '' as $$
+-- plpgsql, not sql: a SQL function with SET search_path is never inlined and is re-planned on
+-- every call, and this runs in every API call (bench/experiments/caller_kind_plpgsql.sql).
+declare
+  r text := nullif(pg_catalog.current_setting('role'), 'none');
+begin
+  if r = 'service_role' then
+    return 'service';
+  elsif r = 'authenticated' then
+    return case when coalesce(auth.jwt() -> 'app_metadata' ->> 'ops_role', '') = 'admin'
+                then 'admin' else 'operator' end;
+  elsif r = 'anon' then
+    return 'anon';
+  elsif coalesce((select rolsuper from pg_catalog.pg_roles where rolname = coalesce(r, session_user)), false)
+        or pg_catalog.pg_has_role(coalesce(r, session_user), 'service_role', 'USAGE') then
+    return 'service';
+  end if;
+  return 'none';
+end
+$$;
+
+create function pulser_ops.is_admin() returns boolean
+language sql stable set search_path = '' as $$
+  select pulser_ops.caller_kind() in ('service', 'admin')
+$$;
+
+create function pulser_ops.require_service(action text) returns void
+language plpgsql stable set search_path = '' as $$
+begin
+  if pulser_ops.caller_kind() <> 'service' then
+    raise exception 'permission denied: only the service role may %', action
+      using errcode = '42501', hint = 'Workers and the sweeper use the service role key or a direct database connection.';
+  end if;
+end
+$$;
+
+create function pulser_ops.require_admin(action text) returns void
+language plpgsql stable set search_path = '' as $$
+begin
+  if not pulser_ops.is_admin() then
+    raise exception 'permission denied: only an admin or the service role may %', action
+      using errcode = '42501', hint = 'Admins carry app_metadata.ops_role = ''admin'' in their JWT.';
+  end if;
+end
+$$;
+
+-- The run as a caller may act on it: not found (PO404) if it does not exist, 42501 if it is not
+-- theirs. Locks the row (no key update) so the caller's decision holds until commit.
+create function pulser_ops.lock_run_for(run_id uuid, action text) returns public.runs
+language plpgsql volatile set search_path = '' as $$
+declare
+  r public.runs;
+  k text := pulser_ops.caller_kind();
+begin
+  select * into r from public.runs where id = lock_run_for.run_id for no key update;
+  if not found then
+    raise exception 'run % not found', lock_run_for.run_id using errcode = 'PO404';
+  end if;
+  if k in ('service', 'admin') or (k = 'operator' and r.owner_id = auth.uid()) then
+    return r;
+  end if;
+  raise exception 'permission denied: you may not % run %', action, lock_run_for.run_id
+    using errcode = '42501';
+end
+$$;

@@ -1,0 +1,106 @@
+-- pulser-ops: row level security and grants, last, so that the function grants below see every
+-- function the files before created. Supabase's rules: RLS on every table, nothing for anon or
+-- PUBLIC, explicit grants for the rest. (The policy on storage.objects sits with its bucket in
+-- 60_realtime_storage.sql.)
+--
+-- A new public API function is added to the list in the loop below (the service role may call
+-- it) and, if operators may call it, to the operators' grant at the end.
+
+-- ---------------------------------------------------------------------------
+-- Row level security: operators see their own runs; admins and the service role see all
+-- ---------------------------------------------------------------------------
+
+alter table public.lanes enable row level security;
+alter table public.sessions enable row level security;
+alter table public.run_templates enable row level security;
+alter table public.runs enable row level security;
+alter table public.run_steps enable row level security;
+alter table public.run_events enable row level security;
+alter table public.artifacts enable row level security;
+alter table public.spec_docs enable row level security;
+alter table public.workers enable row level security;
+
+create policy "operators read lanes" on public.lanes for select to authenticated using (true);
+create policy "operators read templates" on public.run_templates for select to authenticated using (true);
+create policy "operators read workers" on public.workers for select to authenticated using (true);
+
+create policy "operators read their sessions" on public.sessions for select to authenticated
+  using (owner_id = (select auth.uid()) or (select pulser_ops.is_admin()));
+create policy "operators read their runs" on public.runs for select to authenticated
+  using (owner_id = (select auth.uid()) or (select pulser_ops.is_admin()));
+create policy "operators read steps of their runs" on public.run_steps for select to authenticated
+  using (exists (select 1 from public.runs r where r.id = run_id));
+create policy "operators read events of their runs" on public.run_events for select to authenticated
+  using (exists (select 1 from public.runs r where r.id = run_id));
+create policy "operators read artifacts of their runs" on public.artifacts for select to authenticated
+  using (exists (select 1 from public.runs r where r.id = run_id));
+create policy "operators manage their spec docs" on public.spec_docs for all to authenticated
+  using (owner_id = (select auth.uid()) or (select pulser_ops.is_admin()))
+  with check (owner_id = (select auth.uid()) or (select pulser_ops.is_admin()));
+
+-- ---------------------------------------------------------------------------
+-- Grants: explicit, nothing by default (Supabase no longer auto-exposes new tables)
+-- ---------------------------------------------------------------------------
+
+revoke all on public.lanes, public.sessions, public.run_templates, public.runs, public.run_steps,
+  public.run_events, public.artifacts, public.spec_docs, public.workers,
+  public.lane_stats, public.worker_health, public.stuck_runs
+  from public, anon, authenticated, service_role;
+grant select on public.lanes, public.sessions, public.run_templates, public.runs, public.run_steps,
+  public.run_events, public.artifacts, public.workers,
+  public.lane_stats, public.worker_health, public.stuck_runs to authenticated;
+grant select, insert, update, delete on public.spec_docs to authenticated;
+grant select, insert, update, delete on public.lanes, public.sessions, public.run_templates,
+  public.runs, public.run_steps, public.run_events, public.artifacts, public.spec_docs,
+  public.workers to service_role;
+grant select on public.lane_stats, public.worker_health, public.stuck_runs to service_role;
+grant usage on schema pulser_ops to authenticated, service_role;
+
+do $$
+declare
+  f regprocedure;
+begin
+  -- Functions are executable by PUBLIC by default, and Supabase's default privileges add
+  -- anon/authenticated/service_role: take all of that away, then grant exactly.
+  for f in select p.oid::regprocedure from pg_catalog.pg_proc p
+           join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+           where n.nspname = 'pulser_ops'
+              or (n.nspname = 'public' and p.proname in (
+                'enqueue_run', 'enqueue_runs', 'claim_runs', 'heartbeat_run', 'heartbeat_runs',
+                'cancel_run', 'complete_run', 'complete_runs', 'release_run', 'append_run_events',
+                'record_run_step', 'put_artifact', 'sweep_expired_runs', 'upsert_template',
+                'upsert_templates', 'set_lane', 'create_session', 'register_worker',
+                'deregister_worker', 'prune_runs', 'get_run', 'list_runs', 'list_run_events',
+                'list_run_steps', 'list_artifacts', 'get_artifact', 'list_templates',
+                'get_template', 'list_lanes', 'list_sessions', 'list_workers',
+                'runs_changed_since', 'get_runs', 'get_lane_stats', 'get_worker_health',
+                'list_stuck_runs', 'delete_runs', 'control_plane_info', 'list_held_runs'))
+  loop
+    execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
+    -- The service role (workers, sweeper) may call every one of them.
+    execute format('grant execute on function %s to service_role', f);
+  end loop;
+end
+$$;
+
+-- Operators (and admins): their own runs, through the checked implementations.
+grant execute on function
+  public.enqueue_run(text, jsonb, text, integer, timestamptz, text, uuid, integer),
+  public.enqueue_runs(jsonb), public.cancel_run(uuid, text), public.append_run_events(jsonb),
+  public.upsert_template(jsonb), public.upsert_templates(jsonb),
+  public.set_lane(text, boolean, integer, boolean),
+  public.create_session(text, jsonb), public.prune_runs(numeric, integer),
+  public.get_run(uuid),
+  public.list_runs(text[], text[], text, uuid, timestamptz, timestamptz, boolean, integer, uuid),
+  public.list_run_events(uuid, bigint, integer), public.list_run_steps(uuid),
+  public.list_artifacts(uuid), public.get_artifact(uuid, text), public.list_templates(),
+  public.get_template(text), public.list_lanes(), public.list_sessions(integer),
+  public.list_workers(), public.runs_changed_since(timestamptz, text[], integer),
+  public.get_runs(uuid[]), public.get_lane_stats(), public.get_worker_health(),
+  public.list_stuck_runs(integer), public.delete_runs(uuid[]), public.control_plane_info(),
+  pulser_ops.delete_runs(uuid[]), pulser_ops.control_plane_info(),
+  pulser_ops.enqueue_runs(jsonb), pulser_ops.cancel_run(uuid, text),
+  pulser_ops.append_run_events(jsonb), pulser_ops.upsert_template(jsonb),
+  pulser_ops.set_lane(text, boolean, integer, boolean), pulser_ops.create_session(text, jsonb),
+  pulser_ops.prune_runs(numeric, integer), pulser_ops.caller_kind(), pulser_ops.is_admin()
+  to authenticated, service_role;
