@@ -32,6 +32,7 @@ def test_demo_on_a_fresh_embedded_database() -> None:
         )
         assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
         assert "demo passed" in out.stdout
+        assert re.search(r"The Ops Control Room: http://127\.0\.0\.1:\d+/", out.stdout)
         assert re.search(r"pulser-ops demo: 10 runs in \d+\.\d+s", out.stdout)
         assert "was killed mid-run" in out.stdout
         # What the summary claims is what the database holds.

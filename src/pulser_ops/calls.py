@@ -621,3 +621,119 @@ def _info(rows: Sequence[Row]) -> dict[str, Any]:
 def control_plane_info() -> Call[dict[str, Any]]:
     """What `pulser-ops doctor` checks: applied migrations, functions, publication, bucket."""
     return Call("control_plane_info", {}, Decode.from_rows(_info), retry_safe=True, read_only=True)
+
+
+# --- the control room: board, search, count, bulk actions, re-run ----------------------------
+
+
+def _board(rows: Sequence[Row]) -> m.BoardSnapshot:
+    if len(rows) != 1:
+        raise InvalidInput(f"board_snapshot returned {len(rows)} rows")
+    return m.BoardSnapshot.model_validate(rows[0]["board"])
+
+
+def board_snapshot(running_limit: int = 100) -> Call[m.BoardSnapshot]:
+    return Call(
+        "board_snapshot",
+        _args(running_limit=(running_limit, "integer")),
+        Decode.from_rows(_board),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def _filter(value: m.RunFilter | Mapping[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, m.RunFilter):
+        return value.to_json()
+    try:
+        return m.RunFilter.model_validate(value).to_json()
+    except ValueError as e:
+        raise InvalidInput(f"filter: {e}") from None
+
+
+def search_runs(filter: m.RunFilter | Mapping[str, Any] | None, limit: int) -> Call[list[m.Run]]:
+    return Call(
+        "search_runs",
+        _args(filter=(_filter(filter), "jsonb"), max_rows=(limit, "integer")),
+        many(m.Run),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def count_runs(
+    filter: m.RunFilter | Mapping[str, Any] | None, max_exact: int | None = None
+) -> Call[m.RunCount]:
+    # Not read-only for PostgREST: the estimate runs EXPLAIN, which a STABLE function may not.
+    return Call(
+        "count_runs",
+        _args(filter=(_filter(filter), "jsonb"), max_exact=(max_exact, "integer")),
+        one(m.RunCount),
+        retry_safe=True,
+    )
+
+
+def _bulk_target(
+    run_ids: Iterable[UUID | str] | None, filter: m.RunFilter | Mapping[str, Any] | None
+) -> dict[str, tuple[Any, str]]:
+    if (run_ids is None) == (filter is None):
+        raise InvalidInput("give either run_ids or a filter")
+    if run_ids is not None:
+        return {"run_ids": ([_uuid(r, "run_ids") for r in run_ids], "uuid[]")}
+    return {"filter": (_filter(filter), "jsonb")}
+
+
+def bulk_cancel_runs(
+    run_ids: Iterable[UUID | str] | None,
+    filter: m.RunFilter | Mapping[str, Any] | None,
+    *,
+    max_runs: int,
+    dry_run: bool,
+    reason: str | None = None,
+) -> Call[m.BulkResult]:
+    return Call(
+        "bulk_cancel_runs",
+        _args(
+            **_bulk_target(run_ids, filter),
+            max_runs=(max_runs, "integer"),
+            dry_run=(dry_run, "boolean"),
+            reason=(reason, "text"),
+        ),
+        one(m.BulkResult),
+        retry_safe=dry_run,
+    )
+
+
+def bulk_rerun_runs(
+    run_ids: Iterable[UUID | str] | None,
+    filter: m.RunFilter | Mapping[str, Any] | None,
+    *,
+    max_runs: int,
+    dry_run: bool,
+) -> Call[m.BulkResult]:
+    return Call(
+        "bulk_rerun_runs",
+        _args(
+            **_bulk_target(run_ids, filter),
+            max_runs=(max_runs, "integer"),
+            dry_run=(dry_run, "boolean"),
+        ),
+        one(m.BulkResult),
+        retry_safe=dry_run,
+    )
+
+
+def rerun_run(
+    run_id: UUID | str, params: Mapping[str, Any] | None = None, lane: str | None = None
+) -> Call[m.Run]:
+    return Call(
+        "rerun_run",
+        _args(
+            run_id=(_uuid(run_id, "run_id"), "uuid"),
+            params=(_object(params, "params"), "jsonb"),
+            lane=(lane, "text"),
+        ),
+        one(m.Run),
+    )

@@ -120,11 +120,11 @@ def test_sync_subscription_helper(env: Env, client: Client) -> None:
 
 
 def _age(env: Env, run_id: object) -> None:
-    """Make a run look last changed half an hour ago (its guard trigger stamps ``now()``)."""
+    """Make a run look last changed half an hour ago (its stamping trigger sets ``now()``)."""
     env.sql(
-        "begin; alter table public.runs disable trigger runs_guard;"
+        "begin; alter table public.runs disable trigger runs_stamp;"
         f" update public.runs set updated_at = now() - interval '30 minutes' where id = '{run_id}';"
-        " alter table public.runs enable trigger runs_guard; commit;"
+        " alter table public.runs enable trigger runs_stamp; commit;"
     )
 
 

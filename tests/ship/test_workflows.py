@@ -107,9 +107,13 @@ def test_ci_runs_the_readme_test_command_on_three_pythons_with_caches() -> None:
     assert upload["if"] == "always()" and upload["with"]["path"] == "test-artifacts/"
 
 
-def test_screenshots_and_reports_go_where_ci_uploads_them() -> None:
+def test_screenshots_and_reports_go_where_ci_uploads_them(monkeypatch: pytest.MonkeyPatch) -> None:
     """The browser tests write screenshots to test-artifacts/screenshots/, which is ignored by
     git and inside the folder ci.yml uploads."""
+    from tests.browser.harness import artifacts_dir
+
+    monkeypatch.delenv("PULSER_OPS_TEST_ARTIFACTS", raising=False)
+    assert artifacts_dir() == ROOT / "test-artifacts" / "screenshots"
     assert "test-artifacts/" in (ROOT / ".gitignore").read_text().splitlines()
 
 

@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket
 
 from . import rpc, storage, tables
 from .db import make_pool
+from .gotrue import GoTrue
 from .realtime import Realtime
 
 
@@ -33,6 +34,7 @@ class StandInApp:
         self.cache = rpc.SchemaCache(self.pool)
         self.storage = storage.Storage(self.pool, jwt_secret, storage_dir)
         self.realtime = Realtime(db_url, self.pool, jwt_secret)
+        self.gotrue = GoTrue(jwt_secret)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.public_url = public_url
         self.asgi = Starlette(routes=self._routes(), lifespan=self._lifespan)
@@ -62,5 +64,6 @@ class StandInApp:
             Route("/rest/v1/rpc/{fn}", rpc_route, methods=["GET", "POST", "HEAD"]),
             Route("/rest/v1/{table}", table_route, methods=["GET", "HEAD"]),
             *self.storage.routes(),
+            *self.gotrue.routes(),
             WebSocketRoute("/realtime/v1/websocket", websocket_route),
         ]

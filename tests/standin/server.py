@@ -84,6 +84,11 @@ class StandIn:
         }
         return auth.sign(self.jwt_secret, claims)
 
+    def add_user(self, email: str, password: str,
+                 app_metadata: dict[str, Any] | None = None) -> str:
+        """A Supabase Auth user who can sign in with email and password; returns their id."""
+        return self.app.gotrue.add_user(email, password, app_metadata)
+
     # realtime control ----------------------------------------------------------
     def drop_realtime_connections(self) -> int:
         """Forcibly close every open Realtime websocket; return how many were closed."""

@@ -15,6 +15,7 @@ from pulser_ops.cli.demo import demo_command
 from pulser_ops.cli.doctor import doctor_command
 from pulser_ops.cli.operator import register as register_operator_commands
 from pulser_ops.cli.sweep import sweep_command
+from pulser_ops.cli.ui import ui_command
 from pulser_ops.cli.worker import worker_command
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ register_operator_commands(app)
 app.command("worker")(worker_command)
 app.command("demo")(demo_command)
 app.command("doctor")(doctor_command)
+app.command("ui")(ui_command)
 app.command("sweep", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     sweep_command
 )

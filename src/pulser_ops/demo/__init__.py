@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,8 +117,10 @@ def run_demo(
         "--shutdown-grace-seconds",
         "5",
     ]
+    board = _board(db_url, storage, home)
     try:
-        with client, HttpTarget() as target:
+        with client, HttpTarget() as target, board as board_url:
+            console.print(f"[bold]The Ops Control Room:[/] {board_url}/  (open it now)")
             _ensure_templates(client, db_url)
             session = client.sessions.create(f"demo {time.strftime('%H:%M:%S')}")
             items = plan(target.url)
@@ -260,6 +263,15 @@ def run_demo(
         return 1
     finally:
         _stop_all(procs)
+
+
+def _board(db_url: str, storage: Path, home: Path) -> AbstractContextManager[str]:
+    """The web board on this database, in-process on a free loopback port."""
+    from ..config import resolve
+    from ..web import create_app
+    from ..web.server import serve_in_thread
+
+    return serve_in_thread(create_app(settings=resolve(db_url, storage_dir=storage, home=home)))
 
 
 def _stop_all(procs: list[Proc]) -> None:

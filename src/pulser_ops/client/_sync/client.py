@@ -173,6 +173,63 @@ class Runs(_Namespace):
                 return
             after = page[-1].id
 
+    def search(
+        self, filter: m.RunFilter | Mapping[str, Any] | None = None, *, limit: int = 50
+    ) -> builtins.list[m.Run]:
+        """Runs matching ``filter`` (status, lanes, templates, worker, text in params or
+        errors, created range), newest first; pass ``before`` (the last row's ``created_at``
+        and ``id``) for the next page."""
+        return self._t.execute(calls.search_runs(filter, limit))
+
+    def count(
+        self, filter: m.RunFilter | Mapping[str, Any] | None = None, *, max_exact: int | None = None
+    ) -> m.RunCount:
+        """How many runs match: exact up to ``max_exact`` (10,000), else the planner's estimate
+        (``exact=False``), so it stays fast at millions of rows."""
+        return self._t.execute(calls.count_runs(filter, max_exact))
+
+    def bulk_cancel(
+        self,
+        run_ids: Iterable[UUID | str] | None = None,
+        *,
+        filter: m.RunFilter | Mapping[str, Any] | None = None,
+        max_runs: int = 1000,
+        dry_run: bool = False,
+        reason: str | None = None,
+    ) -> m.BulkResult:
+        """Cancel the given runs, or every run matching ``filter`` (queued or running, not
+        already cancelling), newest first, at most ``max_runs``; ``dry_run`` only counts."""
+        return self._t.execute(
+            calls.bulk_cancel_runs(
+                run_ids, filter, max_runs=max_runs, dry_run=dry_run, reason=reason
+            )
+        )
+
+    def bulk_rerun(
+        self,
+        run_ids: Iterable[UUID | str] | None = None,
+        *,
+        filter: m.RunFilter | Mapping[str, Any] | None = None,
+        max_runs: int = 1000,
+        dry_run: bool = False,
+    ) -> m.BulkResult:
+        """Re-enqueue failed runs (given, or matching ``filter``): each gets a new run with
+        its params; ``touched`` lists the new runs."""
+        return self._t.execute(
+            calls.bulk_rerun_runs(run_ids, filter, max_runs=max_runs, dry_run=dry_run)
+        )
+
+    def rerun(
+        self,
+        run_id: UUID | str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        lane: str | None = None,
+    ) -> m.Run:
+        """A new run from ``run_id`` with the same params, or ``params`` (checked against the
+        template's schema); the two runs are linked by events."""
+        return self._t.execute(calls.rerun_run(run_id, params, lane))
+
     def stuck(self, limit: int = 100) -> builtins.list[m.StuckRun]:
         """Runs swept at least once, or whose lease has expired now."""
         return self._t.execute(calls.list_stuck_runs(limit))
@@ -379,6 +436,11 @@ class Lanes(_Namespace):
     def stats(self) -> builtins.list[m.LaneStats]:
         """Queued and running counts per lane, with the age of the oldest."""
         return self._t.execute(calls.get_lane_stats())
+
+    def board(self, running_limit: int = 100) -> m.BoardSnapshot:
+        """The Runboard in one call: per lane depth, oldest queued age and 1-hour throughput,
+        running runs with their last event, and stuck runs."""
+        return self._t.execute(calls.board_snapshot(running_limit))
 
 
 class Workers(_Namespace):

@@ -1,0 +1,153 @@
+/* pulser-ops control room: live refresh, polling floor, theme, shortcuts, dialogs.
+ * No build step. htmx (vendored) does the fetching and morphing; this file only decides when. */
+(function () {
+  "use strict";
+  var body = document.body;
+  var POLL = (parseInt(body.dataset.poll, 10) || 15) * 1000;
+  var MIN_GAP = 1000; // at most one refresh a second, and never drop the last signal
+  var last = 0, timer = null;
+
+  function refresh() {
+    timer = null;
+    last = Date.now();
+    htmx.trigger(body, "ops-refresh");
+  }
+  function soon() {
+    if (document.hidden || timer) return;
+    var wait = Math.max(0, MIN_GAP - (Date.now() - last));
+    timer = setTimeout(refresh, wait);
+  }
+  window.pulserOpsRefresh = refresh;
+
+  /* One EventSource per tab: it only says "something changed"; the regions re-fetch. */
+  var live = document.getElementById("live");
+  function state(s, text) {
+    if (!live) return;
+    live.dataset.state = s;
+    live.querySelector(".txt").textContent = text;
+  }
+  if (window.EventSource && body.dataset.events) {
+    var es = new EventSource(body.dataset.events);
+    es.addEventListener("hello", function (m) {
+      /* connected; "live" only if the server has a database listener (else it polls too) */
+      var h = {};
+      try { h = JSON.parse(m.data); } catch (e) {}
+      if (h.listening) state("live", "live"); else state("polling", "polling every " + POLL / 1000 + "s");
+    });
+    es.addEventListener("change", soon);
+    es.addEventListener("error", function () {
+      state("polling", "polling every " + POLL / 1000 + "s");
+    });
+  } else {
+    state("polling", "polling");
+  }
+
+  /* The polling floor: correct even where SSE or LISTEN is unavailable; paused while hidden. */
+  setInterval(function () { if (!document.hidden && Date.now() - last >= POLL - 500) refresh(); }, 1000);
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && Date.now() - last > 2000) refresh();
+  });
+
+  /* Ages that keep counting between refreshes. */
+  function fmt(s) {
+    s = Math.max(0, Math.floor(s));
+    if (s < 60) return s + "s";
+    if (s < 3600) return Math.floor(s / 60) + "m " + String(s % 60).padStart(2, "0") + "s";
+    if (s < 86400) return Math.floor(s / 3600) + "h " + String(Math.floor(s % 3600 / 60)).padStart(2, "0") + "m";
+    return Math.floor(s / 86400) + "d " + Math.floor(s % 86400 / 3600) + "h";
+  }
+  setInterval(function () {
+    var now = Date.now() / 1000;
+    document.querySelectorAll("time[data-since]").forEach(function (t) {
+      var suffix = t.dataset.suffix === undefined ? " ago" : t.dataset.suffix;
+      t.textContent = fmt(now - parseFloat(t.dataset.since)) + suffix;
+    });
+  }, 1000);
+
+  /* Theme: light/dark, remembered. */
+  function setTheme(t) {
+    document.documentElement.setAttribute("data-theme", t);
+    try { localStorage.setItem("pulser-ops-theme", t); } catch (e) {}
+  }
+  function toggleTheme() {
+    var cur = document.documentElement.getAttribute("data-theme");
+    if (!cur) cur = window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+    setTheme(cur === "dark" ? "light" : "dark");
+  }
+  var tb = document.getElementById("theme-toggle");
+  if (tb) tb.addEventListener("click", toggleTheme);
+
+  /* Dialogs: a swapped-in confirmation opens as a modal; errors become toasts. */
+  var confirmBox = document.getElementById("confirm");
+  var help = document.getElementById("help");
+  document.getElementById("help-open").addEventListener("click", function () { help.showModal(); });
+  body.addEventListener("htmx:afterSwap", function (e) {
+    var t = e.detail.target;
+    if (t === confirmBox && !confirmBox.open) confirmBox.showModal();
+    if (t.id === "drawer") { t.hidden = false; }
+  });
+  function toast(text, cls) {
+    var box = document.getElementById("toasts");
+    var d = document.createElement("div");
+    d.className = "toast " + (cls || "");
+    d.setAttribute("role", "alert");
+    d.textContent = text;
+    box.appendChild(d);
+    setTimeout(function () { d.remove(); }, 8000);
+  }
+  body.addEventListener("htmx:responseError", function (e) {
+    var xhr = e.detail.xhr, text = "";
+    try {
+      var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      text = (doc.body && doc.body.textContent || "").trim();
+    } catch (err) {}
+    var slot = e.detail.target && e.detail.target.id === "rerun-error" ? e.detail.target : null;
+    if (slot) { slot.textContent = text || ("error " + xhr.status); slot.className = "error-text"; return; }
+    toast(text || ("error " + xhr.status + " " + xhr.statusText), "error");
+  });
+  body.addEventListener("htmx:sendError", function () { toast("the server cannot be reached", "error"); });
+
+  /* The live log: skip lines this page already has (a reconnect that starts from the page's
+     own position repeats nothing), keep the view pinned to the bottom while it is. */
+  body.addEventListener("htmx:sseBeforeMessage", function (e) {
+    var ev = e.detail;  /* the MessageEvent; lastEventId lingers on later events, so check the type */
+    if (ev && ev.type === "log" && ev.lastEventId && document.getElementById("log-" + ev.lastEventId)) e.preventDefault();
+  });
+  body.addEventListener("htmx:sseMessage", function (e) {
+    var log = document.getElementById("log");
+    if (log) log.scrollTop = log.scrollHeight;
+  });
+
+  /* The drawer with a run's details (click a card on the board). */
+  var drawer = document.getElementById("drawer");
+  body.addEventListener("keydown", function (e) {
+    var card = e.target.closest && e.target.closest(".card");
+    if (card && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); htmx.trigger(card, "click"); }
+  });
+  body.addEventListener("ops-refresh", function () {
+    var s = drawer && !drawer.hidden && drawer.querySelector(".run-summary h2 a");
+    if (s) htmx.ajax("GET", s.getAttribute("href").replace(/\/runs\//, "/partials/runs/"), { target: drawer, swap: "morph:innerHTML" });
+  });
+
+  /* Keyboard shortcuts (not while typing). */
+  var pending = null;
+  document.addEventListener("keydown", function (e) {
+    var tag = (e.target.tagName || "").toLowerCase();
+    if (e.key === "Escape") {
+      if (drawer && !drawer.hidden) { drawer.hidden = true; drawer.innerHTML = ""; }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey || tag === "input" || tag === "textarea" || tag === "select" || e.target.isContentEditable) return;
+    if (pending === "g") {
+      pending = null;
+      var dest = { b: body.dataset.board, r: body.dataset.runs, w: body.dataset.workers }[e.key];
+      if (dest) { e.preventDefault(); window.location.href = dest; }
+      return;
+    }
+    if (e.key === "g") { pending = "g"; setTimeout(function () { pending = null; }, 1500); return; }
+    if (e.key === "/") { e.preventDefault(); var q = document.getElementById("q") || document.getElementById("global-search"); q.focus(); q.select(); return; }
+    if (e.key === "?") { e.preventDefault(); help.showModal(); return; }
+    if (e.key === "t") { toggleTheme(); return; }
+    if (e.key === "r") { refresh(); return; }
+  });
+})();

@@ -1,0 +1,121 @@
+"""The control room's SQL functions over both transports, through the client:
+``lanes.board`` (board_snapshot), ``runs.search`` / ``count`` / ``bulk_cancel`` / ``bulk_rerun`` /
+``rerun``. Same rows, same errors, same RLS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pulser_ops import Client, InvalidInput, InvalidParams, NotFound, PermissionDenied, Run
+from pulser_ops import calls as c
+from pulser_ops.models import RunFilter
+from tests.contract.conftest import Caller, Env
+from tests.contract.helpers import claimed, new_id, template
+
+
+def test_board_snapshot_counts_lanes_and_shows_running_cards(env: Env, client: Client) -> None:
+    template(client)
+    for _ in range(3):
+        client.runs.create("hello", {"name": "q"}, lane="B")
+    run = claimed(client, "w-9")
+    client.events.log(run.id, "the <latest> line")
+    done = claimed(client, "w-9")
+    client.runs.complete(done.id, "w-9", 1, "failed", error="x", retryable=False)
+    env.sql("update public.runs set lease_expires_at = now() - interval '1 second' where id = %s",
+            (str(run.id),))  # fmt: skip
+    snap = client.lanes.board()
+    lanes = {lane.lane: lane for lane in snap.lanes}
+    assert [lane.lane for lane in snap.lanes] == ["A", "B", "C", "D"]
+    assert lanes["B"].queued == 3 and lanes["A"].running == 1
+    assert lanes["A"].failed_1h == 1 and sum(lanes["A"].throughput) == 1
+    assert sum(lanes["A"].failures) == 1 and len(lanes["A"].throughput) == 60
+    [card] = snap.running
+    assert card.id == run.id and card.worker_id == "w-9"
+    assert card.last_event is not None and card.last_event.message == "the <latest> line"
+    assert snap.stuck.count == 1 and snap.stuck.ids == [run.id]
+
+
+def test_search_filters_and_keyset_pages(env: Env, client: Client) -> None:
+    template(client)
+    template(client, "other")
+    a = [client.runs.create("hello", {"name": f"a{i}"}, lane="A") for i in range(5)]
+    needle = client.runs.create("other", {"name": "find-me-please"}, lane="C")
+    ex = client.transport.execute
+    page1 = client.runs.search(RunFilter(lanes=("A",)), limit=2)
+    assert [r.id for r in page1] == [a[4].id, a[3].id]
+    cursor = {"created_at": page1[-1].created_at, "id": page1[-1].id}
+    page2 = client.runs.search(RunFilter(lanes=("A",), before=cursor), limit=2)
+    assert [r.id for r in page2] == [a[2].id, a[1].id]
+    assert [r.id for r in client.runs.search({"q": "FIND-ME"}, limit=50)] == [needle.id]
+    assert [r.id for r in client.runs.search({"q": str(needle.id)}, limit=50)] == [needle.id]
+    assert [r.id for r in client.runs.search({"q": "100%_"}, limit=50)] == []
+    assert client.runs.search({"templates": ["other"], "lanes": ["A"]}, limit=50) == []
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert client.runs.search({"created_after": later}, limit=50) == []
+    with pytest.raises(InvalidInput):
+        client.runs.search({"status": ["nope"]}, limit=50)
+    raw = c.Call("search_runs", {"filter": c.Arg({"bogus": 1}, "jsonb")}, c.many(Run))
+    with pytest.raises(InvalidInput, match="unknown key"):
+        ex(raw)  # the SQL checks the filter too, not only the SDK's model
+
+
+def test_count_is_exact_up_to_the_cap_then_an_estimate(env: Env, client: Client) -> None:
+    template(client)
+    client.runs.create_many([{"template": "hello", "params": {"name": "n"}} for _ in range(12)])
+    exact = client.runs.count(RunFilter())
+    assert (exact.runs, exact.exact) == (12, True)
+    capped = client.runs.count(RunFilter(), max_exact=5)
+    assert capped.exact is False and capped.runs >= 6
+    assert client.runs.count({"lanes": ["D"]}).runs == 0
+
+
+def test_bulk_cancel_previews_caps_and_needs_ids_or_a_filter(env: Env, client: Client) -> None:
+    template(client)
+    runs = [client.runs.create("hello", {"name": f"{i}"}, lane="C") for i in range(3)]
+    preview = client.runs.bulk_cancel(filter={"lanes": ["C"]}, max_runs=2, dry_run=True)
+    assert (preview.matched, preview.affected, preview.capped, preview.touched) == (3, 0, True, [])
+    assert {client.runs.get(r.id).status for r in runs} == {"queued"}
+    done = client.runs.bulk_cancel(filter={"lanes": ["C"]}, max_runs=2, dry_run=False, reason="r")
+    assert done.affected == 2 and set(done.touched) == {runs[2].id, runs[1].id}
+    assert client.runs.get(runs[0].id).status == "queued"
+    again = client.runs.bulk_cancel([r.id for r in runs], max_runs=10, dry_run=False)
+    assert again.touched == [runs[0].id]
+    with pytest.raises(InvalidInput):
+        client.runs.bulk_cancel(filter=None, max_runs=10, dry_run=True)
+    with pytest.raises(InvalidInput):
+        client.runs.bulk_cancel([runs[0].id], max_runs=0, dry_run=True)
+
+
+def test_rerun_checks_params_and_links_the_runs(env: Env, client: Client) -> None:
+    template(client, max_attempts=1)
+    run = claimed(client)
+    client.runs.complete(run.id, "w1", 1, "failed", error="boom", retryable=False)
+    with pytest.raises(InvalidParams):
+        client.runs.rerun(run.id, {"name": ""})
+    with pytest.raises(NotFound):
+        client.runs.rerun(new_id())
+    fresh = client.runs.rerun(run.id, {"name": "again"}, lane="D")
+    assert fresh.status == "queued" and fresh.lane == "D" and fresh.params["name"] == "again"
+    assert [e.data["rerun_of"] for e in client.events.list(fresh.id) if e.kind == "rerun_of"] == [
+        str(run.id)]  # fmt: skip
+    bulk = client.runs.bulk_rerun(filter={"status": ["failed"]}, max_runs=10, dry_run=False)
+    assert bulk.affected == 1 and bulk.touched[0] != run.id
+
+
+def test_operators_search_count_and_act_only_on_their_runs(env: Env, client: Client) -> None:
+    template(client)
+    me, them = Caller("operator", new_id()), Caller("operator", new_id())
+    with env.client(me) as mine_c, env.client(them) as theirs_c:
+        mine = mine_c.runs.create("hello", {"name": "m"})
+        theirs = theirs_c.runs.create("hello", {"name": "t"})
+        assert [r.id for r in mine_c.runs.search(RunFilter(), limit=50)] == [mine.id]
+        assert mine_c.runs.count(RunFilter()).runs == 1
+        board = mine_c.lanes.board()
+        assert {lane.lane: lane.queued for lane in board.lanes}["A"] == 1
+        done = mine_c.runs.bulk_cancel(filter={}, max_runs=10, dry_run=False)
+        assert done.touched == [mine.id]
+        with pytest.raises(PermissionDenied):  # as cancel_run: checked by lock_run_for
+            mine_c.runs.rerun(theirs.id)
+    assert client.runs.get(theirs.id).status == "queued"
