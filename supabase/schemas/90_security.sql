@@ -74,7 +74,9 @@ begin
                 'list_run_steps', 'list_artifacts', 'get_artifact', 'list_templates',
                 'get_template', 'list_lanes', 'list_sessions', 'list_workers',
                 'runs_changed_since', 'get_runs', 'get_lane_stats', 'get_worker_health',
-                'list_stuck_runs', 'delete_runs', 'control_plane_info', 'list_held_runs'))
+                'list_stuck_runs', 'delete_runs', 'control_plane_info', 'list_held_runs',
+                'search_runs', 'count_runs', 'board_snapshot', 'rerun_run', 'bulk_cancel_runs',
+                'bulk_rerun_runs'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.
@@ -102,5 +104,13 @@ grant execute on function
   pulser_ops.enqueue_runs(jsonb), pulser_ops.cancel_run(uuid, text),
   pulser_ops.append_run_events(jsonb), pulser_ops.upsert_template(jsonb),
   pulser_ops.set_lane(text, boolean, integer, boolean), pulser_ops.create_session(text, jsonb),
-  pulser_ops.prune_runs(numeric, integer), pulser_ops.caller_kind(), pulser_ops.is_admin()
+  pulser_ops.prune_runs(numeric, integer), pulser_ops.caller_kind(), pulser_ops.is_admin(),
+  -- the control room (55_control_room.sql): invoker functions, so RLS decides what each sees
+  public.search_runs(jsonb, integer), public.count_runs(jsonb, integer),
+  public.board_snapshot(integer), public.rerun_run(uuid, jsonb, text),
+  public.bulk_cancel_runs(uuid[], jsonb, integer, boolean, text),
+  public.bulk_rerun_runs(uuid[], jsonb, integer, boolean),
+  pulser_ops.runs_where(jsonb), pulser_ops.estimate_rows(text), pulser_ops.rerun(uuid, jsonb, text),
+  pulser_ops.bulk_candidates(uuid[], jsonb, text, integer),
+  pulser_ops.bulk_runs(text, uuid[], jsonb, integer, boolean, text)
   to authenticated, service_role;
