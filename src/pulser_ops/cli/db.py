@@ -131,7 +131,7 @@ def init_command(
         bool,
         typer.Option(
             "--workflows/--no-workflows",
-            help="Also write the GitHub Actions workflows (.github/workflows/sweeper.yml and spec-kit.yml).",
+            help="Also write the GitHub Actions workflows (sweeper.yml, spec-kit.yml).",
         ),
     ] = True,
 ) -> None:
