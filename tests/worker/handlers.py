@@ -7,6 +7,7 @@ not by the queue's bookkeeping.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -121,3 +122,11 @@ async def block_loop_in_c(ctx: HandlerContext) -> str:
     """Blocked in a C call (``time.sleep``) inside an ``async def``: the event loop stops."""
     time.sleep(float(ctx.params["seconds"]))  # noqa: ASYNC251 - blocking the loop is the point
     return "woke up"
+
+
+@registry.register("draft_stories")
+def draft_stories(ctx: HandlerContext) -> None:
+    """Stands in for an http/mcp step that asks a model to draft a spec kit: saves an MCP-style
+    tool result whose structuredContent holds params fields (docs/SPEC_KIT.md)."""
+    draft = {"structuredContent": {"features": ctx.args["features"], "title": "Drafted Title"}}
+    ctx.save_artifact("draft.json", json.dumps(draft), "json", "application/json")

@@ -50,12 +50,14 @@ from .. import calls
 from ..client import AsyncClient
 from ..errors import PulserOpsError, TransportError
 from ..models import Run
+from ..speckit.handlers import registry as speckit_handlers
 from ..steps import HandlerContext, HandlerRegistry, StepOptions
 from .clients import ClientOrSettings, WorkerClients, open_clients, open_link
 from .completer import AsyncCompleter
 from .config import WorkerConfig, WorkerConfigError
 from .events import EventSink
 from .executor import RunExecutor, Settled, release_run
+from .health import Health, HealthServer
 from .heartbeat import Heartbeater
 from .held import HeldRun, HeldRuns
 from .observer import RunOutcome, WorkerObserver
@@ -102,7 +104,11 @@ async def _noop(ctx: HandlerContext) -> None:
     return None
 
 
-BUILTIN_HANDLERS: dict[str, Handler] = {"noop": _noop}
+#: Handlers every reference worker has: ``noop`` and the spec kit run types (seed.sql).
+BUILTIN_HANDLERS: dict[str, Handler] = {
+    "noop": _noop,
+    **{name: speckit_handlers.get(name) for name in speckit_handlers.names()},
+}
 
 
 class Worker:
@@ -182,6 +188,16 @@ class Worker:
         self._ended: asyncio.Event | None = None
         self._give_up: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        cfg = self.config
+        self.health = Health(
+            cfg.worker_id,
+            cfg.concurrency,
+            cfg.poll_seconds,
+            held=lambda: len(self.held),
+            stopping=self._stopping.is_set,
+        )
+        #: The running health endpoint (``health_port`` set), e.g. for its ``port``.
+        self.health_server: HealthServer | None = None
         for ref in self.config.handlers:
             self.load_handlers(ref)
 
@@ -268,18 +284,40 @@ class Worker:
         with self._signals():
             return asyncio.run(self.run_async())
 
+    @contextmanager
+    def _health_endpoint(self) -> Iterator[None]:
+        cfg = self.config
+        if cfg.health_port is None:
+            yield
+            return
+        try:
+            server = HealthServer(self.health, cfg.health_host, cfg.health_port).start()
+        except OSError as e:
+            raise WorkerConfigError(
+                f"health_port: cannot listen on {cfg.health_host}:{cfg.health_port} "
+                f"({e.strerror or e})"
+            ) from None
+        self.health_server = server
+        log.info("health endpoint: http://%s:%d/healthz and /readyz", cfg.health_host, server.port)
+        try:
+            yield
+        finally:
+            server.close()
+            self.health_server = None
+
     async def run_async(self) -> int:
         """``run`` inside a running event loop (no signal handlers: call ``stop``)."""
         for name, fn in BUILTIN_HANDLERS.items():
             if name not in self.registry:
                 self.registry.add(name, fn)
-        clients = await asyncio.to_thread(open_clients, self._source)
-        self._clients = clients
-        try:
-            return await self._main(clients)
-        finally:
-            await asyncio.to_thread(clients.close)
-            self._clients = None
+        with self._health_endpoint():
+            clients = await asyncio.to_thread(open_clients, self._source)
+            self._clients = clients
+            try:
+                return await self._main(clients)
+            finally:
+                await asyncio.to_thread(clients.close)
+                self._clients = None
 
     async def _main(self, clients: WorkerClients) -> int:
         cfg = self.config
@@ -372,6 +410,7 @@ class Worker:
         assert self._kick is not None
         backoff = 0.5
         while not self._stopping.is_set():
+            self.health.turn()
             self._kick.clear()
             await self._let_slots_gather()
             if self._claim_unheard and not await self._adopt_unheard(link, executor, heart):
@@ -386,7 +425,9 @@ class Worker:
                         cfg.worker_id, lanes=cfg.lanes, limit=free, lease_seconds=cfg.lease_seconds
                     )
                     backoff = 0.5
+                    self.health.claimed()
                 except PulserOpsError as e:
+                    self.health.claim_failed(f"{e.code}: {e}")
                     if isinstance(e, TransportError):
                         self._claim_unheard = True  # it may have committed as the link died
                     log.warning("claim failed (%s); retrying in %.1fs", e, backoff)
