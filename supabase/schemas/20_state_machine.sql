@@ -551,7 +551,9 @@ create type public.complete_batch_result as (
   run_id uuid, attempt integer, ok boolean, status text, retry_at timestamptz, detail text
 );
 
--- The first thing wrong with a batch of completions (by position), or null.
+-- The first thing wrong with a batch of completions (by position), or null. Checked in order:
+-- the arguments, each item's shape, then (in one pass over the items) its fields, its step rows
+-- and its carried events, each kind of problem before the next; then the batch's totals.
 create function pulser_ops.completion_problem(worker_id text, items jsonb) returns text
 language plpgsql immutable set search_path = '' as $$
 declare
@@ -567,7 +569,6 @@ begin
   if jsonb_array_length(completion_problem.items) > 1000 then
     return format('runs: at most 1000 per call (got %s)', jsonb_array_length(completion_problem.items));
   end if;
-  -- Two cheap passes instead of one per element: the shape, then the fields.
   select format('runs[%s]: expected an object', a.n - 1) into bad
   from jsonb_array_elements(completion_problem.items) with ordinality as a(e, n)
   where jsonb_typeof(a.e) <> 'object'
@@ -575,88 +576,83 @@ begin
   if bad is not null then
     return bad;
   end if;
-  select case when x.run_id is null then format('runs[%s].run_id: required', x.n - 1)
-              when x.attempt is null then format('runs[%s].attempt: required', x.n - 1)
-              when x.status is null or x.status not in ('succeeded', 'failed', 'cancelled')
-              then format('runs[%s].status: must be succeeded, failed or cancelled (got %s)',
-                          x.n - 1, coalesce(x.status, 'null'))
-              else format('runs[%s].error: at most 65536 bytes', x.n - 1) end
-    into bad
-  from rows from (jsonb_to_recordset(completion_problem.items)
-                  as (run_id uuid, attempt integer, status text, error text))
-    with ordinality as x(run_id, attempt, status, error, n)
-  where x.run_id is null or x.attempt is null or x.status is null
-     or x.status not in ('succeeded', 'failed', 'cancelled') or octet_length(x.error) > 65536
-  order by x.n limit 1;
+  select p.problem into bad from (
+    select 1 as pass, x.n,
+           case when x.run_id is null then format('runs[%s].run_id: required', x.n - 1)
+                when x.attempt is null then format('runs[%s].attempt: required', x.n - 1)
+                when x.status is null or x.status not in ('succeeded', 'failed', 'cancelled')
+                then format('runs[%s].status: must be succeeded, failed or cancelled (got %s)',
+                            x.n - 1, coalesce(x.status, 'null'))
+                else format('runs[%s].error: at most 65536 bytes', x.n - 1) end as problem
+    from rows from (jsonb_to_recordset(completion_problem.items)
+                    as (run_id uuid, attempt integer, status text, error text))
+      with ordinality as x(run_id, attempt, status, error, n)
+    where x.run_id is null or x.attempt is null or x.status is null
+       or x.status not in ('succeeded', 'failed', 'cancelled') or octet_length(x.error) > 65536
+    union all
+    select 2, x.n,
+           format('runs[%s].steps: %s', x.n - 1,
+                  case when jsonb_typeof(x.steps) <> 'array' then 'expected an array of step rows'
+                       else format('step %s: needs idx >= 0, a name of 1 to 200 characters, a '
+                                   'kind (shell, http, python, mcp, docker) and a status '
+                                   '(running, succeeded, failed, cancelled, skipped)', st.n - 1) end)
+    from rows from (jsonb_to_recordset(completion_problem.items) as (steps jsonb))
+      with ordinality as x(steps, n)
+    left join lateral (
+      select e.n from jsonb_array_elements(case when jsonb_typeof(x.steps) = 'array'
+                                                then x.steps else '[]' end) with ordinality as e(v, n)
+      where jsonb_typeof(e.v) <> 'object'
+         or coalesce(e.v ->> 'idx', '') !~ '^[0-9]{1,9}$'
+         or char_length(coalesce(e.v ->> 'name', '')) not between 1 and 200
+         or coalesce(e.v ->> 'kind', '') not in ('shell', 'http', 'python', 'mcp', 'docker')
+         or coalesce(e.v ->> 'status', '') not in ('running', 'succeeded', 'failed', 'cancelled', 'skipped')
+      order by e.n limit 1
+    ) st on true
+    where x.steps is not null and jsonb_typeof(x.steps) <> 'null'
+      and (jsonb_typeof(x.steps) <> 'array' or st.n is not null)
+    union all
+    -- Carried events: the checks events.append makes, named by completion and position.
+    select 3, x.n,
+           format('runs[%s].events: %s', x.n - 1,
+                  case when jsonb_typeof(x.events) <> 'array' then 'expected an array of events'
+                       else format('event %s: %s', ev.o - 1, ev.problem) end)
+    from rows from (jsonb_to_recordset(completion_problem.items) as (events jsonb))
+      with ordinality as x(events, n)
+    left join lateral (
+      select e.o, e.problem
+      from (
+        select v.o, case
+          when jsonb_typeof(v.e) <> 'object' then 'expected an object'
+          when jsonb_typeof(v.e -> 'kind') is distinct from 'string' then 'kind is required'
+          when v.e ->> 'kind' !~ '^[a-z][a-z0-9_.]{0,63}$'
+          then format('kind %L must match [a-z][a-z0-9_.]*', v.e ->> 'kind')
+          when coalesce(v.e ->> 'level', 'info') not in ('debug', 'info', 'warn', 'error')
+          then format('level %L must be debug, info, warn or error', v.e ->> 'level')
+          when octet_length(coalesce(v.e ->> 'message', '')) > 16384
+          then 'message is longer than 16384 bytes' end as problem
+        from jsonb_array_elements(case when jsonb_typeof(x.events) = 'array'
+                                       then x.events else '[]' end) with ordinality as v(e, o)
+      ) e
+      where e.problem is not null
+      order by e.o limit 1
+    ) ev on true
+    where x.events is not null and jsonb_typeof(x.events) <> 'null'
+      and (jsonb_typeof(x.events) <> 'array' or ev.o is not null)
+  ) p
+  order by p.pass, p.n limit 1;
   if bad is not null then
     return bad;
   end if;
-  select format('runs[%s].steps: %s', x.n - 1,
-                case when jsonb_typeof(x.steps) <> 'array' then 'expected an array of step rows'
-                     else format('step %s: needs idx >= 0, a name of 1 to 200 characters, a kind '
-                                 '(shell, http, python, mcp, docker) and a status (running, '
-                                 'succeeded, failed, cancelled, skipped)', st.n - 1) end)
+  select case when t.events > 5000
+              then format('runs: at most 5000 events per call (got %s)', t.events)
+              when t.twice is not null
+              then format('runs: run %s appears more than once', t.twice) end
     into bad
-  from rows from (jsonb_to_recordset(completion_problem.items) as (steps jsonb))
-    with ordinality as x(steps, n)
-  left join lateral (
-    select e.n from jsonb_array_elements(case when jsonb_typeof(x.steps) = 'array'
-                                              then x.steps else '[]' end) with ordinality as e(v, n)
-    where jsonb_typeof(e.v) <> 'object'
-       or coalesce(e.v ->> 'idx', '') !~ '^[0-9]{1,9}$'
-       or char_length(coalesce(e.v ->> 'name', '')) not between 1 and 200
-       or coalesce(e.v ->> 'kind', '') not in ('shell', 'http', 'python', 'mcp', 'docker')
-       or coalesce(e.v ->> 'status', '') not in ('running', 'succeeded', 'failed', 'cancelled', 'skipped')
-    order by e.n limit 1
-  ) st on true
-  where x.steps is not null and jsonb_typeof(x.steps) <> 'null'
-    and (jsonb_typeof(x.steps) <> 'array' or st.n is not null)
-  order by x.n limit 1;
-  if bad is not null then
-    return bad;
-  end if;
-  -- Carried events: the checks events.append makes, named by completion and position.
-  select format('runs[%s].events: %s', x.n - 1,
-                case when jsonb_typeof(x.events) <> 'array' then 'expected an array of events'
-                     else format('event %s: %s', ev.o - 1, ev.problem) end)
-    into bad
-  from rows from (jsonb_to_recordset(completion_problem.items) as (events jsonb))
-    with ordinality as x(events, n)
-  left join lateral (
-    select e.o, e.problem
-    from (
-      select v.o, case
-        when jsonb_typeof(v.e) <> 'object' then 'expected an object'
-        when jsonb_typeof(v.e -> 'kind') is distinct from 'string' then 'kind is required'
-        when v.e ->> 'kind' !~ '^[a-z][a-z0-9_.]{0,63}$'
-        then format('kind %L must match [a-z][a-z0-9_.]*', v.e ->> 'kind')
-        when coalesce(v.e ->> 'level', 'info') not in ('debug', 'info', 'warn', 'error')
-        then format('level %L must be debug, info, warn or error', v.e ->> 'level')
-        when octet_length(coalesce(v.e ->> 'message', '')) > 16384
-        then 'message is longer than 16384 bytes' end as problem
-      from jsonb_array_elements(case when jsonb_typeof(x.events) = 'array'
-                                     then x.events else '[]' end) with ordinality as v(e, o)
-    ) e
-    where e.problem is not null
-    order by e.o limit 1
-  ) ev on true
-  where x.events is not null and jsonb_typeof(x.events) <> 'null'
-    and (jsonb_typeof(x.events) <> 'array' or ev.o is not null)
-  order by x.n limit 1;
-  if bad is not null then
-    return bad;
-  end if;
-  select format('runs: at most 5000 events per call (got %s)', sum(jsonb_array_length(x.events)))
-    into bad
-  from jsonb_to_recordset(completion_problem.items) as x(events jsonb)
-  where jsonb_typeof(x.events) = 'array'
-  having sum(jsonb_array_length(x.events)) > 5000;
-  if bad is not null then
-    return bad;
-  end if;
-  select format('runs: run %s appears more than once', x.run_id) into bad
-  from jsonb_to_recordset(completion_problem.items) as x(run_id uuid)
-  group by x.run_id having count(*) > 1 limit 1;
+  from (select (select sum(jsonb_array_length(x.events))
+                from jsonb_to_recordset(completion_problem.items) as x(events jsonb)
+                where jsonb_typeof(x.events) = 'array') as events,
+               (select x.run_id from jsonb_to_recordset(completion_problem.items) as x(run_id uuid)
+                group by x.run_id having count(*) > 1 limit 1) as twice) t;
   return bad;
 end
 $$;
@@ -760,7 +756,9 @@ begin
     from done x
     join items i on i.run_id = x.id
   ),
-  logged as (
+  -- One insert for a batch's carried events and terminal events: one set of checks, one
+  -- notification.
+  events as (
     insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
     select n.id, n.last + v.o, v.e ->> 'kind', coalesce(v.e ->> 'level', 'info'),
            coalesce(v.e ->> 'message', ''), nullif(v.e -> 'data', 'null'), n.attempt,
@@ -768,9 +766,7 @@ begin
     from numbered n
     cross join lateral jsonb_array_elements(n.events) with ordinality as v(e, o)
     where n.carried > 0
-  ),
-  events as (
-    insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
+    union all
     select x.id, (select n.last + n.carried + 1 from numbered n where n.id = x.id),
            case when x.retry then 'retry_scheduled' else x.status end,
            case when x.retry then 'warn' when x.status = 'succeeded' then 'info'
@@ -820,26 +816,36 @@ $$;
 comment on function public.complete_runs(text, jsonb) is
   'Complete a batch of a worker''s runs, each fenced by run, worker and attempt; runs whose lease moved on come back with ok = false.';
 
+-- One run: its arguments are checked here (the same messages complete_runs gives for a batch,
+-- without the runs[0]. prefix), then it is complete_runs' core for a batch of one.
 create function public.complete_run(
   run_id uuid, worker_id text, attempt integer, status text, result jsonb default null,
   error text default null, error_class text default null, retryable boolean default true
 ) returns public.runs
 language plpgsql volatile set search_path = '' as $$
 declare
-  item jsonb := jsonb_build_array(jsonb_build_object(
-    'run_id', complete_run.run_id, 'attempt', complete_run.attempt, 'status', complete_run.status,
-    'result', complete_run.result, 'error', complete_run.error,
-    'error_class', complete_run.error_class, 'retryable', complete_run.retryable));
-  bad text;
   res public.complete_batch_result;
   r public.runs;
 begin
   perform pulser_ops.require_service('complete runs');
-  bad := pulser_ops.completion_problem(complete_run.worker_id, item);
-  if bad is not null then
-    raise exception '%', regexp_replace(bad, '^runs\[0\]\.', '') using errcode = 'PO400';
+  if complete_run.worker_id is null or char_length(complete_run.worker_id) not between 1 and 200 then
+    raise exception 'worker_id: must be 1 to 200 characters' using errcode = 'PO400';
+  elsif complete_run.run_id is null then
+    raise exception 'run_id: required' using errcode = 'PO400';
+  elsif complete_run.attempt is null then
+    raise exception 'attempt: required' using errcode = 'PO400';
+  elsif complete_run.status is null
+        or complete_run.status not in ('succeeded', 'failed', 'cancelled') then
+    raise exception 'status: must be succeeded, failed or cancelled (got %)',
+      coalesce(complete_run.status, 'null') using errcode = 'PO400';
+  elsif octet_length(complete_run.error) > 65536 then
+    raise exception 'error: at most 65536 bytes' using errcode = 'PO400';
   end if;
-  select * into res from pulser_ops.complete_runs(complete_run.worker_id, item);
+  select * into res from pulser_ops.complete_runs(complete_run.worker_id, jsonb_build_array(
+    jsonb_build_object('run_id', complete_run.run_id, 'attempt', complete_run.attempt,
+                       'status', complete_run.status, 'result', complete_run.result,
+                       'error', complete_run.error, 'error_class', complete_run.error_class,
+                       'retryable', complete_run.retryable)));
   if res.status is null then
     raise exception 'run % not found', complete_run.run_id using errcode = 'PO404';
   end if;
