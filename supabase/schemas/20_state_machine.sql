@@ -85,46 +85,162 @@ $$;
 -- Enqueue
 -- ---------------------------------------------------------------------------
 
--- Typed read of one field of a JSON request, naming the field when it has the wrong type.
-create function pulser_ops.field(item jsonb, key text, want text, path text) returns jsonb
+-- A batch is read once and set-based: every item's fields typed and checked, its template and
+-- session looked up and its params checked against the template's compiled schema
+-- (pulser_ops.template_params, compiled when the template is written), in one statement, with no
+-- plpgsql per item; the first problem (by position, then in the order below) is raised with the
+-- code and message it always had; then one insert writes the batch, in its order. Per item:
+--   an object · known fields · template (a string, an existing template) · params (an object,
+--   valid against the schema, its defaults filled) · lane · priority · max_attempts · run_after ·
+--   idempotency_key · session_id (a uuid, a session the caller may use) · the idempotency key
+--   (the same key returns the same run, per owner; with another template or params: conflict).
+
+-- One item of a batch as enqueue_runs reads it: what to insert, or why it is refused.
+create type pulser_ops.enqueue_item as (
+  n integer, id uuid, template text, lane text, priority integer, max_attempts integer,
+  lease_seconds integer, params jsonb, session_id uuid, owner_id uuid, idempotency_key text,
+  available_at timestamptz,
+  -- The run this item is answered with instead: an earlier one with its idempotency key.
+  reuse uuid,
+  -- Its first problem, numbered in the order enqueue_runs checks (pulser_ops.enqueue_refuse
+  -- words it): reading the batch compiles no message.
+  refused smallint
+);
+
+-- The value, or null when it is not a timestamp (the two errors enqueue reports as such).
+create function pulser_ops.try_timestamptz(value text) returns timestamptz
+language plpgsql stable set search_path = '' as $$
+begin
+  return value::timestamptz;
+exception when datetime_field_overflow or invalid_datetime_format then
+  return null;
+end
+$$;
+
+-- The value, or null when it is not a uuid.
+create function pulser_ops.try_uuid(value text) returns uuid
 language plpgsql immutable set search_path = '' as $$
 begin
-  if not item ? key or item -> key = 'null'::jsonb then
-    return null;
-  end if;
-  if not pulser_ops.json_type_matches(item -> key, want) then
-    raise exception '%.%: expected %, got %', path, key, want, jsonb_typeof(item -> key)
+  return value::uuid;
+exception when invalid_text_representation then
+  return null;
+end
+$$;
+
+-- Whether params break a rule of their template's compiled schema (see template_params).
+-- plpgsql, not sql: its plan is cached for the session (a SQL function with SET search_path is
+-- planned again for every statement that calls it, and a single enqueue is one statement).
+create function pulser_ops.params_break_rules(template text, params jsonb) returns boolean
+language plpgsql stable set search_path = '' as $$
+begin
+  return exists (
+    select 1 from pulser_ops.template_params_rules r
+    cross join lateral (select params_break_rules.params #> r.path as v) x
+    where r.template = params_break_rules.template and x.v is not null and case r.kind
+      when 'type' then not (jsonb_typeof(x.v) = any(r.types)
+                            or ('integer' = any(r.types) and jsonb_typeof(x.v) = 'number'
+                                and (x.v #>> '{}')::numeric % 1 = 0))
+      when 'enum' then not r.val @> jsonb_build_array(x.v)
+      when 'const' then r.val <> x.v
+      when 'minimum' then jsonb_typeof(x.v) = 'number' and (x.v #>> '{}')::numeric < r.num
+      when 'maximum' then jsonb_typeof(x.v) = 'number' and (x.v #>> '{}')::numeric > r.num
+      when 'exclusiveMinimum' then jsonb_typeof(x.v) = 'number' and (x.v #>> '{}')::numeric <= r.num
+      when 'exclusiveMaximum' then jsonb_typeof(x.v) = 'number' and (x.v #>> '{}')::numeric >= r.num
+      when 'minLength' then jsonb_typeof(x.v) = 'string' and char_length(x.v #>> '{}') < r.num
+      when 'maxLength' then jsonb_typeof(x.v) = 'string' and char_length(x.v #>> '{}') > r.num
+      when 'pattern' then jsonb_typeof(x.v) = 'string' and (x.v #>> '{}') !~ r.txt
+      when 'minItems' then jsonb_typeof(x.v) = 'array' and jsonb_array_length(x.v) < r.num
+      when 'maxItems' then jsonb_typeof(x.v) = 'array' and jsonb_array_length(x.v) > r.num
+      when 'required' then jsonb_typeof(x.v) = 'object' and not x.v ? r.txt
+      when 'closed' then jsonb_typeof(x.v) = 'object'
+                         and exists (select 1 from jsonb_object_keys(x.v) as o(key)
+                                     where o.key <> all(r.names))
+      else true end
+  );
+end
+$$;
+
+-- Raise the error of an item enqueue_runs refused (see enqueue_item.refused), worded from the
+-- item as it was sent, as the loop that read batches one item at a time worded it.
+create function pulser_ops.enqueue_refuse(item jsonb, bad pulser_ops.enqueue_item)
+returns void
+language plpgsql stable set search_path = '' as $$
+declare
+  path text := format('runs[%s]', bad.n - 1);
+  field text;
+  want text;
+  msg text;
+begin
+  field := case bad.refused when 3 then 'template' when 5 then 'params' when 7 then 'lane'
+                            when 9 then 'priority' when 11 then 'max_attempts' when 13 then 'run_after'
+                            when 15 then 'idempotency_key' when 17 then 'session_id' end;
+  want := case bad.refused when 5 then 'object' when 9 then 'integer' when 11 then 'integer'
+                           else 'string' end;
+  if field is not null then
+    raise exception '%.%: expected %, got %', path, field, want, jsonb_typeof(item -> field)
       using errcode = 'PO400';
   end if;
-  return item -> key;
+  case bad.refused
+  when 1 then
+    raise exception '%: expected an object', path using errcode = 'PO400';
+  when 2 then
+    raise exception '%.%: unknown field', path,
+      (select f.key from jsonb_object_keys(item) with ordinality as f(key, m)
+        where f.key not in ('template', 'params', 'lane', 'priority', 'run_after',
+                            'idempotency_key', 'session_id', 'max_attempts')
+        order by f.m limit 1)
+      using errcode = 'PO400';
+  when 4 then
+    raise exception 'unknown template %', coalesce(item ->> 'template', '(missing)')
+      using errcode = 'PO404', detail = path || '.template';
+  when 6 then
+    msg := pulser_ops.schema_violation(
+      (select t.params_schema from public.run_templates t where t.name = bad.template),
+      bad.params, 'params');
+    raise exception 'invalid params for template %: %', bad.template, msg
+      using errcode = 'PO422', detail = split_part(msg, ':', 1);
+  when 8 then
+    raise exception '%.lane: must be one of A, B, C, D (got %)', path, item ->> 'lane'
+      using errcode = 'PO400';
+  when 10 then
+    raise exception '%.priority: must be between -100 and 100 (got %)', path,
+      trunc((item ->> 'priority')::numeric) using errcode = 'PO400';
+  when 12 then
+    raise exception '%.max_attempts: must be between 1 and 100 (got %)', path,
+      trunc((item ->> 'max_attempts')::numeric) using errcode = 'PO400';
+  when 14 then
+    raise exception '%.run_after: not a timestamp (%)', path, item ->> 'run_after'
+      using errcode = 'PO400';
+  when 16 then
+    raise exception '%.idempotency_key: must be 1 to 200 characters', path using errcode = 'PO400';
+  when 18 then
+    raise exception '%.session_id: not a uuid (%)', path, item ->> 'session_id'
+      using errcode = 'PO400';
+  when 19 then
+    raise exception '%.session_id: session % not found', path, (item ->> 'session_id')::uuid
+      using errcode = 'PO404';
+  when 20 then
+    raise exception 'permission denied: session % is not yours', (item ->> 'session_id')::uuid
+      using errcode = '42501';
+  when 21 then
+    raise exception 'idempotency key % was already used for a different run (%)',
+      bad.idempotency_key, bad.reuse using errcode = 'PO409', detail = bad.reuse::text;
+  end case;
 end
 $$;
 
 create function pulser_ops.enqueue_runs(runs jsonb) returns setof public.runs
-language plpgsql volatile security definer set search_path = '' as $$
+language plpgsql volatile security definer set search_path = ''
+  set plan_cache_mode = force_generic_plan as $$
+-- One plan for any batch: planning the statement that reads a batch costs more than reading a
+-- small one, and its plan does not depend on the batch (every lookup is by key).
 declare
   k text := pulser_ops.caller_kind();
   uid uuid := auth.uid();
-  item jsonb;
-  ord bigint;
-  path text;
-  t public.run_templates;
-  v_session uuid;
-  v_owner uuid;
-  v_lane text;
-  v_params jsonb;
-  v_priority integer;
-  v_max integer;
-  v_after timestamptz;
-  v_key text;
-  prop text;
-  sub jsonb;
-  msg text;
-  existing public.runs;
-  rows public.runs[] := '{}';
-  out_ids uuid[] := '{}';
-  r public.runs;
-  winner uuid;
+  items pulser_ops.enqueue_item[];
+  bad pulser_ops.enqueue_item;
+  keyed boolean;
+  out_ids uuid[];
 begin
   if k not in ('service', 'admin', 'operator') then
     raise exception 'permission denied: % callers may not enqueue runs', k using errcode = '42501';
@@ -137,146 +253,160 @@ begin
       using errcode = 'PO400';
   end if;
 
-  for item, ord in select e, o from jsonb_array_elements(enqueue_runs.runs) with ordinality as x(e, o) loop
-    path := format('runs[%s]', ord - 1);
-    if jsonb_typeof(item) <> 'object' then
-      raise exception '%: expected an object', path using errcode = 'PO400';
-    end if;
-    for prop in select jsonb_object_keys(item) loop
-      if prop not in ('template', 'params', 'lane', 'priority', 'run_after', 'idempotency_key',
-                      'session_id', 'max_attempts') then
-        raise exception '%.%: unknown field', path, prop using errcode = 'PO400';
-      end if;
-    end loop;
+  with fields as (
+    -- Each field, absent when missing or JSON null.
+    select a.n::integer as n, a.e, jsonb_typeof(a.e) = 'object' as is_object,
+           nullif(a.e -> 'template', 'null') as j_template,
+           nullif(a.e -> 'params', 'null') as j_params,
+           nullif(a.e -> 'lane', 'null') as j_lane,
+           nullif(a.e -> 'priority', 'null') as j_priority,
+           nullif(a.e -> 'max_attempts', 'null') as j_max,
+           nullif(a.e -> 'run_after', 'null') as j_after,
+           nullif(a.e -> 'idempotency_key', 'null') as j_key,
+           nullif(a.e -> 'session_id', 'null') as j_session
+    from jsonb_array_elements(enqueue_runs.runs) with ordinality as a(e, n)
+  ),
+  typed as (
+    -- Each field's value when it has its type (integers: whole JSON numbers).
+    select f.*,
+           case when jsonb_typeof(f.j_template) = 'string' then f.j_template #>> '{}' end as v_template,
+           case when jsonb_typeof(f.j_lane) = 'string' then f.j_lane #>> '{}' end as v_lane_given,
+           case when jsonb_typeof(f.j_priority) = 'number' then (f.j_priority #>> '{}')::numeric end
+             as v_priority_given,
+           case when jsonb_typeof(f.j_max) = 'number' then (f.j_max #>> '{}')::numeric end as v_max_given,
+           case when jsonb_typeof(f.j_after) = 'string'
+                then pulser_ops.try_timestamptz(f.j_after #>> '{}') end as v_after,
+           case when jsonb_typeof(f.j_key) = 'string' then f.j_key #>> '{}' end as v_key,
+           case when jsonb_typeof(f.j_session) = 'string'
+                then pulser_ops.try_uuid(f.j_session #>> '{}') end as v_session
+    from fields f
+  ),
+  looked_up as (
+    select y.*, t.name as t_name, t.lease_seconds, t.params_schema, tp.walk,
+           case when jsonb_typeof(y.j_params) = 'object' or y.j_params is null
+                then coalesce(tp.defaults, '{}') || coalesce(y.j_params, '{}') end as v_params,
+           coalesce(y.v_lane_given, t.default_lane) as v_lane,
+           coalesce(y.v_priority_given, 0) as v_priority,
+           coalesce(y.v_max_given, t.max_attempts) as v_max,
+           s.id as s_id, s.owner_id as s_owner,
+           case when y.v_session is not null then s.owner_id
+                when k in ('operator', 'admin') then uid end as v_owner
+    from typed y
+    left join public.run_templates t on t.name = y.v_template
+    left join pulser_ops.template_params tp on tp.template = t.name
+    left join public.sessions s on s.id = y.v_session
+  ),
+  judged as (
+    select z.*,
+           case
+             when not z.is_object then 1
+             when exists (select 1 from jsonb_object_keys(z.e) as f(key)
+                          where f.key not in ('template', 'params', 'lane', 'priority', 'run_after',
+                                              'idempotency_key', 'session_id', 'max_attempts')) then 2
+             when z.j_template is not null and z.v_template is null then 3
+             when z.t_name is null then 4
+             when z.v_params is null then 5
+             -- The default schema ({"type": "object"}) says nothing the check above has not.
+             when z.params_schema <> '{"type": "object"}'::jsonb
+                  and case when z.walk is not false
+                           then pulser_ops.schema_violation(z.params_schema, z.v_params, 'params')
+                                is not null
+                           else pulser_ops.params_break_rules(z.t_name, z.v_params) end then 6
+             when z.j_lane is not null and z.v_lane_given is null then 7
+             when z.v_lane not in ('A', 'B', 'C', 'D') then 8
+             when z.j_priority is not null and (z.v_priority_given is null or z.v_priority_given % 1 <> 0)
+             then 9
+             when z.v_priority not between -100 and 100 then 10
+             when z.j_max is not null and (z.v_max_given is null or z.v_max_given % 1 <> 0) then 11
+             when z.v_max not between 1 and 100 then 12
+             when z.j_after is not null and jsonb_typeof(z.j_after) <> 'string' then 13
+             when z.j_after is not null and z.v_after is null then 14
+             when z.j_key is not null and z.v_key is null then 15
+             when char_length(z.v_key) not between 1 and 200 then 16
+             when z.j_session is not null and jsonb_typeof(z.j_session) <> 'string' then 17
+             when z.j_session is not null and z.v_session is null then 18
+             when z.v_session is not null and z.s_id is null then 19
+             when z.v_session is not null and k = 'operator' and z.s_owner is distinct from uid then 20
+           end as refused
+    from looked_up z
+  )
+  select array_agg(row(
+           a.n, gen_random_uuid(), a.t_name, a.v_lane,
+           -- (not cast when refused: a number too big for an integer is refused by its range)
+           case when a.refused is null then a.v_priority end,
+           case when a.refused is null then a.v_max end, a.lease_seconds, a.v_params,
+           a.v_session, a.v_owner, a.v_key, greatest(now(), coalesce(a.v_after, now())), null,
+           a.refused
+         )::pulser_ops.enqueue_item order by a.n),
+         bool_or(a.v_key is not null)
+    into items, keyed
+  from judged a;
 
-    -- Batches are usually of one template: look it up only when the name changes.
-    if t.name is distinct from (pulser_ops.field(item, 'template', 'string', path) #>> '{}') then
-      select * into t from public.run_templates
-        where name = pulser_ops.field(item, 'template', 'string', path) #>> '{}';
-    end if;
-    if t.name is distinct from (item ->> 'template') then
-      raise exception 'unknown template %', coalesce(item ->> 'template', '(missing)')
-        using errcode = 'PO404', detail = path || '.template';
-    end if;
-
-    v_params := coalesce(pulser_ops.field(item, 'params', 'object', path), '{}'::jsonb);
-    -- Defaults from the schema fill missing top-level params, so handlers see one shape.
-    for prop, sub in select * from jsonb_each(coalesce(t.params_schema -> 'properties', '{}')) loop
-      if sub ? 'default' and not v_params ? prop then
-        v_params := v_params || jsonb_build_object(prop, sub -> 'default');
-      end if;
-    end loop;
-    -- The default schema ({"type": "object"}) says nothing field() has not checked already.
-    msg := case when t.params_schema = '{"type": "object"}'::jsonb then null
-                else pulser_ops.schema_violation(t.params_schema, v_params, 'params') end;
-    if msg is not null then
-      raise exception 'invalid params for template %: %', t.name, msg
-        using errcode = 'PO422', detail = split_part(msg, ':', 1);
-    end if;
-
-    v_lane := coalesce(pulser_ops.field(item, 'lane', 'string', path) #>> '{}', t.default_lane);
-    if v_lane not in ('A', 'B', 'C', 'D') then
-      raise exception '%.lane: must be one of A, B, C, D (got %)', path, v_lane using errcode = 'PO400';
-    end if;
-    v_priority := coalesce((pulser_ops.field(item, 'priority', 'integer', path) #>> '{}')::numeric, 0);
-    if v_priority not between -100 and 100 then
-      raise exception '%.priority: must be between -100 and 100 (got %)', path, v_priority
-        using errcode = 'PO400';
-    end if;
-    v_max := coalesce((pulser_ops.field(item, 'max_attempts', 'integer', path) #>> '{}')::numeric,
-                      t.max_attempts);
-    if v_max not between 1 and 100 then
-      raise exception '%.max_attempts: must be between 1 and 100 (got %)', path, v_max
-        using errcode = 'PO400';
-    end if;
-    begin
-      v_after := (pulser_ops.field(item, 'run_after', 'string', path) #>> '{}')::timestamptz;
-    exception when datetime_field_overflow or invalid_datetime_format then
-      raise exception '%.run_after: not a timestamp (%)', path, item ->> 'run_after' using errcode = 'PO400';
-    end;
-    v_key := pulser_ops.field(item, 'idempotency_key', 'string', path) #>> '{}';
-    if v_key is not null and char_length(v_key) not between 1 and 200 then
-      raise exception '%.idempotency_key: must be 1 to 200 characters', path using errcode = 'PO400';
-    end if;
-    begin
-      v_session := (pulser_ops.field(item, 'session_id', 'string', path) #>> '{}')::uuid;
-    exception when invalid_text_representation then
-      raise exception '%.session_id: not a uuid (%)', path, item ->> 'session_id' using errcode = 'PO400';
-    end;
-
-    -- Ownership: operators own what they enqueue and may only use their own sessions.
-    v_owner := case when k = 'operator' then uid when k = 'admin' then uid end;
-    if v_session is not null then
-      select s.owner_id into v_owner from public.sessions s where s.id = v_session;
-      if not found then
-        raise exception '%.session_id: session % not found', path, v_session using errcode = 'PO404';
-      end if;
-      if k = 'operator' and v_owner is distinct from uid then
-        raise exception 'permission denied: session % is not yours', v_session using errcode = '42501';
-      end if;
-    end if;
-
-    if v_key is not null then
-      -- The same key returns the same run (scoped per owner); within a batch too.
-      select * into existing from public.runs x
-        where x.idempotency_key = v_key
+  if keyed then
+    -- An idempotency key (per owner) already used, by a stored run or an earlier item, answers
+    -- with that run; with another template or other params it is a conflict.
+    with ordered as (
+      select i.*, min(i.n) over (partition by i.idempotency_key, i.owner_id) as first_n
+      from unnest(items) as i
+    ),
+    answered as (
+      select i.*, coalesce(ex.id, f.id) as reuse_id,
+             coalesce(ex.template, f.template) as reuse_template,
+             coalesce(ex.params, f.params) as reuse_params
+      from ordered as i
+      left join lateral (
+        select x.id, x.template, x.params from public.runs x
+        where x.idempotency_key = i.idempotency_key
           and coalesce(x.owner_id, '00000000-0000-0000-0000-000000000000'::uuid)
-            = coalesce(v_owner, '00000000-0000-0000-0000-000000000000'::uuid);
-      if not found then
-        select * into existing from unnest(rows) x
-          where x.idempotency_key = v_key and x.owner_id is not distinct from v_owner;
-      end if;
-      if existing.id is not null then
-        if existing.template <> t.name or existing.params <> v_params then
-          raise exception 'idempotency key % was already used for a different run (%)', v_key, existing.id
-            using errcode = 'PO409', detail = existing.id::text;
-        end if;
-        out_ids := out_ids || existing.id;
-        existing := null;
-        continue;
-      end if;
-    end if;
-
-    r := null;
-    r.id := gen_random_uuid();
-    r.template := t.name;
-    r.lane := v_lane;
-    r.status := 'queued';
-    r.priority := v_priority;
-    r.attempt := 0;
-    r.max_attempts := v_max;
-    r.lease_seconds := t.lease_seconds;
-    r.params := v_params;
-    r.session_id := v_session;
-    r.owner_id := v_owner;
-    r.idempotency_key := v_key;
-    r.available_at := greatest(now(), coalesce(v_after, now()));
-    r.sweep_count := 0;
-    r.version := 1;
-    r.created_at := now();
-    r.updated_at := now();
-    rows := rows || r;
-    out_ids := out_ids || r.id;
-  end loop;
-
-  -- One statement for the whole batch: one change notification, one wake-up.
-  insert into public.runs select * from unnest(rows)
-    on conflict ((coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), idempotency_key)
-      where idempotency_key is not null do nothing;
-
-  -- A concurrent enqueue with the same key may have won the race: return its run instead.
-  if exists (select 1 from unnest(rows) q where q.idempotency_key is not null) then
-    for i in 1 .. coalesce(array_length(out_ids, 1), 0) loop
-      if not exists (select 1 from public.runs x where x.id = out_ids[i]) then
-        select y.id into winner from unnest(rows) q
-          join public.runs y on y.idempotency_key = q.idempotency_key
-           and coalesce(y.owner_id, '00000000-0000-0000-0000-000000000000'::uuid)
-             = coalesce(q.owner_id, '00000000-0000-0000-0000-000000000000'::uuid)
-         where q.id = out_ids[i];
-        out_ids[i] := winner;
-      end if;
-    end loop;
+            = coalesce(i.owner_id, '00000000-0000-0000-0000-000000000000'::uuid)
+      ) ex on i.idempotency_key is not null and i.refused is null
+      left join ordered f
+        on f.n = i.first_n and i.first_n < i.n and i.idempotency_key is not null
+           and i.refused is null and ex.id is null
+    )
+    select array_agg(row(
+             a.n, a.id, a.template, a.lane, a.priority, a.max_attempts, a.lease_seconds, a.params,
+             a.session_id, a.owner_id, a.idempotency_key, a.available_at, a.reuse_id,
+             coalesce(a.refused, case when a.reuse_template <> a.template
+                                        or a.reuse_params <> a.params then 21 end)
+           )::pulser_ops.enqueue_item order by a.n)
+      into items
+    from answered a;
   end if;
+
+  select i.* into bad from unnest(items) as i where i.refused is not null order by i.n limit 1;
+  if bad.refused is not null then
+    perform pulser_ops.enqueue_refuse(enqueue_runs.runs -> (bad.n - 1), bad);
+  end if;
+
+  -- One statement for the whole batch, in its order: one change notification, one wake-up.
+  insert into public.runs (id, template, lane, status, priority, attempt, max_attempts,
+                           lease_seconds, params, session_id, owner_id, idempotency_key,
+                           available_at, sweep_count, version, created_at, updated_at)
+  select i.id, i.template, i.lane, 'queued', i.priority, 0, i.max_attempts, i.lease_seconds,
+         i.params, i.session_id, i.owner_id, i.idempotency_key, i.available_at, 0, 1, now(), now()
+  from unnest(items) as i
+  where i.reuse is null
+  order by i.n
+  on conflict ((coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), idempotency_key)
+    where idempotency_key is not null do nothing;
+
+  if not keyed then
+    return query
+      select x.* from unnest(items) as i join public.runs x on x.id = i.id order by i.n;
+    return;
+  end if;
+  -- Each item's run: its own, the one it reuses, or (a concurrent enqueue with the same key won
+  -- the race) the winner's.
+  select array_agg(coalesce(own.id, win.id) order by i.n) into out_ids
+  from unnest(items) as i
+  left join public.runs own on own.id = coalesce(i.reuse, i.id)
+  left join lateral (
+    select y.id from public.runs y
+    where own.id is null and y.idempotency_key = i.idempotency_key
+      and coalesce(y.owner_id, '00000000-0000-0000-0000-000000000000'::uuid)
+        = coalesce(i.owner_id, '00000000-0000-0000-0000-000000000000'::uuid)
+  ) win on true;
   return query
     select x.* from unnest(out_ids) with ordinality as o(id, n)
     join public.runs x on x.id = o.id
