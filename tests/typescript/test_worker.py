@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import itertools
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from pulser_ops import Client
-from tests.typescript.conftest import Node, rec_template
+from tests.typescript.conftest import HANDLERS, Node, rec_template
 from tests.worker.conftest import WorkerProcess, executions, template, wait_for
 
 
@@ -57,6 +61,7 @@ def test_typescript_worker_executes_runs_enqueued_from_python(node: Node,
     assert worker_row.status == "stopped"
 
 
+@pytest.mark.slow
 def test_python_worker_executes_runs_enqueued_from_typescript(
     node: Node, client: Client, spawn_worker: Callable[..., WorkerProcess], exec_dir: Path
 ) -> None:
@@ -210,3 +215,70 @@ def test_runs_of_a_killed_typescript_worker_are_swept_and_finished_by_the_others
             assert "swept" in [e.kind for e in client.events.list(run_id)]
         else:
             assert [a for a, *_ in done[run_id]] == [1]
+
+
+class LosingProxy:
+    """An HTTP proxy in front of the stand-in that forwards the first claim that takes runs and
+    then drops the connection instead of answering: the claim committed, the worker never
+    hears of it (a timeout, a reset by a load balancer)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.lost_claims: list[Any] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length", "connection")}
+                res = httpx.request(self.command, upstream + self.path, headers=headers,
+                                    content=body, timeout=30)
+                if (self.path.endswith("/rpc/claim_runs") and not proxy.lost_claims
+                        and res.status_code == 200 and res.json()):
+                    proxy.lost_claims.append(res.json())
+                    self.close_connection = True  # no answer: the socket just closes
+                    return
+                self.send_response(res.status_code)
+                for k, v in res.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("content-length", str(len(res.content)))
+                self.end_headers()
+                self.wfile.write(res.content)
+
+            do_GET = do_POST = do_PUT = do_HEAD = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_runs_of_a_claim_whose_reply_was_lost_are_adopted_not_left_to_the_sweeper(
+    node: Node, client: Client, exec_dir: Path
+) -> None:
+    rec_template(client, max_attempts=1)  # one attempt: waiting out the lease would fail it
+    created = client.runs.create_many({"template": "rec", "params": {"n": i}} for i in range(2))
+    proxy = LosingProxy(node.sb.url)
+    try:
+        worker = node.spawn("worker", name="ts-lossy", env={
+            "SUPABASE_URL": proxy.url, "PULSER_OPS_WORKER_ID": "ts-lossy",
+            "PULSER_OPS_CONCURRENCY": "2", "PULSER_OPS_POLL_SECONDS": "0.2",
+            "PULSER_OPS_BURST": "1", "PULSER_HANDLERS": str(HANDLERS)})
+        assert worker.wait(60) == 0, worker.output()
+    finally:
+        proxy.close()
+    [lost] = proxy.lost_claims
+    assert {r["id"] for r in lost} == {str(r.id) for r in created}  # that claim took both
+    assert "claim failed" in worker.output()
+    for run in client.runs.get_many([r.id for r in created]):
+        assert (run.status, run.attempt, run.worker_id) == ("succeeded", 1, "ts-lossy")
+        assert run.sweep_count == 0
+    assert {k: [row[:2] for row in v] for k, v in executions(exec_dir).items()} == {
+        str(r.id): [(1, "ts-lossy")] for r in created}
