@@ -1,4 +1,4 @@
-"""``pulser-ops speckit`` and ``init --spec-kit-workflow``, with no database."""
+"""``pulser-ops speckit`` and the workflow ``pulser-ops init`` writes, with no database."""
 
 from __future__ import annotations
 
@@ -241,15 +241,15 @@ def test_repository_workflow_is_the_rendered_template() -> None:
 
 
 def test_init_writes_the_workflow_once(tmp_path: Path) -> None:
-    code, out, err = run("init", "--dir", str(tmp_path), "--spec-kit-workflow")
+    code, out, err = run("init", "--dir", str(tmp_path))
     assert code == 0, err
     target = tmp_path / ".github/workflows/spec-kit.yml"
     assert f"created    {target}" in out.replace("\n", "")  # init's console may wrap
     assert target.read_text() == workflow.render()
-    code, out, _ = run("init", "--dir", str(tmp_path), "--spec-kit-workflow")
+    code, out, _ = run("init", "--dir", str(tmp_path))
     assert code == 0 and f"unchanged  {target}" in out.replace("\n", "")
     target.write_text("# mine\n")
-    code, _, err = run("init", "--dir", str(tmp_path), "--spec-kit-workflow")
+    code, _, err = run("init", "--dir", str(tmp_path))
     assert code == 1 and str(target) in err.replace("\n", "")
     assert target.read_text() == "# mine\n"
 

@@ -262,5 +262,5 @@ def comment_command(
 
 @speckit_app.command("workflow")
 def workflow_command() -> None:
-    """Print the GitHub Actions workflow (`pulser-ops init --spec-kit-workflow` writes it)."""
+    """Print the GitHub Actions workflow (`pulser-ops init` writes it)."""
     typer.echo(workflow.render(), nl=False)

@@ -1,7 +1,7 @@
 """The GitHub Actions workflow that validates spec kits on pull requests.
 
 One template (``workflows/spec-kit.yml``, package data) renders both copies: the one
-``pulser-ops init --spec-kit-workflow`` writes into a user's repository (installs the released
+``pulser-ops init`` writes into a user's repository (installs the released
 package from PyPI, pinned to the version that wrote it) and this repository's own
 ``.github/workflows/spec-kit.yml`` (installs the checkout and always validates
 ``spec/ops-control-room``); a test keeps the latter equal to its rendering.
