@@ -191,7 +191,7 @@ def _start_process(state: _State, run: Run, worker_id: str) -> None:
             **{"messaging.message.id": str(run.id), "pulser_ops.template": run.template,
                "pulser_ops.attempt": run.attempt, "pulser_ops.worker.id": worker_id},
         ),
-    )  # fmt: skip
+    )
     with state.lock:
         state.open[(str(run.id), run.attempt)] = span
         while len(state.open) > MAX_OPEN:
@@ -228,7 +228,7 @@ def step(run_id: str, attempt: int | None, name: str, kind: str) -> Iterator[Spa
         kind=trace.SpanKind.INTERNAL,
         attributes={"messaging.system": SYSTEM, "messaging.message.id": run_id,
                     "pulser_ops.step.name": name, "pulser_ops.step.kind": kind},
-    ) as span:  # fmt: skip
+    ) as span:
         yield span
 
 
@@ -270,7 +270,7 @@ def settle(items: Sequence[tuple[str, int, str]], worker_id: str) -> Iterator[di
             "complete", "settle", None, **{"pulser_ops.worker.id": worker_id,
                                            "messaging.batch.message_count": len(items)
                                            if len(items) > 1 else None}),
-    ):  # fmt: skip
+    ):
         yield actual
     with state.lock:
         for (rid, attempt, asked), span in zip(items, spans, strict=True):
@@ -285,7 +285,7 @@ def settle(items: Sequence[tuple[str, int, str]], worker_id: str) -> Iterator[di
 
 
 def with_context(params: Mapping[str, Any] | None, carrier: Mapping[str, str] | None
-                 ) -> dict[str, Any] | None:  # fmt: skip
+                 ) -> dict[str, Any] | None:
     """``params`` with the trace context under ``_trace`` (unchanged without a carrier)."""
     if not carrier:
         return None if params is None else dict(params)

@@ -100,7 +100,7 @@ class _Item:
 
 class _TargetWorker:
     def __init__(self, target: Target, delivery: Delivery, send: Send,
-                 on_outcome: Callable[[str], None], stop: threading.Event) -> None:  # fmt: skip
+                 on_outcome: Callable[[str], None], stop: threading.Event) -> None:
         self.target = target
         self._delivery = delivery
         self._send = send
@@ -128,7 +128,7 @@ class _TargetWorker:
                 self._done()
                 log.error("alerts: queue of %s full: dropped %s %s (%s)",
                           redact(self.target.url), old.notice.notice, old.notice.rule,
-                          old.notice.subject)  # fmt: skip
+                          old.notice.subject)
                 self._on_outcome("dropped")
 
     def _done(self) -> None:
@@ -165,12 +165,12 @@ class _TargetWorker:
             wait = min(d.max_backoff, d.backoff * 2 ** (attempt - 1)) * (0.8 + random.random() / 5)
             log.warning("alerts: %s refused %s %s (attempt %d of %d); again in %.1f s",
                         redact(url), item.notice.notice, item.notice.rule, attempt, d.attempts,
-                        wait)  # fmt: skip
+                        wait)
             self._on_outcome("retried")
             if self._stop.wait(wait):  # closing, and the grace ran out: give up now
                 break
         log.error("alerts: gave up on %s %s for %s after %d attempts", item.notice.notice,
-                  item.notice.rule, redact(url), d.attempts)  # fmt: skip
+                  item.notice.rule, redact(url), d.attempts)
         self._on_outcome("dropped")
 
 

@@ -214,7 +214,7 @@ def urls_from_env(env: dict[str, str] | None = None) -> list[str]:
 
 
 def _plain(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], name: str,
-           env: dict[str, str]) -> Any:  # fmt: skip
+           env: dict[str, str]) -> Any:
     """The node as Python values, noting the line of every path (for error messages)."""
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):

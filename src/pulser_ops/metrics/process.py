@@ -26,9 +26,9 @@ M = TypeVar("M")
 
 #: Seconds: from a few milliseconds (a warm claim) to hours (a long run or a deep backlog).
 WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
-                1800, 3600, 7200, 21600)  # fmt: skip
+                1800, 3600, 7200, 21600)
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
-                    1800, 3600, 7200, 21600, 86400)  # fmt: skip
+                    1800, 3600, 7200, 21600, 86400)
 
 _lock = threading.Lock()
 #: Metrics made so far, per registry (weakly: a test's registry goes with the test).
@@ -42,7 +42,7 @@ def default_registry() -> CollectorRegistry:
 
 
 def family(registry: CollectorRegistry | None, kind: Callable[..., M], name: str, doc: str,
-           labels: Sequence[str], **kw: Any) -> M:  # fmt: skip
+           labels: Sequence[str], **kw: Any) -> M:
     """The metric ``name`` of ``registry`` (default: the process's), created on first use."""
     reg = registry if registry is not None else default_registry()
     with _lock:
@@ -69,7 +69,7 @@ def count_enqueued(runs: Iterable[Run]) -> None:
     from prometheus_client import Counter
 
     counter = family(None, Counter, "pulser_runs_enqueued",
-                     "Runs enqueued by this process.", ("lane", "template"))  # fmt: skip
+                     "Runs enqueued by this process.", ("lane", "template"))
     for run in runs:
         counter.labels(run.lane, run.template).inc()
 
@@ -87,10 +87,10 @@ class SweeperMetrics:
             action: family(registry, Counter, f"pulser_sweeper_{action}",
                            f"Runs whose lease expired that the sweeper {action}.", ("lane",))
             for action in ("requeued", "failed", "cancelled")
-        }  # fmt: skip
+        }
         self._sweeps = family(registry, Histogram, "pulser_sweeper_sweep_duration_seconds",
                               "How long one sweep (every batch) took.", (),
-                              buckets=DURATION_BUCKETS)  # fmt: skip
+                              buckets=DURATION_BUCKETS)
         self._errors = family(
             registry, Counter, "pulser_sweeper_errors", "Sweeps that failed (no database, ...).", ()
         )
@@ -117,10 +117,10 @@ class AlertMetrics:
 
         self._notices = family(registry, Counter, "pulser_alert_notices",
                                "Alert notices (firing, reminder, resolved) by rule.",
-                               ("rule", "notice"))  # fmt: skip
+                               ("rule", "notice"))
         self._deliveries = family(registry, Counter, "pulser_alert_deliveries",
                                   "Notification deliveries by outcome (sent, retried, dropped).",
-                                  ("outcome",))  # fmt: skip
+                                  ("outcome",))
 
     def notice(self, rule: str, notice: str) -> None:
         self._notices.labels(rule, notice).inc()
