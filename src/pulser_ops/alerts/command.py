@@ -21,7 +21,7 @@ from ..metrics.process import AlertMetrics
 from ..models import AlertNotice
 from .engine import AlertEngine, describe
 from .notify import Send, apprise_send
-from .rules import load, urls_from_env
+from .rules import Rules, load, urls_from_env
 
 log = logging.getLogger("pulser_ops.alerts")
 
@@ -33,17 +33,20 @@ def print_notice(n: AlertNotice) -> None:
     print(f"alert: {describe(n)}", flush=True)
 
 
+def rules_for(rules_file: Path | str | None, urls: Sequence[str] = ()) -> Rules:
+    """The rules (file or defaults) with the notification URLs of the flags and of
+    ``PULSER_OPS_ALERT_URLS`` added; ``AlertRulesError`` for a bad file. Read before anything
+    connects, so a mistake costs no connection."""
+    return load(rules_file).with_urls([*urls, *urls_from_env()])
+
+
 def engine_for(
     client: Client,
-    rules_file: Path | str | None,
-    urls: Sequence[str] = (),
+    rules: Rules,
     *,
     send: Send = apprise_send,
     on_notice: Callable[[AlertNotice], None] | None = print_notice,
 ) -> AlertEngine:
-    """The rules (file or defaults) with the notification URLs of the flags and of
-    ``PULSER_OPS_ALERT_URLS`` added; ``AlertRulesError`` for a bad file."""
-    rules = load(rules_file).with_urls([*urls, *urls_from_env()])
     if not rules.notify:
         log.warning(
             "alerts: no notification targets (notify: in the rules file, --notify, or "

@@ -278,12 +278,14 @@ def parse(text: str, name: str = "rules", env: dict[str, str] | None = None) -> 
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
+        # The line of what is unfinished (an unclosed mapping opens there), else of the problem.
+        mark = e.context_mark or e.problem_mark
         line = mark.line + 1 if mark is not None else None
         where = f" line {line}" if line else ""
-        raise AlertRulesError(
-            f"{name}{where}: not valid YAML: {e.problem or e.context}", line=line
-        ) from None
+        what = ", ".join(x for x in (e.context, e.problem) if x)
+        if e.context_mark is not None and e.problem_mark is not None:
+            what += f" (line {e.problem_mark.line + 1})"
+        raise AlertRulesError(f"{name}{where}: not valid YAML: {what}", line=line) from None
     except yaml.YAMLError as e:
         raise AlertRulesError(f"{name}: not valid YAML: {e}") from None
     if node is None:

@@ -13,14 +13,17 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from ..client import Client
-from .options import with_client
+from .options import Connection, client_for, with_connection
 from .output import ago, out, show
+
+if TYPE_CHECKING:
+    from ..alerts.engine import AlertEngine
 
 RULES_HELP = "YAML rules file (env PULSER_OPS_ALERT_RULES); defaults without one."
 
@@ -42,9 +45,9 @@ def _incidents(client: Client) -> None:
     show(table)
 
 
-@with_client
+@with_connection
 def alerts_command(
-    client: Client,
+    conn: Connection,
     rules: Annotated[
         Path | None,
         typer.Option("--rules", envvar="PULSER_OPS_ALERT_RULES", help=RULES_HELP,
@@ -75,19 +78,29 @@ def alerts_command(
 ) -> None:
     """Evaluate the alert rules (stuck runs, dead workers, old queues, failure rates) and
     notify Slack, Discord, Teams, email or a JSON webhook, once per incident."""
-    from ..alerts.command import engine_for, run
-    from ..alerts.rules import load
+    from ..alerts.command import engine_for, rules_for
+    from ..alerts.notify import redact
 
+    loaded = rules_for(rules, notify or ())  # a bad file is refused before anything connects
     if check:
-        loaded = load(rules)
-        out.print(json.dumps(loaded.model_dump(mode="json"), indent=2), markup=False)
+        shown = loaded.model_dump(mode="json")
+        shown["notify"] = [{**t, "url": redact(t["url"])} for t in shown["notify"]]
+        out.print(json.dumps(shown, indent=2), markup=False)
         return
-    if list_:
-        _incidents(client)
-        return
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = engine_for(client, rules, notify or ())
+    with client_for(conn) as client:
+        if list_:
+            _incidents(client)
+            return
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        code = _loop(engine_for(client, loaded), once, interval, metrics_port)
+    raise typer.Exit(code)
+
+
+def _loop(engine: AlertEngine, once: bool, interval: float | None, metrics_port: int | None
+          ) -> int:  # fmt: skip
+    from ..alerts.command import run
+
     server = None
     if metrics_port is not None:
         from ..metrics import serve
@@ -101,8 +114,7 @@ def alerts_command(
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, on_signal)
     try:
-        code = run(engine, once=once, interval=interval, stop=stop)
+        return run(engine, once=once, interval=interval, stop=stop)
     finally:
         if server is not None:
             server.close()
-    raise typer.Exit(code)

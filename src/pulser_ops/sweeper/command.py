@@ -25,8 +25,14 @@ from pathlib import Path
 from types import FrameType
 
 from pulser_ops import Client, PulserOpsError, connect
-from pulser_ops.alerts.command import DELIVERY_GRACE_SECONDS, engine_for, evaluate_safely
+from pulser_ops.alerts.command import (
+    DELIVERY_GRACE_SECONDS,
+    engine_for,
+    evaluate_safely,
+    rules_for,
+)
 from pulser_ops.alerts.engine import AlertEngine
+from pulser_ops.alerts.rules import Rules
 from pulser_ops.errors import TransportError
 from pulser_ops.metrics.process import SweeperMetrics
 from pulser_ops.metrics.serve import serve
@@ -86,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
+        rules = rules_for(args.alert_rules, args.notify) if args.alerts else None
+    except PulserOpsError as e:
+        print(f"sweeper: {e}", file=sys.stderr)
+        return 2
+    try:
         client = connect(
             args.db_url, supabase_url=args.supabase_url, supabase_key=args.supabase_key
         )
@@ -94,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with client, ExitStack() as stack:
         try:
-            metrics, alerts = _extras(args, client, stack)
+            metrics, alerts = _extras(args, client, rules, stack)
         except PulserOpsError as e:
             print(f"sweeper: {e}", file=sys.stderr)
             return 2
@@ -127,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _extras(
-    args: argparse.Namespace, client: Client, stack: ExitStack
+    args: argparse.Namespace, client: Client, rules: Rules | None, stack: ExitStack
 ) -> tuple[SweeperMetrics | None, AlertEngine | None]:
     """The metrics endpoint and the alert engine the flags ask for (closed by ``stack``)."""
     metrics = None
@@ -136,8 +147,8 @@ def _extras(
         server = serve(args.metrics_port, args.metrics_host)
         stack.callback(server.close)
     alerts = None
-    if args.alerts:
-        alerts = engine_for(client, args.alert_rules, args.notify)
+    if rules is not None:
+        alerts = engine_for(client, rules)
         grace = DELIVERY_GRACE_SECONDS if not args.loop else 10.0
         stack.callback(alerts.close, grace)
     return metrics, alerts
