@@ -16,6 +16,7 @@ from pulser_ops.cli.demo import demo_command
 from pulser_ops.cli.doctor import doctor_command
 from pulser_ops.cli.metrics import metrics_command
 from pulser_ops.cli.operator import register as register_operator_commands
+from pulser_ops.cli.stats import stats_command
 from pulser_ops.cli.sweep import sweep_command
 from pulser_ops.cli.ui import ui_command
 from pulser_ops.cli.worker import worker_command
@@ -37,6 +38,7 @@ app.command("doctor")(doctor_command)
 app.command("ui")(ui_command)
 app.command("metrics")(metrics_command)
 app.command("alerts")(alerts_command)
+app.command("stats")(stats_command)
 app.command("sweep", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     sweep_command
 )
