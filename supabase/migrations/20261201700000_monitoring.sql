@@ -193,7 +193,7 @@ $$;
 create function pulser_ops.lane_queues(cap integer)
 returns table (lane text, paused boolean, max_running integer, queued bigint, exact boolean,
                oldest_ready_at timestamptz, oldest_run_id uuid, templates jsonb)
-language plpgsql volatile set search_path = '' as $$
+language plpgsql volatile set search_path = '' set jit = off as $$
 declare
   l public.lanes;
   v_n bigint;
@@ -269,7 +269,7 @@ create function public.fleet_metrics(
   exact_limit integer default 10000, stale_beats numeric default 3,
   forget_seconds integer default 3600
 ) returns table (metrics jsonb, taken_at timestamptz)
-language plpgsql volatile set search_path = '' as $$
+language plpgsql volatile set search_path = '' set jit = off as $$
 declare
   v_t0 timestamptz := now();
   v_lanes jsonb;
@@ -393,9 +393,12 @@ $$;
 
 -- Runs finished in the last hour, day or week (period), in buckets of 1 minute, 30 minutes or
 -- 4 hours ending with the current one. Exact while the period holds at most max_exact finished
--- runs (counted on runs_finished_idx, stopping at max_exact + 1); above that a block sample of
--- about max_exact rows of the table (TABLESAMPLE SYSTEM) whose counts are scaled up
--- ("exact": false, "sample_percent"). Step percentiles come from the steps of at most
+-- runs (counted on runs_finished_idx, stopping at max_exact + 1). Above that, the finished runs
+-- per bucket are still counted exactly, from runs_finished_idx alone, and about max_exact of
+-- them are read, each bucket giving its share (a stratified sample, read through the index, so
+-- its cost does not grow with the table): the per-template and per-status counts are then that
+-- sample weighted up to each bucket's count, and the percentiles are the sample's ("exact":
+-- false, "sample_percent" = the share read). Step percentiles come from the steps of at most
 -- step_runs of those runs (picked by id, i.e. at random). Queue wait: claimed_at - available_at
 -- of the run's last attempt; duration: finished_at - claimed_at (neither for a run cancelled
 -- before it was claimed: greatest() alone would count its nulls as 0 s). Security invoker: an
@@ -403,16 +406,16 @@ $$;
 create function public.performance_stats(
   period text default 'day', max_exact integer default 10000, step_runs integer default 2000
 ) returns table (stats jsonb, taken_at timestamptz)
-language plpgsql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' set jit = off as $$
 declare
   v_t0 timestamptz := now();
   v_span interval;
   v_bucket interval;
+  v_secs double precision;
   v_buckets integer;
   v_since timestamptz;
   v_n bigint;
-  v_pct double precision := 100;
-  v_scale numeric := 1;
+  v_exact boolean;
   v_out jsonb;
 begin
   case performance_stats.period
@@ -424,57 +427,80 @@ begin
   end case;
   perform pulser_ops.require_between(performance_stats.max_exact, 'max_exact', 100, 1000000);
   perform pulser_ops.require_between(performance_stats.step_runs, 'step_runs', 0, 100000);
-  v_buckets := (extract(epoch from v_span) / extract(epoch from v_bucket))::integer;
+  v_secs := extract(epoch from v_bucket);
+  v_buckets := (extract(epoch from v_span) / v_secs)::integer;
   v_since := pg_catalog.date_bin(v_bucket, v_t0, timestamptz '2000-01-01 00:00:00+00')
              + v_bucket - v_span;
 
   select count(*) into v_n from (
     select 1 from public.runs r where r.finished_at >= v_since
     limit performance_stats.max_exact + 1) c;
-  if v_n > performance_stats.max_exact then
-    v_pct := least(100, 100.0 * performance_stats.max_exact
-                        / greatest(pulser_ops.runs_rows_estimate(), 1));
-    v_scale := (100.0 / v_pct)::numeric;
-  end if;
+  v_exact := v_n <= performance_stats.max_exact;
 
-  with picked_rows as (
-    select r.id, r.template, r.status, r.available_at, r.claimed_at, r.finished_at
+  with counted as materialized (
+    -- index-only: how many finished in each bucket (only when sampling)
+    select floor(extract(epoch from r.finished_at - v_since) / v_secs)::integer as slot,
+           count(*) as n
     from public.runs r
-    where v_pct >= 100 and r.finished_at >= v_since
+    where not v_exact and r.finished_at >= v_since
+    group by 1
+  ),
+  shares as (
+    select c.slot, c.n,
+           greatest(1, ceil(c.n * performance_stats.max_exact::numeric
+                            / (select sum(x.n) from counted x)))::integer as k
+    from counted c
+  ),
+  picked_rows as (
+    select r.id, r.template, r.status, r.available_at, r.claimed_at, r.finished_at,
+           1::numeric as weight
+    from public.runs r
+    where v_exact and r.finished_at >= v_since
     union all
-    select r.id, r.template, r.status, r.available_at, r.claimed_at, r.finished_at
-    from public.runs r tablesample system (v_pct)
-    where v_pct < 100 and r.finished_at >= v_since
+    select x.id, x.template, x.status, x.available_at, x.claimed_at, x.finished_at,
+           sh.n::numeric / greatest(x.got, 1)
+    from shares sh
+    cross join lateral (
+      select y.*, count(*) over () as got from (
+        select r.id, r.template, r.status, r.available_at, r.claimed_at, r.finished_at
+        from public.runs r
+        where r.finished_at >= v_since + sh.slot * v_bucket
+          and r.finished_at < v_since + (sh.slot + 1) * v_bucket
+        order by r.finished_at
+        limit sh.k) y
+    ) x
   ),
   w as materialized (
-    select p.id, p.template, p.status,
+    select p.id, p.template, p.status, p.weight,
            case when p.claimed_at is not null
-                then greatest(extract(epoch from p.claimed_at - p.available_at), 0) end as wait,
+                then greatest(extract(epoch from p.claimed_at - p.available_at), 0)::float8 end
+             as wait,
            case when p.claimed_at is not null
-                then greatest(extract(epoch from p.finished_at - p.claimed_at), 0) end as took,
-           floor(extract(epoch from p.finished_at - v_since)
-                 / extract(epoch from v_bucket))::integer as slot
+                then greatest(extract(epoch from p.finished_at - p.claimed_at), 0)::float8 end
+             as took,
+           floor(extract(epoch from p.finished_at - v_since) / v_secs)::integer as slot
     from picked_rows p
   ),
   per as (
     select coalesce(w.template, '') as template, grouping(w.template) = 1 as total,
-           count(*) as runs,
-           count(*) filter (where w.status = 'succeeded') as succeeded,
-           count(*) filter (where w.status = 'failed') as failed,
-           count(*) filter (where w.status = 'cancelled') as cancelled,
+           sum(w.weight) as runs,
+           coalesce(sum(w.weight) filter (where w.status = 'succeeded'), 0) as succeeded,
+           coalesce(sum(w.weight) filter (where w.status = 'failed'), 0) as failed,
+           coalesce(sum(w.weight) filter (where w.status = 'cancelled'), 0) as cancelled,
            percentile_cont(array[0.5, 0.95, 0.99]) within group (order by w.wait) as wait,
            percentile_cont(array[0.5, 0.95, 0.99]) within group (order by w.took) as took
     from w group by grouping sets ((w.template), ())
   ),
   slots as (
     select coalesce(w.template, '') as template, grouping(w.template) = 1 as total, w.slot,
-           count(*) as done, count(*) filter (where w.status = 'failed') as failed
+           sum(w.weight) as done,
+           coalesce(sum(w.weight) filter (where w.status = 'failed'), 0) as failed
     from w group by grouping sets ((w.template, w.slot), (w.slot))
   ),
   series as (
     select t.template, t.total,
-           jsonb_agg(round(coalesce(s.done, 0) * v_scale) order by g.slot) as done,
-           jsonb_agg(round(coalesce(s.failed, 0) * v_scale) order by g.slot) as failed
+           jsonb_agg(round(coalesce(s.done, 0)) order by g.slot) as done,
+           jsonb_agg(round(coalesce(s.failed, 0)) order by g.slot) as failed
     from per t cross join generate_series(0, v_buckets - 1) g(slot)
     left join slots s on s.template = t.template and s.total = t.total and s.slot = g.slot
     group by t.template, t.total
@@ -484,10 +510,10 @@ begin
   ),
   docs as (
     select t.template, t.total, t.runs, jsonb_build_object(
-             'template', t.template, 'runs', round(t.runs * v_scale),
-             'succeeded', round(t.succeeded * v_scale), 'failed', round(t.failed * v_scale),
-             'cancelled', round(t.cancelled * v_scale),
-             'per_hour', round(t.runs * v_scale / (extract(epoch from v_t0 - v_since) / 3600), 2),
+             'template', t.template, 'runs', round(t.runs),
+             'succeeded', round(t.succeeded), 'failed', round(t.failed),
+             'cancelled', round(t.cancelled),
+             'per_hour', round(t.runs / (extract(epoch from v_t0 - v_since) / 3600), 2),
              'wait', pulser_ops.percentiles(t.wait), 'duration', pulser_ops.percentiles(t.took),
              'series', s.done, 'failures', s.failed) as doc
     from per t join series s on s.template = t.template and s.total = t.total
@@ -498,15 +524,24 @@ begin
            percentile_cont(array[0.5, 0.95, 0.99]) within group (
              order by greatest(extract(epoch from st.finished_at - st.started_at), 0)) as took
     from picked p
-    join public.run_steps st on st.run_id = p.id
-    where st.finished_at is not null and st.status in ('succeeded', 'failed', 'cancelled')
+    -- a primary-key probe per picked run, never a scan of every step row (offset 0 keeps
+    -- the planner from flattening it into a hash join over all of run_steps)
+    cross join lateral (
+      select x.kind, x.status, x.started_at, x.finished_at from public.run_steps x
+      where x.run_id = p.id and x.finished_at is not null
+        and x.status in ('succeeded', 'failed', 'cancelled')
+      offset 0
+    ) st
     group by st.kind
   )
   select jsonb_build_object(
     'period', performance_stats.period,
     'since', v_since, 'until', v_t0,
     'bucket_seconds', extract(epoch from v_bucket)::integer, 'buckets', v_buckets,
-    'exact', v_pct >= 100, 'sample_percent', round(v_pct::numeric, 4),
+    'exact', v_exact,
+    'sample_percent', case when v_exact then 100
+                           else round(100.0 * (select count(*) from w)
+                                      / greatest((select sum(c.n) from counted c), 1), 4) end,
     'runs_read', (select count(*) from w),
     'templates', coalesce((select jsonb_agg(o.doc order by o.runs desc, o.template)
                            from docs o where not o.total), '[]'),
@@ -579,7 +614,7 @@ $$;
 --                 over the window's most recent 10,000 finished runs
 create function pulser_ops.alert_conditions(rules jsonb)
 returns table (rule text, subject text, severity text, summary text, details jsonb, run_ids uuid[])
-language plpgsql volatile set search_path = '' as $$
+language plpgsql volatile set search_path = '' set jit = off as $$
 declare
   v_t0 timestamptz := now();
   r jsonb;
@@ -751,7 +786,7 @@ $$;
 --         "queue_age": {...}, "failure_rate": {...}}; each rule {"enabled", "severity",
 --         optional "reminder_seconds", and its own keys (see alert_conditions)}.
 create function public.evaluate_alerts(rules jsonb) returns setof public.alert_notice
-language plpgsql volatile set search_path = '' as $$
+language plpgsql volatile set search_path = '' set jit = off as $$
 declare
   v_t0 timestamptz := now();
   v_reminder numeric;

@@ -2,7 +2,8 @@
 
 Throughput (finished runs per hour), failures, and the p50/p95/p99 of the queue wait and the run
 duration, over the last hour, day and week; then step durations per step kind. Above 10,000
-finished runs in a period the numbers come from a block sample, marked with "≈".
+finished runs in a period the split by template and the percentiles come from a sample (the
+counts per time bucket stay exact), marked with "≈".
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ def stats_command(
         show(steps)
     else:
         out.print("Steps: no step rows in these periods", markup=False)
-    sampled = ", ".join(f"{s.period}: a {s.sample_percent:.2g}% block sample"
+    sampled = ", ".join(f"{s.period}: {s.runs_read:,} runs ({s.sample_percent:.2g}%)"
                         for s in found if not s.exact)  # fmt: skip
     if sampled:
-        out.print(f"\n≈ {sampled} of the runs table, scaled up (over 10,000 runs finished)",
+        out.print(f"\n≈ over 10,000 runs finished: counts exact, the split by template and the "
+                  f"percentiles from a sample, each bucket its share ({sampled})",
                   markup=False)  # fmt: skip
