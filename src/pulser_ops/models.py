@@ -555,9 +555,9 @@ PERIODS: tuple[PerformancePeriod, ...] = ("hour", "day", "week")
 
 class PerformanceStats(_Row):
     """``performance_stats`` for one period. ``exact`` False: more than ``max_exact`` runs
-    finished; the counts per bucket are still exact, the split by template and status and the
-    percentiles come from ``runs_read`` of them (``sample_percent`` %), each bucket its share.
-    ``step_runs``: how many runs the step percentiles come from."""
+    finished, and the numbers come from a block sample of ``sample_percent`` % of the runs
+    table (``runs_read`` runs of the period), its counts scaled up. ``step_runs``: how many
+    runs the step percentiles come from."""
 
     period: PerformancePeriod
     since: datetime

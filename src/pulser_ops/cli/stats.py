@@ -2,8 +2,7 @@
 
 Throughput (finished runs per hour), failures, and the p50/p95/p99 of the queue wait and the run
 duration, over the last hour, day and week; then step durations per step kind. Above 10,000
-finished runs in a period the split by template and the percentiles come from a sample (the
-counts per time bucket stay exact), marked with "≈".
+finished runs in a period the numbers come from a block sample, scaled up, marked with "≈".
 """
 
 from __future__ import annotations
@@ -78,9 +77,8 @@ def stats_command(
         show(steps)
     else:
         out.print("Steps: no step rows in these periods", markup=False)
-    sampled = ", ".join(f"{s.period}: {s.runs_read:,} runs ({s.sample_percent:.2g}%)"
+    sampled = ", ".join(f"{s.period}: {s.runs_read:,} runs, a {s.sample_percent:.2g}% sample"
                         for s in found if not s.exact)  # fmt: skip
     if sampled:
-        out.print(f"\n≈ over 10,000 runs finished: counts exact, the split by template and the "
-                  f"percentiles from a sample, each bucket its share ({sampled})",
-                  markup=False)  # fmt: skip
+        out.print(f"\n≈ over 10,000 runs finished: estimated from a block sample of the runs "
+                  f"table, scaled up ({sampled})", markup=False)  # fmt: skip

@@ -2,8 +2,8 @@
 (p50, p95, p99), and step duration percentiles per step kind, over the last hour, day or week.
 
 One SQL call (``performance_stats``) per refresh and period, shared by every tab of the same
-identity; above 10,000 finished runs in the period the percentiles come from a sample (the
-counts stay exact) and the page says so.
+identity; above 10,000 finished runs in the period it reads a block sample and the page says
+so.
 """
 
 from __future__ import annotations
