@@ -17,7 +17,8 @@ from ..errors import InvalidInput
 RunRequestLike = m.RunRequest | Mapping[str, Any]
 EventLike = m.EventIn | Mapping[str, Any]
 CompletionLike = m.Completion | Mapping[str, Any]
-_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion)
+SpecDocLike = m.SpecDocIn | Mapping[str, Any]
+_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion, m.SpecDocIn)
 
 
 def models_of(model: type[_In], items: Iterable[_In | Mapping[str, Any]], name: str) -> list[_In]:
@@ -41,6 +42,10 @@ def events(items: Iterable[EventLike]) -> list[m.EventIn]:
 
 def completions(items: Iterable[CompletionLike]) -> list[m.Completion]:
     return models_of(m.Completion, items, "completions")
+
+
+def spec_docs(items: Iterable[SpecDocLike]) -> list[m.SpecDocIn]:
+    return models_of(m.SpecDocIn, items, "docs")
 
 
 def one_request(

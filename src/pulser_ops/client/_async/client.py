@@ -28,7 +28,7 @@ from ...errors import InvalidInput, PulserOpsError
 from ...instrumentation import observe_enqueue, receive, settle
 from ...transport.base import AsyncTransport
 from .. import inputs
-from ..inputs import CompletionLike, EventLike, RunRequestLike
+from ..inputs import CompletionLike, EventLike, RunRequestLike, SpecDocLike
 from .concurrency import AsyncSubscribing, AsyncSubscription, run_blocking
 
 
@@ -436,6 +436,31 @@ class AsyncSessions(_Namespace):
         return await self._t.execute(calls.list_sessions(limit))
 
 
+class AsyncSpecDocs(_Namespace):
+    """Spec kit documents: saved by the worker that generated them (fenced by its lease), read
+    by their owner (RLS) by run or by session."""
+
+    async def put(
+        self,
+        run_id: UUID | str,
+        worker_id: str,
+        attempt: int,
+        docs: Iterable[SpecDocLike],
+    ) -> builtins.list[m.SpecDoc]:
+        """Save (or, on a retried attempt, replace) the run's documents, one row per path."""
+        items = inputs.spec_docs(docs)
+        return await self._t.execute(calls.put_spec_docs(run_id, worker_id, attempt, items))
+
+    async def list(
+        self,
+        *,
+        run_id: UUID | str | None = None,
+        session_id: UUID | str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[m.SpecDoc]:
+        return await self._t.execute(calls.list_spec_docs(run_id, session_id, limit))
+
+
 class AsyncLanes(_Namespace):
     """The four lanes: pause them, cap their concurrency, see their queues."""
 
@@ -562,6 +587,7 @@ class AsyncClient(AsyncSubscribing):
         self.artifacts = AsyncArtifacts(transport)
         self.templates = AsyncTemplates(transport)
         self.sessions = AsyncSessions(transport)
+        self.spec_docs = AsyncSpecDocs(transport)
         self.lanes = AsyncLanes(transport)
         self.workers = AsyncWorkers(transport)
         self.monitoring = AsyncMonitoring(transport)
