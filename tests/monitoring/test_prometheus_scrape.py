@@ -162,15 +162,25 @@ def _check_the_worker(prom: Prometheus) -> None:
 
 def _check_the_dashboard(prom: Prometheus) -> None:
     """Every panel query of the Grafana dashboard is valid PromQL over these metrics, and all
-    but the ones about things this scenario lacks return series."""
+    but the ones about things this scenario lacks return series. A rate() needs two samples in
+    its window, so a fast run can get here one scrape too early: ask again until it settles."""
     board = json.loads((ROOT / "deploy" / "grafana" / "pulser-ops.json").read_text())
     exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
     assert len(exprs) >= 10
-    empty = []
-    for expr in exprs:
-        concrete = (expr.replace("$__rate_interval", "1m").replace("$__range", "5m")
-                    .replace("$lane", ".*").replace("$template", ".*"))  # fmt: skip
-        if not prom.query(concrete):
-            empty.append(expr)
-    # sweeper counters (no sweeper in this scenario) and retries may be empty; nothing else
-    assert all("sweeper" in e or "retried" in e or "released" in e for e in empty), empty
+
+    def unexpectedly_empty() -> list[str]:
+        empty = []
+        for expr in exprs:
+            concrete = (expr.replace("$__rate_interval", "1m").replace("$__range", "5m")
+                        .replace("$lane", ".*").replace("$template", ".*"))  # fmt: skip
+            if not prom.query(concrete):
+                empty.append(expr)
+        # sweeper counters (no sweeper in this scenario) and retries may be empty; nothing else
+        return [e for e in empty if not ("sweeper" in e or "retried" in e or "released" in e)]
+
+    try:
+        _eventually("every dashboard panel to have data", lambda: not unexpectedly_empty(),
+                    timeout=20)  # fmt: skip
+    except AssertionError:
+        assert unexpectedly_empty() == []
+        raise
