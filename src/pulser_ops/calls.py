@@ -525,6 +525,15 @@ def create_session(title: str | None, metadata: Mapping[str, Any] | None) -> Cal
     )
 
 
+def delete_session(session_id: UUID | str) -> Call[m.SessionDeleted]:
+    """Not retry-safe: a resend after a lost reply would answer "not found"."""
+    return Call(
+        "delete_session",
+        _args(session_id=(_uuid(session_id, "session_id"), "uuid")),
+        one(m.SessionDeleted),
+    )
+
+
 def list_sessions(limit: int = 100) -> Call[list[m.Session]]:
     return Call(
         "list_sessions",

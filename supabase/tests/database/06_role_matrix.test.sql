@@ -321,6 +321,7 @@ declare
   foreign_n bigint;
   want bigint;
   first_col text;
+  w text;
 begin
   for i in select * from identity loop
     for t in select o.tbl, o.oid, c.reads, c.mine, c.writable from our_tables o join table_class c using (tbl) loop
@@ -351,36 +352,20 @@ begin
       -- writes: insert, update, delete; only the service role, and spec docs of one's own
       select quote_ident(a.attname) into first_col from pg_attribute a
        where a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped order by a.attnum limit 1;
-      begin
-        perform set_config('role', i.role, true);
-        perform set_config('request.jwt.claims', coalesce(i.claims::text, ''), true);
-        execute format('insert into %s default values', t.tbl);
-        get diagnostics n = row_count;
-        raise exception using errcode = 'PT200', message = n::text;
-      exception when others then
-        insert into seen values (i.name, t.tbl, 'insert', sqlstate,
-                                 case when sqlstate = 'PT200' then sqlerrm::bigint end, null, null);
-      end;
-      begin
-        perform set_config('role', i.role, true);
-        perform set_config('request.jwt.claims', coalesce(i.claims::text, ''), true);
-        execute format('update %s set %s = %s', t.tbl, first_col, first_col);
-        get diagnostics n = row_count;
-        raise exception using errcode = 'PT200', message = n::text;
-      exception when others then
-        insert into seen values (i.name, t.tbl, 'update', sqlstate,
-                                 case when sqlstate = 'PT200' then sqlerrm::bigint end, null, null);
-      end;
-      begin
-        perform set_config('role', i.role, true);
-        perform set_config('request.jwt.claims', coalesce(i.claims::text, ''), true);
-        execute format('delete from %s', t.tbl);
-        get diagnostics n = row_count;
-        raise exception using errcode = 'PT200', message = n::text;
-      exception when others then
-        insert into seen values (i.name, t.tbl, 'delete', sqlstate,
-                                 case when sqlstate = 'PT200' then sqlerrm::bigint end, null, null);
-      end;
+      foreach w in array array['insert', 'update', 'delete'] loop
+        begin
+          perform set_config('role', i.role, true);
+          perform set_config('request.jwt.claims', coalesce(i.claims::text, ''), true);
+          execute case w when 'insert' then format('insert into %s default values', t.tbl)
+                         when 'update' then format('update %s set %s = %2$s', t.tbl, first_col)
+                         else format('delete from %s', t.tbl) end;
+          get diagnostics n = row_count;
+          raise exception using errcode = 'PT200', message = n::text;
+        exception when others then
+          insert into seen values (i.name, t.tbl, w, sqlstate,
+                                   case when sqlstate = 'PT200' then sqlerrm::bigint end, null, null);
+        end;
+      end loop;
     end loop;
   end loop;
 end
