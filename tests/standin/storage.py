@@ -213,7 +213,7 @@ class Storage:
                        " updated_at = now(), last_accessed_at = now()")
         target = self._path(bucket, name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+        tmp = target.parent / f".upload-{uuid.uuid4().hex}.tmp"  # short: any name fits
         tmp.write_bytes(data)
         try:
             async with request_tx(self.pool, caller, read_only=False, method=request.method,

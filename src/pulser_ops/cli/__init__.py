@@ -8,12 +8,16 @@ existing ones.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from pulser_ops.cli.db import db_app, init_command
 from pulser_ops.cli.demo import demo_command
 from pulser_ops.cli.doctor import doctor_command
 from pulser_ops.cli.operator import register as register_operator_commands
+from pulser_ops.cli.output import err, one_line
 from pulser_ops.cli.sweep import sweep_command
 from pulser_ops.cli.ui import ui_command
 from pulser_ops.cli.worker import worker_command
@@ -39,8 +43,23 @@ app.command("sweep", context_settings={"allow_extra_args": True, "ignore_unknown
 
 
 def main() -> None:
-    """Console-script entry point (``[project.scripts]`` in pyproject.toml)."""
-    app()
+    """Console-script entry point (``[project.scripts]`` in pyproject.toml).
+
+    Every error a command expects is one ``error:`` line already (``output.reported``); this is
+    the net for a bug, so that even then the operator reads one line, not a traceback, and
+    ``PULSER_OPS_DEBUG=1`` shows the traceback to whoever fixes it. The tests drive ``app``,
+    where such an exception fails them."""
+    try:
+        app()
+    except Exception as e:
+        if os.environ.get("PULSER_OPS_DEBUG"):
+            raise
+        err.print(
+            f"error: internal error ({type(e).__name__}: {one_line(str(e))[:300]}); "
+            "PULSER_OPS_DEBUG=1 shows the traceback",
+            markup=False,
+        )
+        sys.exit(1)
 
 
 __all__ = ["app", "main"]

@@ -140,14 +140,17 @@ def init_command(
     conflicts: list[str] = []
     for src, rel in sources:
         dst = target_root / rel
-        if dst.exists():
-            if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
-                _out.print(f"unchanged  {dst}", markup=False, highlight=False)
-            else:
-                conflicts.append(str(dst))
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
+        try:
+            if dst.exists():
+                if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
+                    _out.print(f"unchanged  {dst}", markup=False, highlight=False)
+                else:
+                    conflicts.append(str(dst))
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+        except OSError as e:
+            raise _fail(f"cannot write {dst}: {e.strerror or e}") from None
         _out.print(f"created    {dst}", markup=False, highlight=False)
     if conflicts:
         raise _fail(f"kept existing files that differ from pulser-ops': {', '.join(conflicts)}")

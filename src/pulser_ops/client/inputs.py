@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 from uuid import UUID
@@ -94,6 +95,15 @@ _CONFIG = ConfigDict(arbitrary_types_allowed=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: What pydantic puts in an error's location for a member of a union or a validator, not a
+#: field: ``older_than.float`` reads better as ``older_than``.
+_TYPE_TAGS = frozenset(
+    {"str", "int", "float", "bool", "bytes", "timedelta", "datetime", "date", "uuid", "dict",
+     "list", "tuple", "set", "none", "json-or-python", "lax-or-strict", "chain"}
+)
+_TAGGED = re.compile(r"^[a-z-]+\[.*\]$")  # function-after[...], is-instance[Path], list[...]
+
+
 def _where(fn: Callable[..., Any], loc: tuple[int | str, ...]) -> str:
     """``('runs', 0, 'priority')`` as ``runs[0].priority``; a positional index as its name."""
     names = list(inspect.signature(fn).parameters)  # self included, as validate_call counts
@@ -103,23 +113,26 @@ def _where(fn: Callable[..., Any], loc: tuple[int | str, ...]) -> str:
             part = names[part] if part < len(names) else f"argument {part + 1}"
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not part.startswith(("function-", "list[", "union[", "lax-or-strict")):
+        elif part not in _TYPE_TAGS and not _TAGGED.match(part):
             out += f".{part}" if out else part
     return out or "arguments"
 
 
 def describe(fn: Callable[..., Any], e: ValidationError) -> str:
     """The first problems of a call, one line: ``limit: Input should be a valid integer``."""
-    parts = []
-    for err in e.errors(include_url=False)[:3]:
+    parts: dict[str, str] = {}  # the first problem of each argument (a union says one per type)
+    errors = e.errors(include_url=False)
+    for err in errors:
+        where = _where(fn, tuple(err["loc"]))
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "missing_argument":
             msg = "required"
         elif err["type"] == "unexpected_keyword_argument":
             msg = "no such argument"
-        parts.append(f"{_where(fn, tuple(err['loc']))}: {msg}")
-    more = len(e.errors()) - len(parts)
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+        parts.setdefault(where.split(".")[0].split("[")[0], f"{where}: {msg}")
+    shown = list(parts.values())[:3]
+    more = len(parts) - len(shown)
+    return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
 
 
 def checked(fn: F) -> F:
