@@ -97,7 +97,8 @@ def _uuid(value: UUID | str, name: str) -> str:
     try:
         return str(value if isinstance(value, UUID) else UUID(str(value)))
     except (ValueError, AttributeError, TypeError):
-        raise InvalidInput(f"{name}: not a uuid ({value!r})") from None
+        got = repr(value[:60]) if isinstance(value, str) else type(value).__name__
+        raise InvalidInput(f"{name}: not a uuid ({got})") from None
 
 
 def _object(value: Any, name: str) -> dict[str, Any] | None:

@@ -85,7 +85,7 @@ def artifact_name_problem(name: str) -> str | None:
 
 def check_artifact_name(name: str) -> str:
     if (problem := artifact_name_problem(name)) is not None:
-        raise InvalidInput(f"artifact name {name!r}: {problem}")
+        raise InvalidInput(f"artifact name {name[:80]!r}: {problem}")
     return name
 
 
@@ -96,13 +96,13 @@ def check_object_path(path: str, *, new: bool = False) -> str:
     segment over 255 bytes, on either store alike. Reading or removing accepts any safe path:
     files written before keys were encoded have the artifact's name as their key."""
     if len(path) > 1024 or _unsafe_path(path):
-        raise InvalidInput(f"{path!r} is not a safe relative path")
+        raise InvalidInput(f"{path[:120]!r} is not a safe relative path")
     if new and (
         not STORAGE_KEY_CHARS.match(path)
         or max(len(s.encode()) for s in path.split("/")) > MAX_SEGMENT_BYTES
     ):
         raise InvalidInput(
-            f"{path!r} is not a valid object key: Storage takes only A-Z a-z 0-9 and "
+            f"{path[:120]!r} is not a valid object key: Storage takes only A-Z a-z 0-9 and "
             f"_/!.*'() &$=@;:+,?- (artifacts.put encodes names into such keys), "
             f"with at most {MAX_SEGMENT_BYTES} bytes between slashes"
         )

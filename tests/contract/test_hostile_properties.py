@@ -41,9 +41,16 @@ EXAMPLES_PER_METHOD = 4
 EXAMPLES_SLOW = 300
 
 
-def _deep(depth: int) -> list[Any]:
-    top: list[Any] = []
-    inner = top
+class Deep(list[Any]):
+    """A list nested 10,000 deep, with a repr that does not recurse (Hypothesis prints it)."""
+
+    def __repr__(self) -> str:
+        return "<a list nested 10,000 deep>"
+
+
+def _deep(depth: int) -> Deep:
+    top = Deep()
+    inner: list[Any] = top
     for _ in range(depth - 1):
         inner.append([])
         inner = inner[0]
@@ -51,6 +58,7 @@ def _deep(depth: int) -> list[Any]:
 
 
 DEEP = _deep(10_000)
+PLAIN_DEEP = list(DEEP)  # the same, as a plain list (whose repr recurses)
 UNKNOWN = "00000000-0000-4000-8000-0000000000aa"
 
 any_char = st.characters(exclude_categories=())  # surrogates included
@@ -67,7 +75,7 @@ scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True), st.binary(max_size=6),
     st.sampled_from([b"\xff\xfe", 0, -1, 2**31, 10**6]),
 )
-junk = st.sampled_from([object(), {1, 2}, DEEP, {"k": DEEP}, {1: "int key"}, {"a": object()},
+junk = st.sampled_from([object(), {1, 2}, DEEP, {"k": DEEP}, PLAIN_DEEP, {1: "int key"}, {"a": object()},
                         {"a": b"\xff"}, {"a": float("nan")}, [None], (), [[]], {"\x00": 1},
                         {"a": "\udcff"}, [("x",)], timedelta(days=-1), datetime(1, 1, 1, tzinfo=UTC),
                         uuid.UUID(int=7), math.inf])

@@ -8,6 +8,7 @@ existing ones.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
@@ -29,6 +30,18 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+
+@app.callback()
+def _output_never_fails() -> None:
+    """Text from the command line can hold what no terminal encoding can (a shell passes an
+    undecodable byte as a lone surrogate, and commands echo paths and names back): written
+    escaped (``\\udcff``), not failed on."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
 
 app.add_typer(db_app, name="db")
 app.command("init")(init_command)

@@ -45,7 +45,10 @@ def _as_uuid(value: Any) -> UUID:
             return UUID(value)
         except ValueError:
             pass
-    raise ValueError(f"not a uuid ({value!r:.60})")
+    # The value is named by its type unless it is text: the repr of what a caller passed can
+    # be anything (a list nested 10,000 deep has none).
+    got = repr(value[:60]) if isinstance(value, str) else type(value).__name__
+    raise ValueError(f"not a uuid ({got})")
 
 
 def _comma_list(value: Any) -> Any:
