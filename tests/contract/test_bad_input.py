@@ -33,7 +33,7 @@ from pulser_ops import (
 )
 from pulser_ops.artifacts import INLINE_LIMIT
 from tests.contract.conftest import ANON, NO_USER, SERVICE, Caller, Env
-from tests.contract.helpers import claimed, template
+from tests.contract.helpers import basic_world, nested_lists
 
 #: Every case must leave the database unchanged (and each test checks that), so all cases
 #: share one world per transport instead of rebuilding it.
@@ -44,17 +44,7 @@ OPERATOR_B = Caller("operator", str(uuid.uuid4()))
 UNKNOWN = "00000000-0000-4000-8000-000000000001"
 
 
-def _deep(depth: int) -> list[Any]:
-    """``[[[...]]]``, ``depth`` lists deep (built without recursion)."""
-    top: list[Any] = []
-    inner = top
-    for _ in range(depth - 1):
-        inner.append([])
-        inner = inner[0]
-    return top
-
-
-DEEP = _deep(10_000)
+DEEP = nested_lists(10_000)
 
 
 @dataclass(frozen=True)
@@ -405,11 +395,7 @@ CASES = [
 def world(env: Env) -> World:
     env.reset()
     client = env.shared_client()
-    template(client)
-    running = claimed(client)
-    queued = client.runs.create("hello", {"name": "q"}, lane="B")
-    finished = client.runs.create("hello", {"name": "f"}, lane="C")
-    finished = client.runs.cancel(finished.id)
+    running, queued, finished = basic_world(client)
     keyed = client.runs.create("hello", {"name": "k"}, lane="C", idempotency_key="key-1")
     client.artifacts.put(running.id, "inline.txt", "inline")
     client.artifacts.put(running.id, "file.bin", b"file")

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from pulser_ops import AsyncClient, Client, PulserOpsError, Run
 from tests.contract.conftest import Env
-from tests.contract.helpers import claimed, template
+from tests.contract.helpers import basic_world, nested_lists
 
 #: The world never has to be rebuilt: a call that fails must leave it as it was (checked), and
 #: one that succeeds changes it the way any user's call would.
@@ -48,16 +48,7 @@ class Deep(list[Any]):
         return "<a list nested 10,000 deep>"
 
 
-def _deep(depth: int) -> Deep:
-    top = Deep()
-    inner: list[Any] = top
-    for _ in range(depth - 1):
-        inner.append([])
-        inner = inner[0]
-    return top
-
-
-DEEP = _deep(10_000)
+DEEP = nested_lists(10_000, Deep())
 PLAIN_DEEP = list(DEEP)  # the same, as a plain list (whose repr recurses)
 UNKNOWN = "00000000-0000-4000-8000-0000000000aa"
 
@@ -213,12 +204,9 @@ def _bound_function(name: str) -> Callable[..., Any]:
 def world(env: Env) -> World:
     env.reset()
     client = env.shared_client()
-    template(client)
-    running = claimed(client)
+    running, queued, finished = basic_world(client)
     client.artifacts.put(running.id, "a.txt", "inline")
     client.artifacts.put(running.id, "f.bin", b"file")
-    queued = client.runs.create("hello", {"name": "q"}, lane="B")
-    finished = client.runs.cancel(client.runs.create("hello", {"name": "f"}, lane="C").id)
     return World(running, queued, finished)
 
 
