@@ -42,7 +42,7 @@ SKIPPED = {
 SKIPPED_FLAGS = {"smoke"}
 CONNECTION = {"db_url", "supabase_url", "supabase_key", "home"}
 
-EXAMPLES = 5
+EXAMPLES = 3
 EXAMPLES_SLOW = 120
 
 
