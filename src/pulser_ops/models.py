@@ -187,6 +187,31 @@ class Session(_Row):
     created_at: datetime
 
 
+class SpecDoc(_Row):
+    """A document of a spec kit; ``run_id``/``path`` are set when a run generated it."""
+
+    id: UUID
+    session_id: UUID | None = None
+    owner_id: UUID | None = None
+    run_id: UUID | None = None
+    path: str | None = None
+    kind: str
+    title: str = ""
+    content: str = ""
+    created_at: datetime
+    updated_at: datetime
+
+
+class SpecDocIn(_Request):
+    """A document a worker saves for its run (``put_spec_docs``); session and owner come
+    from the run."""
+
+    path: Text
+    kind: Text
+    title: Text = ""
+    content: Text
+
+
 class Lane(_Row):
     id: LaneId
     paused: bool = False

@@ -256,6 +256,23 @@ begin
 end
 $$;
 
+create or replace function public.list_spec_docs(
+  run_id uuid default null, session_id uuid default null, max_rows integer default 100
+) returns setof public.spec_docs
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select s.* from public.spec_docs s
+   where (list_spec_docs.run_id is null or s.run_id = list_spec_docs.run_id)
+     and (list_spec_docs.session_id is null or s.session_id = list_spec_docs.session_id)
+   order by s.created_at, s.path, s.id
+   limit least(greatest(coalesce(list_spec_docs.max_rows, 100), 1), 1000);
+end
+$$;
+comment on function public.list_spec_docs(uuid, uuid, integer) is
+  'Spec docs the caller may see (RLS), by run and/or session, oldest first.';
+
 create or replace function pulser_ops.runs_where(filter jsonb) returns text
 language plpgsql stable set search_path = '' as $$
 declare

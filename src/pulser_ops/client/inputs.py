@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     RunRequestLike = m.RunRequest | Mapping[str, Any]
     EventLike = m.EventIn | Mapping[str, Any]
     CompletionLike = m.Completion | Mapping[str, Any]
+    SpecDocLike = m.SpecDocIn | Mapping[str, Any]
     FilterLike = m.RunFilter | Mapping[str, Any]
     TemplateLike = m.Template | Mapping[str, Any]
 else:
@@ -87,6 +88,7 @@ else:
     RunRequestLike = m.RunRequest
     EventLike = m.EventIn
     CompletionLike = m.Completion
+    SpecDocLike = m.SpecDocIn
     FilterLike = m.RunFilter
     # A mapping goes to SQL as it is (which refuses unknown fields); a Template as its dump.
     TemplateLike = Annotated[JsonObject | m.Template, Field(union_mode="left_to_right")]
@@ -194,7 +196,7 @@ def checked(fn: F) -> F:
 
 # --- turning checked arguments into what ``calls`` takes ---------------------------------------
 
-_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion)
+_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion, m.SpecDocIn)
 
 
 def models_of(model: type[_In], items: Iterable[_In | Mapping[str, Any]], name: str) -> list[_In]:
@@ -219,6 +221,10 @@ def events(items: Iterable[EventLike]) -> list[m.EventIn]:
 
 def completions(items: Iterable[CompletionLike]) -> list[m.Completion]:
     return models_of(m.Completion, items, "completions")
+
+
+def spec_docs(items: Iterable[SpecDocLike]) -> list[m.SpecDocIn]:
+    return models_of(m.SpecDocIn, items, "docs")
 
 
 def one_request(

@@ -42,6 +42,7 @@ from ..inputs import (
     Lane,
     LaneList,
     RunRequestLike,
+    SpecDocLike,
     Statuses,
     TemplateLike,
     Text,
@@ -502,6 +503,33 @@ class AsyncSessions(_Namespace):
         return await self._t.execute(calls.delete_session(session_id))
 
 
+class AsyncSpecDocs(_Namespace):
+    """Spec kit documents: saved by the worker that generated them (fenced by its lease), read
+    by their owner (RLS) by run or by session."""
+
+    @checked
+    async def put(
+        self,
+        run_id: Id,
+        worker_id: Text,
+        attempt: int,
+        docs: Items[SpecDocLike],
+    ) -> builtins.list[m.SpecDoc]:
+        """Save (or, on a retried attempt, replace) the run's documents, one row per path."""
+        items = inputs.spec_docs(docs)
+        return await self._t.execute(calls.put_spec_docs(run_id, worker_id, attempt, items))
+
+    @checked
+    async def list(
+        self,
+        *,
+        run_id: Id | None = None,
+        session_id: Id | None = None,
+        limit: int = 100,
+    ) -> builtins.list[m.SpecDoc]:
+        return await self._t.execute(calls.list_spec_docs(run_id, session_id, limit))
+
+
 class AsyncLanes(_Namespace):
     """The four lanes: pause them, cap their concurrency, see their queues."""
 
@@ -590,6 +618,7 @@ class AsyncClient(AsyncSubscribing):
         self.artifacts = AsyncArtifacts(transport)
         self.templates = AsyncTemplates(transport)
         self.sessions = AsyncSessions(transport)
+        self.spec_docs = AsyncSpecDocs(transport)
         self.lanes = AsyncLanes(transport)
         self.workers = AsyncWorkers(transport)
 

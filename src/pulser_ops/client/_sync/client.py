@@ -33,6 +33,7 @@ from ..inputs import (
     Lane,
     LaneList,
     RunRequestLike,
+    SpecDocLike,
     Statuses,
     TemplateLike,
     Text,
@@ -493,6 +494,33 @@ class Sessions(_Namespace):
         return self._t.execute(calls.delete_session(session_id))
 
 
+class SpecDocs(_Namespace):
+    """Spec kit documents: saved by the worker that generated them (fenced by its lease), read
+    by their owner (RLS) by run or by session."""
+
+    @checked
+    def put(
+        self,
+        run_id: Id,
+        worker_id: Text,
+        attempt: int,
+        docs: Items[SpecDocLike],
+    ) -> builtins.list[m.SpecDoc]:
+        """Save (or, on a retried attempt, replace) the run's documents, one row per path."""
+        items = inputs.spec_docs(docs)
+        return self._t.execute(calls.put_spec_docs(run_id, worker_id, attempt, items))
+
+    @checked
+    def list(
+        self,
+        *,
+        run_id: Id | None = None,
+        session_id: Id | None = None,
+        limit: int = 100,
+    ) -> builtins.list[m.SpecDoc]:
+        return self._t.execute(calls.list_spec_docs(run_id, session_id, limit))
+
+
 class Lanes(_Namespace):
     """The four lanes: pause them, cap their concurrency, see their queues."""
 
@@ -581,6 +609,7 @@ class Client(Subscribing):
         self.artifacts = Artifacts(transport)
         self.templates = Templates(transport)
         self.sessions = Sessions(transport)
+        self.spec_docs = SpecDocs(transport)
         self.lanes = Lanes(transport)
         self.workers = Workers(transport)
 
