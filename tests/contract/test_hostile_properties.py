@@ -39,7 +39,7 @@ RESET_EACH_TEST = False
 #: Examples per method and transport in the normal suite; and drawn over all methods in the
 #: slow test. Small in the normal suite on purpose: every method is tried, on every run.
 EXAMPLES_PER_METHOD = 4
-EXAMPLES_SLOW = 300
+EXAMPLES_SLOW = 200
 
 
 class Deep(list[Any]):

@@ -476,7 +476,7 @@ class Worker:
                 self.endings[ending] = self.endings.get(ending, 0) + 1
                 if ending == "abandoned":  # before it leaves ``held``: see _adopt_unheard
                     self._abandoned.add((held.run_id, held.attempt))
-            self.held.remove(held.run_id)
+            self.held.remove(held)
             self._ended.set()
             self._kick.set()
         log.info("run %s attempt %d: %s", held.run_id, held.attempt, ending)
