@@ -252,6 +252,16 @@ def one_request(
         raise InvalidInput(describe(one_request, e)) from None
 
 
+def settled_outcomes(done: Iterable[m.CompleteBatchItem]) -> dict[str, str]:
+    """The runs a batch completion did not settle as asked: queued again for a retry, or
+    refused (the lease moved on), by run id (for the ``settle`` spans)."""
+    return {
+        str(d.run_id): "retried" if d.ok else "lease_lost"
+        for d in done
+        if not d.ok or d.status == m.RunStatus.QUEUED
+    }
+
+
 def storage_paths(gone: Iterable[m.PruneResult]) -> list[str]:
     """The Storage files of deleted runs: SQL cannot delete them, the client must."""
     return [p for g in gone for p in g.storage_paths]

@@ -21,8 +21,11 @@ select * from no_plan();
 --      service   the service role only (workers, the sweeper, and the helpers the SECURITY
 --                DEFINER functions call as their owner)
 --      trigger   a trigger function
+--      pure      authenticated may execute it (the security-invoker functions call it with the
+--                caller's rights), and it refuses nobody: it computes from its arguments, or
+--                from the catalog alone, and reads no row of any table
 create temp table fn_class (fn text primary key, who text not null
-  check (who in ('operator', 'admin', 'service', 'trigger')));
+  check (who in ('operator', 'admin', 'service', 'trigger', 'pure')));
 insert into fn_class values
   ('public.append_run_events(jsonb)', 'operator'),
   ('public.board_snapshot(integer)', 'operator'),
@@ -40,6 +43,8 @@ insert into fn_class values
   ('public.deregister_worker(text, text)', 'service'),
   ('public.enqueue_run(text, jsonb, text, integer, timestamp with time zone, text, uuid, integer)', 'operator'),
   ('public.enqueue_runs(jsonb)', 'operator'),
+  ('public.evaluate_alerts(jsonb)', 'service'),
+  ('public.fleet_metrics(integer, numeric, integer)', 'operator'),
   ('public.get_artifact(uuid, text)', 'operator'),
   ('public.get_lane_stats()', 'operator'),
   ('public.get_run(uuid)', 'operator'),
@@ -48,6 +53,7 @@ insert into fn_class values
   ('public.get_worker_health()', 'operator'),
   ('public.heartbeat_run(uuid, text, integer, integer)', 'service'),
   ('public.heartbeat_runs(text, jsonb)', 'service'),
+  ('public.list_alerts(text, integer)', 'operator'),
   ('public.list_artifacts(uuid)', 'operator'),
   ('public.list_held_runs(text)', 'service'),
   ('public.list_lanes()', 'operator'),
@@ -59,6 +65,7 @@ insert into fn_class values
   ('public.list_stuck_runs(integer)', 'operator'),
   ('public.list_templates()', 'operator'),
   ('public.list_workers()', 'operator'),
+  ('public.performance_stats(text, integer, integer)', 'operator'),
   ('public.prune_runs(numeric, integer)', 'admin'),
   ('public.put_artifact(uuid, text, text, text, text, text, bigint, text, jsonb, integer)', 'service'),
   ('public.put_spec_docs(uuid, text, integer, jsonb)', 'service'),
@@ -86,6 +93,7 @@ insert into fn_class values
   ('pulser_ops.enqueue_runs(jsonb)', 'operator'),
   ('pulser_ops.estimate_rows(text)', 'operator'),
   ('pulser_ops.is_admin()', 'operator'),
+  ('pulser_ops.lane_queues(integer)', 'operator'),
   ('pulser_ops.rerun(uuid, jsonb, text)', 'operator'),
   ('pulser_ops.runs_where(jsonb)', 'operator'),
   ('pulser_ops.delete_runs(uuid[])', 'admin'),
@@ -93,6 +101,10 @@ insert into fn_class values
   ('pulser_ops.set_lane(text, boolean, integer, boolean)', 'admin'),
   ('pulser_ops.upsert_template(jsonb)', 'admin'),
   ('pulser_ops.add_event(uuid, text, text, text, jsonb, integer, text)', 'service'),
+  ('pulser_ops.alert_conditions(jsonb)', 'service'),
+  ('pulser_ops.alert_events(alerts, text)', 'service'),
+  ('pulser_ops.rule(jsonb, text)', 'service'),
+  ('pulser_ops.rule_number(jsonb, text, text, numeric, numeric)', 'service'),
   ('pulser_ops.artifact_name_problem(text)', 'service'),
   ('pulser_ops.complete_runs(text, jsonb)', 'service'),
   ('pulser_ops.completion_problem(text, jsonb)', 'service'),
@@ -107,6 +119,10 @@ insert into fn_class values
   ('pulser_ops.schema_problem(jsonb, text)', 'service'),
   ('pulser_ops.schema_violation(jsonb, jsonb, text)', 'service'),
   ('pulser_ops.storage_key(text)', 'service'),
+  ('pulser_ops.percentiles(double precision[])', 'pure'),
+  ('pulser_ops.require_between(numeric, text, numeric, numeric)', 'pure'),
+  ('pulser_ops.runs_rows_estimate()', 'pure'),
+  ('pulser_ops.worker_beat(jsonb)', 'pure'),
   ('pulser_ops.run_children_notify()', 'trigger'),
   ('pulser_ops.runs_notify()', 'trigger'),
   ('pulser_ops.runs_refuse()', 'trigger'),
@@ -125,6 +141,7 @@ insert into table_class values
   ('public.workers', 'shared', null, 'nobody'),
   ('public.lane_stats', 'shared', null, 'nobody'),
   ('public.worker_health', 'shared', null, 'nobody'),
+  ('public.alerts', 'shared', null, 'nobody'),
   ('public.sessions', 'own', 'owner_id = $1', 'nobody'),
   ('public.runs', 'own', 'owner_id = $1', 'nobody'),
   ('public.run_steps', 'own', 'run_id in (select r.id from public.runs r where r.owner_id = $1)', 'nobody'),
@@ -197,8 +214,8 @@ select is((select array_agg(f.fn order by f.fn) from our_functions f
                           where p.oid = f.oid and a.grantee = 0 and a.privilege_type = 'EXECUTE')),
   null, 'no function in public or pulser_ops is executable by anon or PUBLIC');
 select is((select array_agg(f.fn order by f.fn) from our_functions f join fn_class c using (fn)
-            where has_function_privilege('authenticated', f.oid, 'execute') <> (c.who in ('operator', 'admin'))),
-  null, 'authenticated may execute exactly the operator and admin functions');
+            where has_function_privilege('authenticated', f.oid, 'execute') <> (c.who in ('operator', 'admin', 'pure'))),
+  null, 'authenticated may execute exactly the operator, admin and pure functions');
 select is((select array_agg(f.fn order by f.fn) from our_functions f join fn_class c using (fn)
             where c.who <> 'trigger' and not has_function_privilege('service_role', f.oid, 'execute')),
   null, 'the service role may execute every function but the triggers');
@@ -241,6 +258,7 @@ begin
     perform public.append_run_events(jsonb_build_array(jsonb_build_object('run_id', r.id, 'kind', 'log')));
     perform public.put_artifact(r.id, 'note.txt', inline_text => 'hi');
   end loop;
+  insert into public.alerts (rule, subject, summary) values ('stuck_runs', 'B', 'a stuck run');
   -- stuck runs (every caller has some): expired leases
   update public.runs set lease_expires_at = now() - interval '1 minute' where status = 'running';
 end
@@ -283,11 +301,15 @@ select is((select count(*)::int from outcome), (select count(*)::int from identi
   'every function was called as every caller');
 select is((select array_agg(o.who || ': ' || o.fn || ' -> ' || o.state order by 1) from outcome o
             join identity i on i.name = o.who join fn_class c on c.fn = o.fn
-            where c.who <> 'trigger' and i.acts_as in ('anon', 'nobody') and o.state <> '42501'),
-  null, 'anon and every forged or user-less token are refused (42501) by every function');
+            where c.who not in ('trigger', 'pure') and i.acts_as in ('anon', 'nobody') and o.state <> '42501'),
+  null, 'anon and every forged or user-less token are refused (42501) by every function that is not pure');
 select is((select array_agg(o.who || ': ' || o.fn || ' -> ' || o.state order by 1) from outcome o
             join identity i on i.name = o.who join fn_class c on c.fn = o.fn
-            where c.who <> 'trigger'
+            where c.who = 'pure' and i.acts_as = 'anon' and o.state <> '42501'),
+  null, 'anon cannot call even the pure functions');
+select is((select array_agg(o.who || ': ' || o.fn || ' -> ' || o.state order by 1) from outcome o
+            join identity i on i.name = o.who join fn_class c on c.fn = o.fn
+            where c.who not in ('trigger', 'pure')
               and ((o.state = '42501') <> case i.acts_as when 'operator' then c.who in ('admin', 'service')
                                                          when 'admin' then c.who = 'service'
                                                          else c.who not in ('operator', 'admin', 'service') end)
@@ -387,7 +409,7 @@ select is((select array_agg(s.who || ': ' || s.tbl || ' shows ' || coalesce(s.ro
               and (s.rows is distinct from s.expected or s.foreign_rows <> 0)),
   null, 'operators see exactly their own rows (or the shared ones); admins and the service role see all');
 select ok((select bool_and(s.expected > 0) from seen s where s.action = 'select' and s.who in ('alice', 'bob')),
-  'alice and bob each have rows in every table (so the check above is not vacuous)');
+  'alice and bob each have rows in every table and view (so the check above is not vacuous)');
 select is((select array_agg(s.who || ': ' || s.action || ' ' || s.tbl || ' -> ' || coalesce(s.rows::text, s.state) order by 1)
             from seen s join identity i on i.name = s.who join table_class c on c.tbl = s.tbl
             where s.action <> 'select' and i.acts_as <> 'service' and s.state = 'PT200' and s.rows > 0

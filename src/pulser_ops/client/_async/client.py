@@ -28,6 +28,7 @@ from ... import calls
 from ... import models as m
 from ...artifacts import plan as plan_artifact
 from ...errors import InvalidInput, PulserOpsError
+from ...instrumentation import observe_enqueue, receive, settle
 from ...transport.base import AsyncTransport
 from .. import inputs
 from ..inputs import (
@@ -76,14 +77,17 @@ class AsyncRuns(_Namespace):
         req = inputs.one_request(
             template, params, lane, priority, run_after, idempotency_key, session_id, max_attempts
         )
-        created = await self._t.execute(calls.enqueue_runs([req]))
+        created = await self.create_many([req])
         return created[0]
 
     @checked
     async def create_many(self, runs: Items[RunRequestLike]) -> builtins.list[m.Run]:
         """Enqueue several runs in one call and one transaction (each a ``RunRequest`` or a
         mapping of its fields; an unknown key is refused)."""
-        return await self._t.execute(calls.enqueue_runs(inputs.requests(runs)))
+        with observe_enqueue(inputs.requests(runs)) as seen:
+            created = await self._t.execute(calls.enqueue_runs(seen.requests))
+            seen.created(created)
+        return created
 
     @checked
     async def claim(
@@ -96,7 +100,11 @@ class AsyncRuns(_Namespace):
     ) -> builtins.list[m.Run]:
         """Claim up to ``limit`` runs of these lanes for ``worker_id``; each claim bumps the
         run's ``attempt``, which fences every later call about it."""
-        return await self._t.execute(calls.claim_runs(worker_id, lanes, limit, lease_seconds))
+        call = calls.claim_runs(worker_id, lanes, limit, lease_seconds)
+        with receive(calls.lane_list(lanes) or m.LANES, worker_id) as got:
+            claimed = await self._t.execute(call)
+            got.extend(claimed)
+        return claimed
 
     @checked
     async def heartbeat(
@@ -134,11 +142,15 @@ class AsyncRuns(_Namespace):
     ) -> m.Run:
         """Record how a claimed run ended; the result's status is ``queued`` when a failure was
         scheduled for retry."""
-        return await self._t.execute(
-            calls.complete_run(
-                run_id, worker_id, attempt, str(status), result, error, error_class, retryable
+        with settle([(str(run_id), attempt, str(status))], worker_id) as outcomes:
+            run = await self._t.execute(
+                calls.complete_run(
+                    run_id, worker_id, attempt, str(status), result, error, error_class, retryable
+                )
             )
-        )
+            if run.status == m.RunStatus.QUEUED:
+                outcomes[str(run.id)] = "retried"
+        return run
 
     @checked
     async def complete_many(
@@ -152,14 +164,19 @@ class AsyncRuns(_Namespace):
         items = inputs.completions(completions)
         if not items:
             return []
-        return await self._t.execute(calls.complete_runs(worker_id, items))
+        asked = [(str(c.run_id), c.attempt, str(c.status)) for c in items]
+        with settle(asked, worker_id) as outcomes:
+            done = await self._t.execute(calls.complete_runs(worker_id, items))
+            outcomes.update(inputs.settled_outcomes(done))
+        return done
 
     @checked
     async def release(
         self, run_id: Id, worker_id: Text, attempt: int, reason: Text | None = None
     ) -> m.Run:
         """Give a claimed run back to the queue, its attempt given back (graceful shutdown)."""
-        return await self._t.execute(calls.release_run(run_id, worker_id, attempt, reason))
+        with settle([(str(run_id), attempt, "released")], worker_id):
+            return await self._t.execute(calls.release_run(run_id, worker_id, attempt, reason))
 
     @checked
     async def get(self, run_id: Id) -> m.Run:
@@ -607,6 +624,58 @@ class AsyncWorkers(_Namespace):
         return await self._t.execute(calls.deregister_worker(worker_id, status))
 
 
+class AsyncMonitoring(_Namespace):
+    """What monitors read: the fleet's gauges and performance per template and step kind."""
+
+    @checked
+    async def fleet(
+        self,
+        *,
+        exact_limit: int | None = None,
+        stale_beats: float | None = None,
+        forget_seconds: int | None = None,
+        timeout_ms: int | None = None,
+    ) -> m.FleetMetrics:
+        """Queue depth and age per lane, running, stuck and finished runs, workers and slots,
+        at a bounded cost: exact below ``exact_limit`` (10,000) runs per lane, estimates above
+        (``exact=False``). ``timeout_ms`` arms a statement_timeout (direct PostgreSQL) after
+        which the answer comes from estimates."""
+        return await self._t.execute(
+            calls.fleet_metrics(
+                exact_limit=exact_limit,
+                stale_beats=stale_beats,
+                forget_seconds=forget_seconds,
+                timeout_ms=timeout_ms,
+            )
+        )
+
+    @checked
+    async def performance(
+        self, period: Text = "day", *, max_exact: int | None = None, step_runs: int | None = None
+    ) -> m.PerformanceStats:
+        """Throughput, queue wait and run duration percentiles per template, step duration
+        percentiles per kind, over the last ``hour``, ``day`` or ``week``; sampled above
+        ``max_exact`` (10,000) finished runs (``exact=False``)."""
+        return await self._t.execute(
+            calls.performance_stats(period, max_exact=max_exact, step_runs=step_runs)
+        )
+
+
+class AsyncAlerts(_Namespace):
+    """Alert incidents: evaluate the rules (what ``pulser-ops alerts`` does), list them."""
+
+    @checked
+    async def evaluate(self, rules: JsonObject) -> builtins.list[m.AlertNotice]:
+        """Evaluate the rules once (service role): incidents open, remind or resolve, and the
+        notices to send come back. ``pulser_ops.alerts.Rules`` builds ``rules`` with defaults."""
+        return await self._t.execute(calls.evaluate_alerts(rules))
+
+    @checked
+    async def list(self, status: Text | None = None, *, limit: int = 50) -> builtins.list[m.Alert]:
+        """Incidents, firing first, newest first; ``status``: ``firing`` or ``resolved``."""
+        return await self._t.execute(calls.list_alerts(status, limit))
+
+
 class AsyncClient(AsyncSubscribing):
     """The client: one namespace per area. Build it with ``await pulser_ops.aconnect()``."""
 
@@ -621,6 +690,8 @@ class AsyncClient(AsyncSubscribing):
         self.spec_docs = AsyncSpecDocs(transport)
         self.lanes = AsyncLanes(transport)
         self.workers = AsyncWorkers(transport)
+        self.monitoring = AsyncMonitoring(transport)
+        self.alerts = AsyncAlerts(transport)
 
     @checked
     def subscribe(

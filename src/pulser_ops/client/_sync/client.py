@@ -19,6 +19,7 @@ from ... import calls
 from ... import models as m
 from ...artifacts import plan as plan_artifact
 from ...errors import InvalidInput, PulserOpsError
+from ...instrumentation import observe_enqueue, receive, settle
 from ...transport.base import Transport
 from .. import inputs
 from ..inputs import (
@@ -67,14 +68,17 @@ class Runs(_Namespace):
         req = inputs.one_request(
             template, params, lane, priority, run_after, idempotency_key, session_id, max_attempts
         )
-        created = self._t.execute(calls.enqueue_runs([req]))
+        created = self.create_many([req])
         return created[0]
 
     @checked
     def create_many(self, runs: Items[RunRequestLike]) -> builtins.list[m.Run]:
         """Enqueue several runs in one call and one transaction (each a ``RunRequest`` or a
         mapping of its fields; an unknown key is refused)."""
-        return self._t.execute(calls.enqueue_runs(inputs.requests(runs)))
+        with observe_enqueue(inputs.requests(runs)) as seen:
+            created = self._t.execute(calls.enqueue_runs(seen.requests))
+            seen.created(created)
+        return created
 
     @checked
     def claim(
@@ -87,7 +91,11 @@ class Runs(_Namespace):
     ) -> builtins.list[m.Run]:
         """Claim up to ``limit`` runs of these lanes for ``worker_id``; each claim bumps the
         run's ``attempt``, which fences every later call about it."""
-        return self._t.execute(calls.claim_runs(worker_id, lanes, limit, lease_seconds))
+        call = calls.claim_runs(worker_id, lanes, limit, lease_seconds)
+        with receive(calls.lane_list(lanes) or m.LANES, worker_id) as got:
+            claimed = self._t.execute(call)
+            got.extend(claimed)
+        return claimed
 
     @checked
     def heartbeat(
@@ -125,11 +133,15 @@ class Runs(_Namespace):
     ) -> m.Run:
         """Record how a claimed run ended; the result's status is ``queued`` when a failure was
         scheduled for retry."""
-        return self._t.execute(
-            calls.complete_run(
-                run_id, worker_id, attempt, str(status), result, error, error_class, retryable
+        with settle([(str(run_id), attempt, str(status))], worker_id) as outcomes:
+            run = self._t.execute(
+                calls.complete_run(
+                    run_id, worker_id, attempt, str(status), result, error, error_class, retryable
+                )
             )
-        )
+            if run.status == m.RunStatus.QUEUED:
+                outcomes[str(run.id)] = "retried"
+        return run
 
     @checked
     def complete_many(
@@ -143,14 +155,19 @@ class Runs(_Namespace):
         items = inputs.completions(completions)
         if not items:
             return []
-        return self._t.execute(calls.complete_runs(worker_id, items))
+        asked = [(str(c.run_id), c.attempt, str(c.status)) for c in items]
+        with settle(asked, worker_id) as outcomes:
+            done = self._t.execute(calls.complete_runs(worker_id, items))
+            outcomes.update(inputs.settled_outcomes(done))
+        return done
 
     @checked
     def release(
         self, run_id: Id, worker_id: Text, attempt: int, reason: Text | None = None
     ) -> m.Run:
         """Give a claimed run back to the queue, its attempt given back (graceful shutdown)."""
-        return self._t.execute(calls.release_run(run_id, worker_id, attempt, reason))
+        with settle([(str(run_id), attempt, "released")], worker_id):
+            return self._t.execute(calls.release_run(run_id, worker_id, attempt, reason))
 
     @checked
     def get(self, run_id: Id) -> m.Run:
@@ -598,6 +615,58 @@ class Workers(_Namespace):
         return self._t.execute(calls.deregister_worker(worker_id, status))
 
 
+class Monitoring(_Namespace):
+    """What monitors read: the fleet's gauges and performance per template and step kind."""
+
+    @checked
+    def fleet(
+        self,
+        *,
+        exact_limit: int | None = None,
+        stale_beats: float | None = None,
+        forget_seconds: int | None = None,
+        timeout_ms: int | None = None,
+    ) -> m.FleetMetrics:
+        """Queue depth and age per lane, running, stuck and finished runs, workers and slots,
+        at a bounded cost: exact below ``exact_limit`` (10,000) runs per lane, estimates above
+        (``exact=False``). ``timeout_ms`` arms a statement_timeout (direct PostgreSQL) after
+        which the answer comes from estimates."""
+        return self._t.execute(
+            calls.fleet_metrics(
+                exact_limit=exact_limit,
+                stale_beats=stale_beats,
+                forget_seconds=forget_seconds,
+                timeout_ms=timeout_ms,
+            )
+        )
+
+    @checked
+    def performance(
+        self, period: Text = "day", *, max_exact: int | None = None, step_runs: int | None = None
+    ) -> m.PerformanceStats:
+        """Throughput, queue wait and run duration percentiles per template, step duration
+        percentiles per kind, over the last ``hour``, ``day`` or ``week``; sampled above
+        ``max_exact`` (10,000) finished runs (``exact=False``)."""
+        return self._t.execute(
+            calls.performance_stats(period, max_exact=max_exact, step_runs=step_runs)
+        )
+
+
+class Alerts(_Namespace):
+    """Alert incidents: evaluate the rules (what ``pulser-ops alerts`` does), list them."""
+
+    @checked
+    def evaluate(self, rules: JsonObject) -> builtins.list[m.AlertNotice]:
+        """Evaluate the rules once (service role): incidents open, remind or resolve, and the
+        notices to send come back. ``pulser_ops.alerts.Rules`` builds ``rules`` with defaults."""
+        return self._t.execute(calls.evaluate_alerts(rules))
+
+    @checked
+    def list(self, status: Text | None = None, *, limit: int = 50) -> builtins.list[m.Alert]:
+        """Incidents, firing first, newest first; ``status``: ``firing`` or ``resolved``."""
+        return self._t.execute(calls.list_alerts(status, limit))
+
+
 class Client(Subscribing):
     """The client: one namespace per area. Build it with ``pulser_ops.connect()``."""
 
@@ -612,6 +681,8 @@ class Client(Subscribing):
         self.spec_docs = SpecDocs(transport)
         self.lanes = Lanes(transport)
         self.workers = Workers(transport)
+        self.monitoring = Monitoring(transport)
+        self.alerts = Alerts(transport)
 
     @checked
     def subscribe(
