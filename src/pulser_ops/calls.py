@@ -101,7 +101,8 @@ def _uuid(value: UUID | str, name: str) -> str:
     try:
         return str(value if isinstance(value, UUID) else UUID(str(value)))
     except (ValueError, AttributeError, TypeError):
-        raise InvalidInput(f"{name}: not a uuid ({value!r})") from None
+        got = repr(value[:60]) if isinstance(value, str) else type(value).__name__
+        raise InvalidInput(f"{name}: not a uuid ({got})") from None
 
 
 def _object(value: Any, name: str) -> dict[str, Any] | None:
@@ -527,6 +528,15 @@ def create_session(title: str | None, metadata: Mapping[str, Any] | None) -> Cal
         "create_session",
         _args(title=(title, "text"), metadata=(_object(metadata, "metadata") or None, "jsonb")),
         one(m.Session),
+    )
+
+
+def delete_session(session_id: UUID | str) -> Call[m.SessionDeleted]:
+    """Not retry-safe: a resend after a lost reply would answer "not found"."""
+    return Call(
+        "delete_session",
+        _args(session_id=(_uuid(session_id, "session_id"), "uuid")),
+        one(m.SessionDeleted),
     )
 
 

@@ -37,6 +37,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "count_runs",
         "create_session",
         "delete_runs",
+        "delete_session",
         "deregister_worker",
         "enqueue_run",
         "enqueue_runs",

@@ -14,6 +14,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .values import Json, JsonObject, Text
+
 LaneId = Literal["A", "B", "C", "D"]
 LANES: tuple[LaneId, ...] = ("A", "B", "C", "D")
 
@@ -35,6 +37,13 @@ TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.
 
 class _Row(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class _Request(BaseModel):
+    """What callers send: unknown keys are refused (a misspelt ``priorty`` is an error, not a
+    silent default), and text and JSON are held to what the database can store (``values``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Run(_Row):
@@ -75,15 +84,15 @@ class Run(_Row):
         return self.cancel_requested_at is not None
 
 
-class RunRequest(_Row):
+class RunRequest(_Request):
     """One run to enqueue (the batch form of ``client.runs.create``)."""
 
-    template: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    template: Text
+    params: JsonObject = Field(default_factory=dict)
     lane: LaneId | None = None
     priority: int = 0
     run_after: datetime | None = None
-    idempotency_key: str | None = None
+    idempotency_key: Text | None = None
     session_id: UUID | None = None
     max_attempts: int | None = None
 
@@ -121,16 +130,16 @@ class RunEvent(_Row):
     worker_id: str | None = None
 
 
-class EventIn(_Row):
+class EventIn(_Request):
     """An event to append; ``seq`` is assigned by the control plane."""
 
     run_id: UUID
-    kind: str
-    message: str = ""
+    kind: Text
+    message: Text = ""
     level: EventLevel = "info"
-    data: Any = None
+    data: Json = None
     attempt: int | None = None
-    worker_id: str | None = None
+    worker_id: Text | None = None
 
 
 class Artifact(_Row):
@@ -193,14 +202,14 @@ class SpecDoc(_Row):
     updated_at: datetime
 
 
-class SpecDocIn(_Row):
+class SpecDocIn(_Request):
     """A document a worker saves for its run (``put_spec_docs``); session and owner come
     from the run."""
 
-    path: str
-    kind: str
-    title: str = ""
-    content: str
+    path: Text
+    kind: Text
+    title: Text = ""
+    content: Text
 
 
 class Lane(_Row):
@@ -275,32 +284,32 @@ class HeartbeatBatchItem(_Row):
     lease_expires_at: datetime | None = None
 
 
-class StepRecord(_Row):
+class StepRecord(_Request):
     """A ``run_steps`` row to write with a completion (what ``runs.record_step`` takes).
 
     ``started_at``: when the step started, for a row that is first written with the
     completion (None: the time of the write). A row that already exists keeps its own."""
 
     idx: int
-    name: str
-    kind: str
-    status: str
+    name: Text
+    kind: Text
+    status: Text
     exit_code: int | None = None
-    error: str | None = None
-    output: Any = None
+    error: Text | None = None
+    output: Json = None
     started_at: datetime | None = None
 
 
-class CompletionEvent(_Row):
+class CompletionEvent(_Request):
     """An event that goes with a completion: attempt and worker are the completion's."""
 
-    kind: str
-    message: str = ""
+    kind: Text
+    message: Text = ""
     level: EventLevel = "info"
-    data: Any = None
+    data: Json = None
 
 
-class Completion(_Row):
+class Completion(_Request):
     """One finished run, for ``client.runs.complete_many`` (what ``runs.complete`` takes).
 
     ``steps``: step rows written in the same transaction, only if the completion is recorded
@@ -311,10 +320,10 @@ class Completion(_Row):
 
     run_id: UUID
     attempt: int
-    status: str
-    result: Any = None
-    error: str | None = None
-    error_class: str | None = None
+    status: Text
+    result: Json = None
+    error: Text | None = None
+    error_class: Text | None = None
     retryable: bool = True
     steps: list[StepRecord] | None = None
     events: list[CompletionEvent] | None = None
@@ -372,23 +381,23 @@ class Change(_Row):
 # 412 runs matching ..." acts on exactly the runs the list showed.
 
 
-class RunCursor(_Row):
+class RunCursor(_Request):
     """Keyset position: the last row of a page (newest first)."""
 
     created_at: datetime
     id: UUID
 
 
-class RunFilter(_Row):
+class RunFilter(_Request):
     """Which runs: every field narrows (AND); empty lists and None mean "any"."""
 
     status: tuple[RunStatus, ...] = ()
     lanes: tuple[LaneId, ...] = ()
-    templates: tuple[str, ...] = ()
-    worker: str | None = None
+    templates: tuple[Text, ...] = ()
+    worker: Text | None = None
     session_id: UUID | None = None
     #: text in params, error or cancel reason (the newest 100,000 runs), or a run id
-    q: str | None = None
+    q: Text | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
     before: RunCursor | None = None
@@ -469,6 +478,15 @@ class RunCount(_Row):
 
     runs: int
     exact: bool
+
+
+class SessionDeleted(_Row):
+    """What ``sessions.delete`` did: its runs stay, detached (``runs_detached``); its spec docs
+    went with it."""
+
+    session_id: UUID
+    runs_detached: int
+    spec_docs_deleted: int
 
 
 class BulkResult(_Row):

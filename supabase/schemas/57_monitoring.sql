@@ -65,6 +65,7 @@ declare
   v_n bigint;
   v_t0 timestamptz := now();
 begin
+  perform pulser_ops.check_caller();  -- no token that names no user (15_callers.sql)
   for l in select * from public.lanes x order by x.id loop
     select count(*) into v_n from (
       select 1 from public.runs r where r.status = 'queued' and r.lane = l.id
@@ -148,6 +149,7 @@ declare
   v_pct double precision;
   v_rows double precision;
 begin
+  perform pulser_ops.check_caller();  -- no token that names no user (15_callers.sql)
   perform pulser_ops.require_between(fleet_metrics.exact_limit, 'exact_limit', 1, 1000000);
   perform pulser_ops.require_between(fleet_metrics.stale_beats, 'stale_beats', 1, 1000);
   perform pulser_ops.require_between(fleet_metrics.forget_seconds, 'forget_seconds', 60, 31536000);
@@ -288,6 +290,7 @@ declare
   v_share double precision;
   v_out jsonb;
 begin
+  perform pulser_ops.check_caller();  -- no token that names no user (15_callers.sql)
   case performance_stats.period
     when 'hour' then v_span := interval '1 hour'; v_bucket := interval '1 minute';
     when 'day' then v_span := interval '1 day'; v_bucket := interval '30 minutes';
@@ -719,6 +722,7 @@ create function public.list_alerts(status text default null, max_rows integer de
 returns setof public.alerts
 language plpgsql stable set search_path = '' as $$
 begin
+  perform pulser_ops.check_caller();  -- no token that names no user (15_callers.sql)
   if list_alerts.status is not null and list_alerts.status not in ('firing', 'resolved') then
     raise exception 'status: must be firing or resolved (got %)', list_alerts.status
       using errcode = 'PO400';

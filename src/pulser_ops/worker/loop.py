@@ -492,7 +492,7 @@ class Worker:
                 self.endings[ending] = self.endings.get(ending, 0) + 1
                 if ending == "abandoned":  # before it leaves ``held``: see _adopt_unheard
                     self._abandoned.add((held.run_id, held.attempt))
-            self.held.remove(held.run_id)
+            self.held.remove(held)
             # [issue 17 observer] the run this worker stops holding, and the slots
             outcome: RunOutcome = "retried" if ending == "failed" and held.retried else ending
             took = time.monotonic() - held.claimed_monotonic
