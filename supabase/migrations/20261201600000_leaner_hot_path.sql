@@ -22,6 +22,14 @@ begin
   if r = 'service_role' then
     return 'service';
   elsif r = 'authenticated' then
+    -- A token that names no user would own nothing and match every row owned by nobody (the
+    -- service role's): refused here, so every operator call and policy refuses it.
+    if coalesce(auth.jwt() ->> 'sub', '')
+       !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+      raise exception 'permission denied: the access token names no user (its JWT has no user id in "sub")'
+        using errcode = '42501',
+              hint = 'Operators call with a signed-in user''s access token; workers use the service role key.';
+    end if;
     return case when coalesce(auth.jwt() -> 'app_metadata' ->> 'ops_role', '') = 'admin'
                 then 'admin' else 'operator' end;
   elsif r = 'anon' then
@@ -306,14 +314,27 @@ begin
            x.attempt, complete_runs.worker_id
     from done x
   )
-  select d.run_id, d.attempt, d.go or d.repeated,
-         coalesce(x.status, d.now_status),
-         case when x.retry then x.available_at end,
+  select d.run_id, d.attempt, d.go or d.repeated or rs.retry_at is not null,
+         coalesce(x.status, case when rs.retry_at is not null then 'queued' end, d.now_status),
+         coalesce(case when x.retry then x.available_at end, rs.retry_at),
          case when d.now_status is null then format('run %s not found', d.run_id)
-              when not (d.go or d.repeated)
+              when not (d.go or d.repeated or rs.retry_at is not null)
               then format('lease lost: it is %s (worker %s, attempt %s)', d.now_status,
                           coalesce(d.now_worker, '-'), d.now_attempt) end
-  from decided d left join done x on x.id = d.run_id;
+  from decided d left join done x on x.id = d.run_id
+  -- A failure that was scheduled for retry, sent again (its reply was lost): the run is queued
+  -- again, or claimed again by now, so it is not "the same status" as the call asked for; the
+  -- retry event this worker's attempt wrote is what says the call was recorded. Answered as
+  -- the first call was. Looked for only when the completion is not otherwise recorded.
+  left join lateral (
+    select (e.data ->> 'available_at')::timestamptz as retry_at
+    from public.run_events e
+    where not (d.go or d.repeated) and d.status = 'failed' and d.now_status is not null
+      and e.run_id = d.run_id and e.kind = 'retry_scheduled' and e.attempt = d.attempt
+      and e.worker_id = complete_runs.worker_id
+    order by e.seq desc
+    limit 1
+  ) rs on true;
 end
 $$;
 

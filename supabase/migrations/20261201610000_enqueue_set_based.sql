@@ -255,9 +255,6 @@ begin
     raise exception '%.session_id: session % not found', path, (item ->> 'session_id')::uuid
       using errcode = 'PO404';
   when 20 then
-    raise exception 'permission denied: session % is not yours', (item ->> 'session_id')::uuid
-      using errcode = '42501';
-  when 21 then
     raise exception 'idempotency key % was already used for a different run (%)',
       bad.idempotency_key, bad.reuse using errcode = 'PO409', detail = bad.reuse::text;
   end case;
@@ -363,8 +360,10 @@ begin
              when char_length(z.v_key) not between 1 and 200 then 16
              when z.j_session is not null and jsonb_typeof(z.j_session) <> 'string' then 17
              when z.j_session is not null and z.v_session is null then 18
-             when z.v_session is not null and z.s_id is null then 19
-             when z.v_session is not null and k = 'operator' and z.s_owner is distinct from uid then 20
+             -- another operator's session is answered like one that does not exist (no
+             -- probing which ids do)
+             when z.v_session is not null
+                  and (z.s_id is null or k = 'operator' and z.s_owner is distinct from uid) then 19
            end as refused
     from looked_up z
   )
@@ -406,7 +405,7 @@ begin
              a.n, a.id, a.template, a.lane, a.priority, a.max_attempts, a.lease_seconds, a.params,
              a.session_id, a.owner_id, a.idempotency_key, a.available_at, a.reuse_id,
              coalesce(a.refused, case when a.reuse_template <> a.template
-                                        or a.reuse_params <> a.params then 21 end)
+                                        or a.reuse_params <> a.params then 20 end)
            )::pulser_ops.enqueue_item order by a.n)
       into items
     from answered a;

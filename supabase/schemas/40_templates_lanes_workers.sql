@@ -372,6 +372,12 @@ declare
   code text;
   hint text;
 begin
+  -- Who first (as upsert_template would), so that a caller who may not is told that, whatever
+  -- the input. (This function runs with the caller's rights: is_admin, not require_admin.)
+  if not pulser_ops.is_admin() then
+    raise exception 'permission denied: only an admin or the service role may change templates'
+      using errcode = '42501', hint = 'Admins carry app_metadata.ops_role = ''admin'' in their JWT.';
+  end if;
   if jsonb_typeof(upsert_templates.templates) is distinct from 'array'
      or jsonb_array_length(upsert_templates.templates) = 0 then
     raise exception 'templates: expected a non-empty array of template objects' using errcode = 'PO400';
@@ -467,6 +473,54 @@ returns public.sessions
 language sql volatile set search_path = '' as $$
   select * from pulser_ops.create_session(create_session.title, create_session.metadata)
 $$;
+
+-- Deleting a session: its runs stay (they are the record of what ran), detached from it
+-- (session_id cleared: the run guard lets a finished run lose its session and nothing else),
+-- and its spec docs go with it. Refused while any of its runs is queued or running, so that
+-- work in flight never loses its session: cancel those runs, or let them finish, first.
+-- Operators delete their own sessions (another's is not found); admins and the service role any.
+create type public.session_deleted as (session_id uuid, runs_detached integer, spec_docs_deleted integer);
+
+create function pulser_ops.delete_session(session_id uuid) returns public.session_deleted
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  k text := pulser_ops.caller_kind();
+  s public.sessions;
+  unfinished bigint;
+  res public.session_deleted;
+begin
+  if k not in ('service', 'admin', 'operator') then
+    raise exception 'permission denied: % callers may not delete sessions', k using errcode = '42501';
+  end if;
+  -- Locked first: an enqueue into the session waits (its foreign key check) and then fails.
+  select * into s from public.sessions x
+   where x.id = delete_session.session_id and (k <> 'operator' or x.owner_id = auth.uid())
+   for update;
+  if not found then
+    raise exception 'session % not found', delete_session.session_id using errcode = 'PO404';
+  end if;
+  select count(*) into unfinished from public.runs r
+   where r.session_id = s.id and r.status in ('queued', 'running');
+  if unfinished > 0 then
+    raise exception 'session % has % unfinished run(s); cancel them or let them finish first',
+      s.id, unfinished
+      using errcode = 'PO409', detail = jsonb_build_object('unfinished_runs', unfinished)::text;
+  end if;
+  res.session_id := s.id;
+  select count(*) into res.runs_detached from public.runs r where r.session_id = s.id;
+  select count(*) into res.spec_docs_deleted from public.spec_docs d where d.session_id = s.id;
+  -- The foreign keys do the rest: runs.session_id set null, spec_docs deleted.
+  delete from public.sessions x where x.id = s.id;
+  return res;
+end
+$$;
+
+create function public.delete_session(session_id uuid) returns public.session_deleted
+language sql volatile set search_path = '' as $$
+  select * from pulser_ops.delete_session(delete_session.session_id)
+$$;
+comment on function public.delete_session(uuid) is
+  'Delete a session with no unfinished runs: its runs stay, detached; its spec docs go.';
 
 create function public.register_worker(
   worker_id text, host text default '', pid integer default null, lanes text[] default '{A,B,C,D}',
@@ -633,7 +687,8 @@ begin
                            join pg_catalog.pg_namespace n on n.oid = c.relnamespace
                            where n.nspname = 'public' and c.relkind = 'r' and not c.relrowsecurity
                              and c.relname in ('lanes', 'sessions', 'run_templates', 'runs',
-                               'run_steps', 'run_events', 'artifacts', 'spec_docs', 'workers')),
+                               'run_steps', 'run_events', 'artifacts', 'spec_docs', 'workers',
+                               'alerts')),
     'server_version', pg_catalog.current_setting('server_version')
   );
 end

@@ -74,12 +74,19 @@ def statuses(values: list[str] | None) -> list[str] | None:
     return out
 
 
+#: A document nested deeper than Python's parsers go (json and yaml recurse, and fail with
+#: RecursionError): told as such, not as a traceback.
+TOO_DEEP = "nested too deeply to read"
+
+
 def param_value(raw: str) -> Any:
     """JSON when it parses (``3``, ``true``, ``[1,2]``, ``"x"``), else the string itself."""
     try:
         return json.loads(raw)
     except ValueError:
         return raw
+    except RecursionError:
+        raise InvalidInput(f"--param: the value is {TOO_DEEP}") from None
 
 
 def params(pairs: list[str] | None) -> dict[str, Any]:
@@ -103,8 +110,12 @@ def load_document(path: Path, *, what: str) -> Any:
             return json.loads(text)
         except ValueError as e:
             raise InvalidInput(f"{what} {path}: not valid JSON ({e})") from None
+        except RecursionError:
+            raise InvalidInput(f"{what} {path}: {TOO_DEEP}") from None
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise InvalidInput(f"{what} {path}: {TOO_DEEP}") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""

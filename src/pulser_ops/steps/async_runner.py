@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
+from pulser_ops import tracing
 from pulser_ops.daemon_threads import DaemonThreads
 from pulser_ops.errors import StepCancelled, StepError, StepTimeout
 from pulser_ops.steps import http_step, python_step
@@ -71,16 +72,18 @@ async def run_step_async(
 ) -> StepOutcome:
     """Run one step from the event loop; never raises for the step's own failure."""
     started_at = emit_started(spec, ctx)
-    try:
-        refuse_if_cancelled(spec, ctx)
-        if isinstance(spec, PythonStep):
-            outcome = await _python(spec, ctx, registry, stopped)
-        elif isinstance(spec, HttpStep):
-            outcome = await _http(spec, ctx, stopped, http)
-        else:
-            outcome = await on_thread(lambda: _dispatch(spec, ctx, registry, options))
-    except StepError as exc:  # template rendering, cwd problems... raised before running
-        outcome = failed(started_at, exc)
+    with tracing.step(ctx.run_id, ctx.attempt, spec.name, spec.kind) as span:
+        try:
+            refuse_if_cancelled(spec, ctx)
+            if isinstance(spec, PythonStep):
+                outcome = await _python(spec, ctx, registry, stopped)
+            elif isinstance(spec, HttpStep):
+                outcome = await _http(spec, ctx, stopped, http)
+            else:
+                outcome = await on_thread(lambda: _dispatch(spec, ctx, registry, options))
+        except StepError as exc:  # template rendering, cwd problems... raised before running
+            outcome = failed(started_at, exc)
+        tracing.step_outcome(span, outcome.status, outcome.error)
     emit_finished(spec, ctx, outcome)
     return outcome
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pulser_ops import tracing
 from pulser_ops.errors import StepCancelled, StepError
 from pulser_ops.models import EventLevel
 from pulser_ops.steps.context import StepContext
@@ -52,11 +53,13 @@ def run_step(
     registry = registry or HandlerRegistry()
     options = options or StepOptions()
     started_at = emit_started(spec, ctx)
-    try:
-        refuse_if_cancelled(spec, ctx)
-        outcome = _dispatch(spec, ctx, registry, options)
-    except StepError as exc:  # template rendering, cwd problems... raised before running
-        outcome = failed(started_at, exc)
+    with tracing.step(ctx.run_id, ctx.attempt, spec.name, spec.kind) as span:
+        try:
+            refuse_if_cancelled(spec, ctx)
+            outcome = _dispatch(spec, ctx, registry, options)
+        except StepError as exc:  # template rendering, cwd problems... raised before running
+            outcome = failed(started_at, exc)
+        tracing.step_outcome(span, outcome.status, outcome.error)
     emit_finished(spec, ctx, outcome)
     return outcome
 

@@ -35,7 +35,9 @@ from uuid import UUID
 
 from .. import calls
 from ..client import AsyncClient, Client
+from ..client.inputs import settled_outcomes
 from ..errors import TransportError
+from ..instrumentation import settle
 from ..models import CompleteBatchItem, Completion
 from ..steps import CancelToken
 
@@ -190,9 +192,14 @@ class AsyncCompleter:
     async def _send(self, items: list[dict[str, Any]]) -> list[CompleteBatchItem]:
         self.calls += 1
         self.sent += len(items)
-        return await self._client.transport.execute(
-            calls.complete_runs_items(self._worker_id, items)
-        )
+        # The ``settle`` span ``runs.complete_many`` opens (nothing unless tracing is on).
+        asked = [(i["run_id"], i["attempt"], i["status"]) for i in items]
+        with settle(asked, self._worker_id) as outcomes:
+            done = await self._client.transport.execute(
+                calls.complete_runs_items(self._worker_id, items)
+            )
+            outcomes.update(settled_outcomes(done))
+        return done
 
     async def _pause(self, seconds: float) -> bool:
         if self._give_up.is_set():

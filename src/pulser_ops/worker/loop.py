@@ -198,6 +198,8 @@ class Worker:
         )
         #: The running health endpoint (``health_port`` set), e.g. for its ``port``.
         self.health_server: HealthServer | None = None
+        #: [issue 17 observer] metrics/tracing hooks; never raise into the worker
+        self.observer = GuardedObserver(observer)
         for ref in self.config.handlers:
             self.load_handlers(ref)
 
@@ -393,7 +395,12 @@ class Worker:
             lanes=self.config.lanes,
             version=__version__,
             concurrency=self.config.concurrency,
-            metadata={"handlers": self.registry.names(), "burst": self.config.burst},
+            metadata={
+                "handlers": self.registry.names(),
+                "burst": self.config.burst,
+                # the dead-worker alert and fleet_metrics judge staleness by this interval
+                "heartbeat_seconds": self.config.heartbeat_interval([]),
+            },
         )
 
     async def _wait_kick(self, seconds: float) -> None:
@@ -523,8 +530,10 @@ class Worker:
         if run.cancel_requested:
             held.stop("cancel", run.cancel_reason or "cancel requested")
         self.held.add(held)
+        # queue wait: from when the run could first be claimed (created, or its run_after)
         if run.claimed_at is not None:
-            waited = (run.claimed_at - run.available_at).total_seconds()
+            ready = max(run.available_at, run.created_at)
+            waited = (run.claimed_at - ready).total_seconds()
             self.observer.runs_claimed(run.lane, run.template, max(0.0, waited))
         self.observer.slots(len(self.held), self.config.concurrency)
         task = asyncio.create_task(self._execute(executor, held))
@@ -543,7 +552,7 @@ class Worker:
             self.endings[settled] = self.endings.get(settled, 0) + 1
             if settled == "abandoned":  # before it leaves ``held``: see _adopt_unheard
                 self._abandoned.add((held.run_id, held.attempt))
-            self.held.remove(held.run_id)
+            self.held.remove(held)  # not a later attempt of the same run (see HeldRuns)
             assert self._ended is not None and self._kick is not None
             self._ended.set()
             self._kick.set()

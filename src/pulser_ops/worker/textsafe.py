@@ -9,7 +9,8 @@ that something was there:
 
 - NUL becomes ``␀`` (U+2400 SYMBOL FOR NULL);
 - a surrogate that is not half of a pair becomes ``�`` (U+FFFD); pairs are joined;
-- in JSON values, a key or leaf that is not JSON (bytes, a set, NaN...) becomes text.
+- in JSON values, a key or leaf that is not JSON (bytes, a set, NaN...) becomes text, and
+  what is nested deeper than the SDK sends (``values.MAX_JSON_DEPTH``) becomes a note.
 
 The raw bytes are not lost where they matter: a process step's log artifact keeps them as a
 file (see ``steps.logstream.LogTail``), and an artifact saved as text that cannot be stored as
@@ -23,6 +24,8 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from ..values import MAX_JSON_DEPTH
 
 NUL_MARK = "\u2400"
 BAD_MARK = "\ufffd"
@@ -63,6 +66,9 @@ def clean_json(value: Any) -> str | None:
         return None
     if "\\u0000" in text or not storable(text):
         return None
+    # Fewer brackets than the limit cannot nest too deep (two counts in C); more: look.
+    if text.count("[") + text.count("{") >= MAX_JSON_DEPTH - 1 and _nests_too_deep(value):
+        return None
     return text
 
 
@@ -74,25 +80,42 @@ def json_text(value: Any) -> str:
 
 def _made_safe(value: Any) -> Any:
     try:
-        return _safe(value)
+        return _safe(value, 0)
     except RecursionError:
-        return {"unserialisable": "nested too deeply"}
+        return _TOO_DEEP
 
 
 _DUMPS = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_TOO_DEEP = {"unserialisable": "nested too deeply"}
 
 
-def _safe(value: Any) -> Any:
+def _nests_too_deep(value: Any, depth: int = 0) -> bool:
+    """True when ``value`` has a list or object at ``MAX_JSON_DEPTH - 1`` levels down (where
+    ``_safe`` puts its note)."""
+    if isinstance(value, Mapping):
+        inner: Any = value.values()
+    elif isinstance(value, list | tuple):
+        inner = value
+    else:
+        return False
+    if depth >= MAX_JSON_DEPTH - 1:
+        return True
+    return any(_nests_too_deep(v, depth + 1) for v in inner)
+
+
+def _safe(value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, str):
         return safe_text(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_JSON_DEPTH - 1:
+        return _TOO_DEEP  # a dict itself, one level: the whole stays within the limit
     if isinstance(value, Mapping):
-        return {safe_text(str(k)): _safe(v) for k, v in value.items()}
+        return {safe_text(str(k)): _safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_safe(v) for v in value]
+        return [_safe(v, depth + 1) for v in value]
     if isinstance(value, bytes | bytearray):
         return safe_text(bytes(value).decode("utf-8", "replace"))
     return safe_text(str(value))
