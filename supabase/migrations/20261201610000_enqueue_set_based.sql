@@ -417,6 +417,24 @@ begin
   end if;
 
   -- One statement for the whole batch, in its order: one change notification, one wake-up.
+  -- Without idempotency keys every item is a new run: the insert returns them (seq follows the
+  -- batch's order), with no second look-up of the rows just written.
+  if not keyed then
+    return query
+      with inserted as (
+        insert into public.runs (id, template, lane, status, priority, attempt, max_attempts,
+                                 lease_seconds, params, session_id, owner_id, idempotency_key,
+                                 available_at, sweep_count, version, created_at, updated_at)
+        select i.id, i.template, i.lane, 'queued', i.priority, 0, i.max_attempts,
+               i.lease_seconds, i.params, i.session_id, i.owner_id, null, i.available_at, 0, 1,
+               now(), now()
+        from unnest(items) as i
+        order by i.n
+        returning *
+      )
+      select x.* from inserted x order by x.seq;
+    return;
+  end if;
   insert into public.runs (id, template, lane, status, priority, attempt, max_attempts,
                            lease_seconds, params, session_id, owner_id, idempotency_key,
                            available_at, sweep_count, version, created_at, updated_at)
@@ -428,11 +446,6 @@ begin
   on conflict ((coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), idempotency_key)
     where idempotency_key is not null do nothing;
 
-  if not keyed then
-    return query
-      select x.* from unnest(items) as i join public.runs x on x.id = i.id order by i.n;
-    return;
-  end if;
   -- Each item's run: its own, the one it reuses, or (a concurrent enqueue with the same key won
   -- the race) the winner's.
   select array_agg(coalesce(own.id, win.id) order by i.n) into out_ids
