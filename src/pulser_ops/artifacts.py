@@ -93,7 +93,8 @@ def plan(
                 attempt=attempt,
             ),
         )
-    path = f"{calls._uuid(run_id, 'run_id')}/{name}"
+    # Each attempt keeps its own files (the SQL checks the same layout).
+    path = f"{calls._uuid(run_id, 'run_id')}/{attempt or 0}/{name}"
     return ArtifactPlan(
         Upload(path, raw, ctype),
         calls.put_artifact(

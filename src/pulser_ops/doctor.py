@@ -25,6 +25,7 @@ Status = Literal["ok", "warn", "fail"]
 #: Every public function the SDK calls (kept in step with calls.py by a test).
 REQUIRED_FUNCTIONS = frozenset(
     {
+        "add_session_messages",
         "append_run_events",
         "board_snapshot",
         "bulk_cancel_runs",
@@ -37,6 +38,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "count_runs",
         "create_session",
         "delete_runs",
+        "delete_template",
         "deregister_worker",
         "enqueue_run",
         "enqueue_runs",
@@ -45,6 +47,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "get_run",
         "get_runs",
         "get_template",
+        "get_template_version",
         "get_worker_health",
         "heartbeat_run",
         "heartbeat_runs",
@@ -54,8 +57,13 @@ REQUIRED_FUNCTIONS = frozenset(
         "list_run_events",
         "list_run_steps",
         "list_runs",
+        "list_session_messages",
+        "list_session_runs",
+        "list_session_summaries",
         "list_sessions",
         "list_stuck_runs",
+        "list_template_summaries",
+        "list_template_versions",
         "list_templates",
         "list_workers",
         "prune_runs",
@@ -70,6 +78,8 @@ REQUIRED_FUNCTIONS = frozenset(
         "sweep_expired_runs",
         "upsert_template",
         "upsert_templates",
+        "validate_params",
+        "validate_template",
     }
 )
 PUBLISHED = frozenset({"runs", "run_steps", "run_events", "artifacts", "workers"})

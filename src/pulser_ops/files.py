@@ -1,8 +1,9 @@
 """Where artifact files live: Supabase Storage, or a local directory.
 
-Files always sit at ``<run id>/<artifact name>`` in the ``run-artifacts`` bucket, so the Storage
-policies that mirror the runs' RLS apply to them. Without Supabase (a direct or embedded
-database) the same layout is kept under a local directory.
+Files always sit under ``<run id>/`` in the ``run-artifacts`` bucket
+(``<run id>/<attempt>/<name>``), so the Storage policies that mirror the runs' RLS apply to
+them. Without Supabase (a direct or embedded database) the same layout is kept under a local
+directory.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class FileStore(Protocol):
     def put(self, path: str, data: bytes, content_type: str) -> None: ...
 
     def get(self, path: str) -> bytes: ...
+
+    def head(self, path: str, max_bytes: int) -> bytes:
+        """The first ``max_bytes`` of a file, without reading the rest (a viewer's preview)."""
+        ...
 
     def signed_url(self, path: str, expires_in: int) -> str: ...
 
@@ -81,6 +86,14 @@ class LocalFileStore:
         target = self._path(path)
         try:
             return target.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"file {path} not found in {self.root}") from None
+
+    def head(self, path: str, max_bytes: int) -> bytes:
+        target = self._path(path)
+        try:
+            with target.open("rb") as f:
+                return f.read(max(0, max_bytes))
         except FileNotFoundError:
             raise NotFound(f"file {path} not found in {self.root}") from None
 

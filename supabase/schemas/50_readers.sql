@@ -69,19 +69,28 @@ language sql stable set search_path = '' as $$
   order by s.attempt, s.idx
 $$;
 
+-- Every artifact of every attempt, by name then attempt.
 create function public.list_artifacts(run_id uuid) returns setof public.artifacts
 language sql stable set search_path = '' as $$
-  select a.* from public.artifacts a where a.run_id = list_artifacts.run_id order by a.name
+  select a.* from public.artifacts a where a.run_id = list_artifacts.run_id
+  order by a.name, coalesce(a.attempt, 0)
 $$;
 
-create function public.get_artifact(run_id uuid, name text) returns public.artifacts
+-- One artifact: of the given attempt, or (attempt null) of the latest attempt that saved it.
+create function public.get_artifact(run_id uuid, name text, attempt integer default null)
+returns public.artifacts
 language plpgsql stable set search_path = '' as $$
 declare
   a public.artifacts;
 begin
-  select * into a from public.artifacts x where x.run_id = get_artifact.run_id and x.name = get_artifact.name;
+  select * into a from public.artifacts x
+   where x.run_id = get_artifact.run_id and x.name = get_artifact.name
+     and (get_artifact.attempt is null or coalesce(x.attempt, 0) = get_artifact.attempt)
+   order by coalesce(x.attempt, 0) desc
+   limit 1;
   if not found then
-    raise exception 'artifact % of run % not found', get_artifact.name, get_artifact.run_id
+    raise exception 'artifact % of run % not found%', get_artifact.name, get_artifact.run_id,
+      case when get_artifact.attempt is null then '' else format(' (attempt %s)', get_artifact.attempt) end
       using errcode = 'PO404';
   end if;
   return a;

@@ -19,10 +19,17 @@ alter table public.run_events enable row level security;
 alter table public.artifacts enable row level security;
 alter table public.spec_docs enable row level security;
 alter table public.workers enable row level security;
+alter table public.run_template_versions enable row level security;
+alter table public.session_messages enable row level security;
 
 create policy "operators read lanes" on public.lanes for select to authenticated using (true);
 create policy "operators read templates" on public.run_templates for select to authenticated using (true);
 create policy "operators read workers" on public.workers for select to authenticated using (true);
+create policy "operators read template versions" on public.run_template_versions for select
+  to authenticated using (true);
+-- The sessions policy applies inside: an operator's own sessions, an admin's every one.
+create policy "operators read their sessions' messages" on public.session_messages for select
+  to authenticated using (exists (select 1 from public.sessions s where s.id = session_id));
 
 create policy "operators read their sessions" on public.sessions for select to authenticated
   using (owner_id = (select auth.uid()) or (select pulser_ops.is_admin()));
@@ -44,15 +51,17 @@ create policy "operators manage their spec docs" on public.spec_docs for all to 
 
 revoke all on public.lanes, public.sessions, public.run_templates, public.runs, public.run_steps,
   public.run_events, public.artifacts, public.spec_docs, public.workers,
-  public.lane_stats, public.worker_health, public.stuck_runs
+  public.lane_stats, public.worker_health, public.stuck_runs, public.run_template_versions,
+  public.session_messages
   from public, anon, authenticated, service_role;
 grant select on public.lanes, public.sessions, public.run_templates, public.runs, public.run_steps,
   public.run_events, public.artifacts, public.workers,
-  public.lane_stats, public.worker_health, public.stuck_runs to authenticated;
+  public.lane_stats, public.worker_health, public.stuck_runs, public.run_template_versions,
+  public.session_messages to authenticated;
 grant select, insert, update, delete on public.spec_docs to authenticated;
 grant select, insert, update, delete on public.lanes, public.sessions, public.run_templates,
   public.runs, public.run_steps, public.run_events, public.artifacts, public.spec_docs,
-  public.workers to service_role;
+  public.workers, public.run_template_versions, public.session_messages to service_role;
 grant select on public.lane_stats, public.worker_health, public.stuck_runs to service_role;
 grant usage on schema pulser_ops to authenticated, service_role;
 
@@ -76,7 +85,10 @@ begin
                 'runs_changed_since', 'get_runs', 'get_lane_stats', 'get_worker_health',
                 'list_stuck_runs', 'delete_runs', 'control_plane_info', 'list_held_runs',
                 'search_runs', 'count_runs', 'board_snapshot', 'rerun_run', 'bulk_cancel_runs',
-                'bulk_rerun_runs'))
+                'bulk_rerun_runs', 'validate_template', 'validate_params',
+                'list_template_summaries', 'get_template_version', 'list_template_versions',
+                'delete_template', 'add_session_messages', 'list_session_messages',
+                'list_session_summaries', 'list_session_runs'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.
@@ -95,7 +107,7 @@ grant execute on function
   public.get_run(uuid),
   public.list_runs(text[], text[], text, uuid, timestamptz, timestamptz, boolean, integer, uuid),
   public.list_run_events(uuid, bigint, integer), public.list_run_steps(uuid),
-  public.list_artifacts(uuid), public.get_artifact(uuid, text), public.list_templates(),
+  public.list_artifacts(uuid), public.get_artifact(uuid, text, integer), public.list_templates(),
   public.get_template(text), public.list_lanes(), public.list_sessions(integer),
   public.list_workers(), public.runs_changed_since(timestamptz, text[], integer),
   public.get_runs(uuid[]), public.get_lane_stats(), public.get_worker_health(),
@@ -112,5 +124,16 @@ grant execute on function
   public.bulk_rerun_runs(uuid[], jsonb, integer, boolean),
   pulser_ops.runs_where(jsonb), pulser_ops.estimate_rows(text), pulser_ops.rerun(uuid, jsonb, text),
   pulser_ops.bulk_candidates(uuid[], jsonb, text, integer),
-  pulser_ops.bulk_runs(text, uuid[], jsonb, integer, boolean, text)
+  pulser_ops.bulk_runs(text, uuid[], jsonb, integer, boolean, text),
+  -- the template editor (40_templates_lanes_workers.sql): validation is pure and writes nothing
+  public.validate_template(jsonb), public.validate_params(text, jsonb),
+  public.list_template_summaries(), public.get_template_version(text, integer),
+  public.list_template_versions(text, integer), public.delete_template(text),
+  pulser_ops.delete_template(text), pulser_ops.template_problems(jsonb),
+  pulser_ops.schema_problem(jsonb, text), pulser_ops.schema_violation(jsonb, jsonb, text),
+  pulser_ops.json_type_matches(jsonb, text), pulser_ops.params_with_defaults(jsonb, jsonb),
+  -- sessions as conversations (the Chat tab)
+  public.add_session_messages(uuid, jsonb), pulser_ops.add_session_messages(uuid, jsonb),
+  public.list_session_messages(uuid, bigint, integer), public.list_session_summaries(integer),
+  public.list_session_runs(uuid, integer)
   to authenticated, service_role;

@@ -21,12 +21,12 @@ from rich.table import Table
 
 from ..client import Client
 from ..errors import InvalidInput
-from ..models import StepKind, Template
+from ..models import TEMPLATE_READ_ONLY, StepKind, Template
 from . import parsing
 from .options import with_client
 from .output import Format, as_json, note, out, show
 
-READ_ONLY = frozenset({"created_at", "updated_at"})
+READ_ONLY = TEMPLATE_READ_ONLY
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 STEP_KINDS = get_args(StepKind)
 

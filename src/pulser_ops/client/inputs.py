@@ -17,7 +17,8 @@ from ..errors import InvalidInput
 RunRequestLike = m.RunRequest | Mapping[str, Any]
 EventLike = m.EventIn | Mapping[str, Any]
 CompletionLike = m.Completion | Mapping[str, Any]
-_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion)
+MessageLike = m.MessageIn | Mapping[str, Any]
+_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion, m.MessageIn)
 
 
 def models_of(model: type[_In], items: Iterable[_In | Mapping[str, Any]], name: str) -> list[_In]:
@@ -41,6 +42,10 @@ def events(items: Iterable[EventLike]) -> list[m.EventIn]:
 
 def completions(items: Iterable[CompletionLike]) -> list[m.Completion]:
     return models_of(m.Completion, items, "completions")
+
+
+def messages(items: Iterable[MessageLike]) -> list[m.MessageIn]:
+    return models_of(m.MessageIn, items, "messages")
 
 
 def one_request(
@@ -76,7 +81,7 @@ def storage_paths(gone: Iterable[m.PruneResult]) -> list[str]:
 
 def template_json(template: m.Template | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(template, m.Template):
-        return template.model_dump(mode="json", exclude={"created_at", "updated_at"})
+        return template.model_dump(mode="json", exclude=set(m.TEMPLATE_READ_ONLY))
     if not isinstance(template, Mapping):
         raise InvalidInput(
             f"template: expected a Template or a mapping, not {type(template).__name__}"

@@ -27,7 +27,7 @@ from ...artifacts import plan as plan_artifact
 from ...errors import InvalidInput, PulserOpsError
 from ...transport.base import AsyncTransport
 from .. import inputs
-from ..inputs import CompletionLike, EventLike, RunRequestLike
+from ..inputs import CompletionLike, EventLike, MessageLike, RunRequestLike
 from .concurrency import AsyncSubscribing, AsyncSubscription, run_blocking
 
 
@@ -362,23 +362,39 @@ class AsyncArtifacts(_Namespace):
             await run_blocking(self._t.files.remove, [p.upload.path])
             raise
 
-    async def get(self, run_id: UUID | str, name: str) -> m.Artifact:
-        return await self._t.execute(calls.get_artifact(run_id, name))
+    async def get(
+        self, run_id: UUID | str, name: str, *, attempt: int | None = None
+    ) -> m.Artifact:
+        """The artifact ``name`` of ``attempt`` (None: of the latest attempt that saved it)."""
+        return await self._t.execute(calls.get_artifact(run_id, name, attempt))
 
     async def list(self, run_id: UUID | str) -> builtins.list[m.Artifact]:
+        """Every artifact of every attempt (each attempt keeps its own), by name then attempt."""
         return await self._t.execute(calls.list_artifacts(run_id))
 
-    async def download(self, run_id: UUID | str, name: str) -> bytes:
+    async def download(
+        self, run_id: UUID | str, name: str, *, attempt: int | None = None
+    ) -> bytes:
         """The artifact's content, from the row or from Storage."""
-        a = await self.get(run_id, name)
+        a = await self.get(run_id, name, attempt=attempt)
         if a.inline_text is not None:
             return a.inline_text.encode()
         assert a.storage_path is not None
         return await run_blocking(self._t.files.get, a.storage_path)
 
-    async def signed_url(self, run_id: UUID | str, name: str, *, expires_in: int = 3600) -> str:
+    async def head(self, artifact: m.Artifact, max_bytes: int) -> bytes:
+        """The first ``max_bytes`` of an artifact's content, without fetching the rest of a
+        stored file (a viewer shows a huge artifact's start and links the download)."""
+        if artifact.inline_text is not None:
+            return artifact.inline_text.encode()[:max_bytes]
+        assert artifact.storage_path is not None
+        return await run_blocking(self._t.files.head, artifact.storage_path, max_bytes)
+
+    async def signed_url(
+        self, run_id: UUID | str, name: str, *, expires_in: int = 3600, attempt: int | None = None
+    ) -> str:
         """A URL that serves a stored (not inline) artifact for ``expires_in`` seconds."""
-        a = await self.get(run_id, name)
+        a = await self.get(run_id, name, attempt=attempt)
         if a.storage_path is None:
             raise InvalidInput(
                 f"artifact {name} is stored inline; read it with get() or download()"
@@ -406,6 +422,33 @@ class AsyncTemplates(_Namespace):
         bodies = [inputs.template_json(t) for t in templates]
         return await self._t.execute(calls.upsert_templates(bodies))
 
+    async def delete(self, name: str) -> m.Template:
+        """Delete a template (admins; refused with ``Conflict`` while runs refer to it)."""
+        return await self._t.execute(calls.delete_template(name))
+
+    async def summaries(self) -> builtins.list[m.TemplateSummary]:
+        """Every template with its step kinds and when a run of it was last enqueued."""
+        return await self._t.execute(calls.list_template_summaries())
+
+    async def get_version(self, name: str, version: int) -> m.Template:
+        """One recorded version of a template: what the runs stamped with it execute."""
+        return await self._t.execute(calls.get_template_version(name, version))
+
+    async def versions(self, name: str, limit: int = 100) -> builtins.list[m.TemplateVersion]:
+        """A template's versions, newest first."""
+        return await self._t.execute(calls.list_template_versions(name, limit))
+
+    async def validate(self, template: Any) -> builtins.list[m.FieldProblem]:
+        """What ``upsert`` would refuse in ``template``, each problem with its field; writes
+        nothing. The step DSL itself is checked by ``pulser_ops.steps.parse_steps``."""
+        body = inputs.template_json(template) if isinstance(template, m.Template) else template
+        return await self._t.execute(calls.validate_template(body))
+
+    async def validate_params(self, name: str, params: Any) -> builtins.list[m.FieldProblem]:
+        """What enqueueing ``params`` for template ``name`` would refuse, field by field
+        (empty: valid); enqueues nothing."""
+        return await self._t.execute(calls.validate_params(name, params))
+
 
 class AsyncSessions(_Namespace):
     """Sessions group runs (an operator sees the runs of their sessions)."""
@@ -417,6 +460,30 @@ class AsyncSessions(_Namespace):
 
     async def list(self, limit: int = 100) -> builtins.list[m.Session]:
         return await self._t.execute(calls.list_sessions(limit))
+
+    async def summaries(self, limit: int = 100) -> builtins.list[m.SessionSummary]:
+        """Sessions (yours; an admin's: everyone's), most recently active first."""
+        return await self._t.execute(calls.list_session_summaries(limit))
+
+    async def post(
+        self, session_id: UUID | str, messages: Sequence[MessageLike]
+    ) -> builtins.list[m.SessionMessage]:
+        """Append messages to a session's conversation, in order, all or none."""
+        items = inputs.messages(messages)
+        return await self._t.execute(calls.add_session_messages(session_id, items))
+
+    async def messages(
+        self, session_id: UUID | str, *, before_id: int | None = None, limit: int = 200
+    ) -> builtins.list[m.SessionMessage]:
+        """A session's newest ``limit`` messages (before ``before_id``), oldest first."""
+        return await self._t.execute(
+            calls.list_session_messages(session_id, before_id=before_id, limit=limit)
+        )
+
+    async def runs(self, session_id: UUID | str, limit: int = 100) -> builtins.list[m.SessionRun]:
+        """A session's runs (the newest ``limit``), oldest first, each with its last event
+        and its artifacts."""
+        return await self._t.execute(calls.list_session_runs(session_id, limit))
 
 
 class AsyncLanes(_Namespace):
