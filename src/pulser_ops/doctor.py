@@ -56,6 +56,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "list_lanes",
         "list_run_events",
         "list_run_steps",
+        "list_run_timeline",
         "list_runs",
         "list_session_messages",
         "list_session_runs",

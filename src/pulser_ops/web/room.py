@@ -54,6 +54,7 @@ from .auth import (
 from .broadcaster import Broadcaster
 from .clients import ClientSource
 from .config import WebConfig
+from .headers import secure
 from .logtail import LogTails
 from .reads import SharedReads
 from .sessions import COOKIE as SESSION_COOKIE
@@ -311,12 +312,16 @@ class ControlRoom:
 
         class RoomRoute(APIRoute):
             """Maps the room's exceptions to pages, partials or status codes in one place
-            (an included router cannot rely on the host app's exception handlers)."""
+            (an included router cannot rely on the host app's exception handlers), and adds
+            the security headers (``headers.py``) to every answer."""
 
             def get_route_handler(self) -> Callable[[Request], Any]:
                 handler = super().get_route_handler()
 
                 async def wrapped(request: Request) -> Response:
+                    return secure(await answer(request))
+
+                async def answer(request: Request) -> Response:
                     try:
                         response: Response = await handler(request)
                     except NotSignedIn as e:

@@ -320,6 +320,11 @@ class Events(_Namespace):
         """A run's events after ``after_seq``, oldest first: pass the last ``seq`` to page."""
         return self._t.execute(calls.list_run_events(run_id, after_seq, limit))
 
+    def timeline(self, run_id: UUID | str, *, limit: int = 500) -> builtins.list[m.RunEvent]:
+        """A run's lifecycle events only (claims, retries, releases, sweeps, cancels, re-runs,
+        the end), oldest first, however many log lines it has."""
+        return self._t.execute(calls.list_run_timeline(run_id, limit))
+
 
 class Artifacts(_Namespace):
     """What runs produce: small text inline in the row, the rest as files in Storage."""

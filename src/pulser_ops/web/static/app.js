@@ -56,13 +56,38 @@
     if (s < 86400) return Math.floor(s / 3600) + "h " + String(Math.floor(s % 3600 / 60)).padStart(2, "0") + "m";
     return Math.floor(s / 86400) + "d " + Math.floor(s % 86400 / 3600) + "h";
   }
+  /* Heartbeat dots: their CSS animation runs over the lease, started as old as the last
+     heartbeat. Set through the CSSOM (the CSP forbids style attributes); a morph drops the
+     properties with the attribute, so they are set again after each swap and each tick. */
+  function beats() {
+    var now = Date.now() / 1000;
+    document.querySelectorAll(".hb[data-lease]").forEach(function (el) {
+      if (el.style.getPropertyValue("--lease") === el.dataset.lease + "s") return;
+      var beat = parseFloat(el.dataset.beat);
+      el.style.setProperty("--lease", el.dataset.lease + "s");
+      el.style.setProperty("--age", (isNaN(beat) ? 0 : Math.max(0, now - beat)).toFixed(1) + "s");
+    });
+  }
+  beats();
+  body.addEventListener("htmx:afterSettle", beats);
   setInterval(function () {
     var now = Date.now() / 1000;
     document.querySelectorAll("time[data-since]").forEach(function (t) {
       var suffix = t.dataset.suffix === undefined ? " ago" : t.dataset.suffix;
       t.textContent = fmt(now - parseFloat(t.dataset.since)) + suffix;
     });
+    beats();
   }, 1000);
+
+  /* Behaviour the markup asks for by attribute (no inline handlers under the CSP). */
+  document.addEventListener("click", function (e) {
+    var close = e.target.closest && e.target.closest("[data-close-dialog]");
+    if (close) { var d = close.closest("dialog"); if (d) d.close(); }
+  });
+  document.addEventListener("change", function (e) {
+    var all = e.target.dataset && e.target.dataset.selectAll;
+    if (all) document.querySelectorAll(all).forEach(function (c) { c.checked = e.target.checked; });
+  });
 
   /* Theme: light/dark, remembered. */
   function setTheme(t) {
