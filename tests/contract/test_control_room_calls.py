@@ -130,6 +130,7 @@ def test_timeline_lists_every_lifecycle_event_however_long_the_log(
         [{"run_id": run.id, "kind": "log", "message": f"line {i}"} for i in range(1200)])
     client.runs.complete(run.id, "w1", 1, "failed", error="flaky")
     [again] = client.runs.claim("w2", lanes=["A"])
+    assert again.attempt == 2
     client.runs.cancel(run.id, reason="enough")
     client.runs.complete(run.id, "w2", 2, "cancelled")
     kinds = [e.kind for e in client.events.timeline(run.id)]

@@ -15,8 +15,10 @@ from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
 from ...errors import InvalidInput, NotFound
-from ...models import LANES, RunEvent
+from ...models import LANES, Artifact, RunEvent
+from .. import timeline
 from ..logtail import Closing
+from .artifacts import Links, attempt_of, side_of
 
 if TYPE_CHECKING:
     from ...client import AsyncClient
@@ -25,11 +27,6 @@ if TYPE_CHECKING:
 
 #: Events rendered with the page; the live log continues after the last of them.
 FIRST_EVENTS = 1000
-#: Event kinds that mark the attempts timeline (everything else is the log).
-TIMELINE_KINDS = frozenset(
-    {"enqueued", "claimed", "retry_scheduled", "released", "swept", "requeued", "succeeded",
-     "failed", "cancelled", "cancel_requested", "completed", "rerun", "rerun_of", "lease_lost"}
-)  # fmt: skip
 
 
 def _uuid(value: str) -> UUID:
@@ -45,7 +42,7 @@ def log_line(room: ControlRoom, ev: RunEvent) -> str:
 
 
 async def _summary(
-    room: ControlRoom, who: Principal, client: AsyncClient, run_id: UUID
+    room: ControlRoom, request: Request, who: Principal, client: AsyncClient, run_id: UUID
 ) -> dict[str, Any]:
     key = who.client_key
     run = await room.reads.get((key, "run", run_id), lambda: client.runs.get(run_id))
@@ -53,7 +50,17 @@ async def _summary(
     artifacts = await room.reads.get(
         (key, "artifacts", run_id), lambda: client.artifacts.list(run_id)
     )
-    return {"run": run, "steps": steps, "artifacts": artifacts}
+    links = Links(request)
+
+    def artifact_url(a: Artifact, raw: bool = False) -> str:
+        if raw:
+            return links.raw(a.run_id, a.name, attempt_of(a), download=True)
+        return links.view(a.run_id, a.name, attempt_of(a))
+
+    return {
+        "run": run, "steps": steps, "artifacts": artifacts, "artifact_url": artifact_url,
+        "artifact_side": side_of,
+    }  # fmt: skip
 
 
 def add(router: APIRouter, room: ControlRoom) -> None:
@@ -61,13 +68,13 @@ def add(router: APIRouter, room: ControlRoom) -> None:
     async def run_page(request: Request, run_id: str) -> Response:
         who, client = await room.client(request)
         rid = _uuid(run_id)
-        ctx = await _summary(room, who, client, rid)
+        ctx = await _summary(room, request, who, client, rid)
         events = await client.events.list(rid, limit=FIRST_EVENTS)
         try:
             template = await client.templates.get(ctx["run"].template)
         except NotFound:
             template = None
-        timeline = [e for e in events if e.kind in TIMELINE_KINDS]
+        moments = timeline.build(ctx["run"], await client.events.timeline(rid))
         return room.render(
             request,
             "run.html",
@@ -75,7 +82,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
                 "page": "ops.runs",
                 **ctx,
                 "events": events,
-                "timeline": timeline,
+                "timeline": moments,
                 "after_seq": events[-1].seq if events else 0,
                 "more_events": len(events) >= FIRST_EVENTS,
                 "template": template,
@@ -88,7 +95,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
     @router.get("/partials/runs/{run_id}", name="ops.run_partial")
     async def run_partial(request: Request, run_id: str) -> Response:
         who, client = await room.client(request)
-        ctx = await _summary(room, who, client, _uuid(run_id))
+        ctx = await _summary(room, request, who, client, _uuid(run_id))
         return room.render(request, "partials/run_summary.html", ctx)
 
     @router.get("/runs/{run_id}/log", name="ops.run_log", include_in_schema=False)
@@ -124,7 +131,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         await client.runs.cancel(rid, reason=reason.strip() or f"cancelled by {who.name}")
         room.reads.forget()
         return room.render(
-            request, "partials/run_summary.html", await _summary(room, who, client, rid)
+            request, "partials/run_summary.html", await _summary(room, request, who, client, rid)
         )
 
     @router.post("/runs/{run_id}/rerun", name="ops.run_rerun")

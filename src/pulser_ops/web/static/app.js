@@ -84,6 +84,35 @@
     var close = e.target.closest && e.target.closest("[data-close-dialog]");
     if (close) { var d = close.closest("dialog"); if (d) d.close(); }
   });
+  /* The artifact viewer: JSON expand/collapse, image zoom. */
+  var zoom = 1;
+  function setZoom(img, z) {
+    var label = document.getElementById("zoom-level");
+    if (z === "fit") {
+      img.classList.add("fit"); img.classList.remove("zoomed"); img.style.removeProperty("width");
+      zoom = 1; if (label) label.textContent = "fit"; return;
+    }
+    zoom = Math.min(16, Math.max(0.1, z));
+    img.classList.remove("fit"); img.classList.add("zoomed");
+    img.style.setProperty("width", Math.round(img.naturalWidth * zoom) + "px");
+    if (label) label.textContent = Math.round(zoom * 100) + "%";
+  }
+  document.addEventListener("click", function (e) {
+    var j = e.target.closest && e.target.closest("[data-json]");
+    if (j) {
+      document.querySelectorAll(".json-tree details").forEach(function (d) { d.open = j.dataset.json === "expand"; });
+      return;
+    }
+    var img = document.getElementById("artifact-image");
+    if (!img) return;
+    var z = e.target.closest && e.target.closest("[data-zoom]");
+    if (z) {
+      var how = z.dataset.zoom;
+      setZoom(img, how === "fit" ? "fit" : how === "in" ? zoom * 1.5 : how === "out" ? zoom / 1.5 : parseFloat(how));
+    } else if (e.target === img) {
+      setZoom(img, img.classList.contains("fit") ? 1 : "fit");
+    }
+  });
   document.addEventListener("change", function (e) {
     var all = e.target.dataset && e.target.dataset.selectAll;
     if (all) document.querySelectorAll(all).forEach(function (c) { c.checked = e.target.checked; });
@@ -141,6 +170,9 @@
   body.addEventListener("htmx:sseMessage", function (e) {
     var log = document.getElementById("log");
     if (log) log.scrollTop = log.scrollHeight;
+    /* the stream ended: the header stops saying "live" */
+    var tag = document.getElementById("log-state");
+    if (tag && e.detail && e.detail.type === "end") { tag.textContent = "ended"; tag.className = "ended-tag"; }
   });
 
   /* The drawer with a run's details (click a card on the board). */
