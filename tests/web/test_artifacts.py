@@ -10,7 +10,6 @@ import zipfile
 from urllib.parse import quote
 
 from pulser_ops import Client
-from pulser_ops.web import viewers
 from tests.contract.conftest import Caller, Env
 from tests.contract.helpers import claimed, fetch, new_id, template
 
@@ -193,17 +192,3 @@ async def test_an_operator_cannot_read_anothers_artifacts(env: Env, client: Clie
             == 404
         assert (await b.get(f"/diff?a={run.id}:1:secret.md&b={run.id}:1:secret.md")).status_code \
             == 404
-
-
-def test_viewer_choice_and_text_detection() -> None:
-    cases = {
-        ("a.md", "text/plain"): "markdown", ("x", "text/markdown; charset=utf-8"): "markdown",
-        ("a.json", ""): "json", ("x", "application/json"): "json", ("p.png", ""): "image",
-        ("x", "image/webp"): "image", ("i.svg", "image/svg+xml"): "svg", ("b.zip", ""): "zip",
-        ("page.html", "text/html"): "text", ("run.log", ""): "text", ("x", "application/x"): "binary",
-    }  # fmt: skip
-    for (name, ctype), want in cases.items():
-        assert viewers.viewer_for(name, ctype) == want, (name, ctype)
-    assert viewers.viewer_for("data", "", "json") == "json"
-    assert viewers.as_text("é".encode() * 3 + "é".encode()[:1]) == "ééé"
-    assert viewers.as_text(b"a\x00b") is None

@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import InvalidInput
 from ..models import LANES, LaneId, RunStatus
+from ..templates_file import parse_document
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -98,17 +97,7 @@ def load_document(path: Path, *, what: str) -> Any:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidInput(f"{what} {path}: cannot read it ({e.__class__.__name__})") from None
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except ValueError as e:
-            raise InvalidInput(f"{what} {path}: not valid JSON ({e})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        raise InvalidInput(f"{what} {path}: not valid YAML{at}") from None
+    return parse_document(text, f"{what} {path}", json_only=path.suffix.lower() == ".json")
 
 
 def params_file(path: Path | None) -> dict[str, Any]:

@@ -69,6 +69,8 @@ NAV: list[tuple[str, str, str]] = [
     ("ops.board", "Runboard", "g b"),
     ("ops.runs", "Runs", "g r"),
     ("ops.workers", "Workers", "g w"),
+    ("ops.templates", "Templates", "g t"),
+    ("ops.chat", "Chat", "g c"),
 ]
 
 
@@ -217,13 +219,14 @@ class ControlRoom:
         return who, await self.clients.for_principal(who)
 
     async def acting(
-        self, request: Request, *, admin: bool = False
+        self, request: Request, *, admin: bool = False, what: str = "change lanes"
     ) -> tuple[Principal, AsyncClient]:
-        """For a state change: same-origin, and a role that may do it."""
+        """For a state change: same-origin, and a role that may do it (``admin``: only an
+        admin may ``what``)."""
         check_same_origin(request, self.config)
         who, client = await self.client(request)
         if admin and not who.is_admin:
-            raise Forbidden(f"{who.name} is {who.role}: only an admin may change lanes")
+            raise Forbidden(f"{who.name} is {who.role}: only an admin may {what}")
         if not who.can_act:
             raise Forbidden(f"{who.name} is read-only")
         return who, client
@@ -254,7 +257,7 @@ class ControlRoom:
         who = getattr(request.state, "principal", None)
         ctx = {
             # Paths, not absolute URLs: links keep working behind a proxy that rewrites Host.
-            "url_for": lambda name, **params: request.url_for(name, **params).path,
+            "url_for": lambda route, /, **params: request.url_for(route, **params).path,
             "who": who,
             "now": fmt.now(),
             "poll_seconds": self.config.poll_seconds,

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
-from . import artifacts, board, live, login, run, runs, static, workers
+from . import artifacts, board, chat, live, login, run, runs, static, templates, workers
 
 if TYPE_CHECKING:
     from ..room import ControlRoom
 
-PAGES = (static, live, login, board, runs, run, artifacts, workers)
+PAGES = (static, live, login, board, runs, run, artifacts, workers, templates, chat)
 
 
 def add_all(router: APIRouter, room: ControlRoom) -> None:

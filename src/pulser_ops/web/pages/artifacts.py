@@ -27,6 +27,7 @@ from ...files import LocalFileStore
 from ...models import Artifact, RunFilter
 from .. import viewers as v
 from ..headers import ARTIFACT_CSP
+from ..ids import uuid_or_404
 
 if TYPE_CHECKING:
     from ...client import AsyncClient
@@ -36,13 +37,6 @@ if TYPE_CHECKING:
 SIGNED_URL_SECONDS = 60
 #: Other runs of the template offered for a comparison.
 COMPARE_RUNS = 20
-
-
-def run_uuid(value: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
-        raise NotFound(f"no run {value!r}") from None
 
 
 def attempt_of(a: Artifact) -> int:
@@ -72,7 +66,7 @@ class Side:
         attempt, _, name = rest.partition(":")
         if not name:
             raise InvalidInput(f"{what}: expected <run id>:<attempt>:<artifact name>")
-        return cls(run_uuid(run), _attempt_param(attempt), name)
+        return cls(uuid_or_404(run), _attempt_param(attempt), name)
 
     def key(self) -> str:
         return f"{self.run_id}:{'' if self.attempt is None else self.attempt}:{self.name}"
@@ -229,7 +223,9 @@ async def view_context(
 
 def add(router: APIRouter, room: ControlRoom) -> None:
     async def find(client: AsyncClient, run_id: str, name: str, attempt: str | None) -> Artifact:
-        return await client.artifacts.get(run_uuid(run_id), name, attempt=_attempt_param(attempt))
+        return await client.artifacts.get(
+            uuid_or_404(run_id), name, attempt=_attempt_param(attempt)
+        )
 
     @router.get("/runs/{run_id}/artifacts/{name:path}", name="ops.artifact")
     async def artifact_page(request: Request, run_id: str, name: str) -> Response:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from ...errors import InvalidInput, NotFound
 from ...models import LANES, Artifact, RunEvent
 from .. import timeline
+from ..ids import uuid_or_404
 from ..logtail import Closing
 from .artifacts import Links, attempt_of, side_of
 
@@ -27,13 +28,6 @@ if TYPE_CHECKING:
 
 #: Events rendered with the page; the live log continues after the last of them.
 FIRST_EVENTS = 1000
-
-
-def _uuid(value: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
-        raise NotFound(f"no run {value!r}") from None
 
 
 def log_line(room: ControlRoom, ev: RunEvent) -> str:
@@ -67,7 +61,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
     @router.get("/runs/{run_id}", name="ops.run")
     async def run_page(request: Request, run_id: str) -> Response:
         who, client = await room.client(request)
-        rid = _uuid(run_id)
+        rid = uuid_or_404(run_id)
         ctx = await _summary(room, request, who, client, rid)
         events = await client.events.list(rid, limit=FIRST_EVENTS)
         try:
@@ -95,13 +89,13 @@ def add(router: APIRouter, room: ControlRoom) -> None:
     @router.get("/partials/runs/{run_id}", name="ops.run_partial")
     async def run_partial(request: Request, run_id: str) -> Response:
         who, client = await room.client(request)
-        ctx = await _summary(room, request, who, client, _uuid(run_id))
+        ctx = await _summary(room, request, who, client, uuid_or_404(run_id))
         return room.render(request, "partials/run_summary.html", ctx)
 
     @router.get("/runs/{run_id}/log", name="ops.run_log", include_in_schema=False)
     async def run_log(request: Request, run_id: str) -> Response:
         who, client = await room.client(request)
-        rid = _uuid(run_id)
+        rid = uuid_or_404(run_id)
         # Where to resume: the browser's Last-Event-ID on a reconnect, else the page's own.
         after = 0
         for raw in (request.headers.get("last-event-id"), request.query_params.get("after")):
@@ -127,7 +121,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         request: Request, run_id: str, reason: Annotated[str, Form()] = ""
     ) -> Response:
         who, client = await room.acting(request)
-        rid = _uuid(run_id)
+        rid = uuid_or_404(run_id)
         await client.runs.cancel(rid, reason=reason.strip() or f"cancelled by {who.name}")
         room.reads.forget()
         return room.render(
@@ -142,7 +136,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         lane: Annotated[str, Form()] = "",
     ) -> Response:
         _, client = await room.acting(request)
-        rid = _uuid(run_id)
+        rid = uuid_or_404(run_id)
         edited: dict[str, Any] | None = None
         if params.strip():
             try:
