@@ -439,6 +439,16 @@ def list_run_timeline(run_id: UUID | str, limit: int = 500) -> Call[list[m.RunEv
     )
 
 
+def list_last_run_events(run_id: UUID | str, limit: int = 20) -> Call[list[m.RunEvent]]:
+    return Call(
+        "list_last_run_events",
+        _args(run_id=(_uuid(run_id, "run_id"), "uuid"), max_rows=(limit, "integer")),
+        many(m.RunEvent),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
 def put_artifact(
     run_id: UUID | str,
     name: str,

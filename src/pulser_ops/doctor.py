@@ -53,6 +53,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "heartbeat_runs",
         "list_artifacts",
         "list_held_runs",
+        "list_last_run_events",
         "list_lanes",
         "list_run_events",
         "list_run_steps",

@@ -78,6 +78,19 @@ language sql stable set search_path = '' as $$
   limit least(greatest(coalesce(list_run_timeline.max_rows, 500), 1), 5000)
 $$;
 
+-- A run's newest events, oldest first: the tail of its log (chat's `logs`, the MCP server's
+-- get_run), read backwards through the primary key however long the log is.
+create function public.list_last_run_events(run_id uuid, max_rows integer default 20)
+returns setof public.run_events
+language sql stable set search_path = '' as $$
+  select t.* from (
+    select e.* from public.run_events e
+    where e.run_id = list_last_run_events.run_id
+    order by e.seq desc
+    limit least(greatest(coalesce(list_last_run_events.max_rows, 20), 1), 1000)
+  ) t order by t.seq
+$$;
+
 create function public.list_run_steps(run_id uuid) returns setof public.run_steps
 language sql stable set search_path = '' as $$
   select s.* from public.run_steps s where s.run_id = list_run_steps.run_id

@@ -88,7 +88,7 @@ begin
                 'bulk_rerun_runs', 'validate_template', 'validate_params',
                 'list_template_summaries', 'get_template_version', 'list_template_versions',
                 'delete_template', 'add_session_messages', 'list_session_messages',
-                'list_session_summaries', 'list_session_runs', 'list_run_timeline'))
+                'list_session_summaries', 'list_session_runs', 'list_run_timeline', 'list_last_run_events'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.
@@ -137,5 +137,5 @@ grant execute on function
   public.list_session_messages(uuid, bigint, integer), public.list_session_summaries(integer),
   public.list_session_runs(uuid, integer),
   -- the run detail's attempts timeline
-  public.list_run_timeline(uuid, integer)
+  public.list_run_timeline(uuid, integer), public.list_last_run_events(uuid, integer)
   to authenticated, service_role;

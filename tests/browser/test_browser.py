@@ -9,37 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 
-import pulser_ops
 from pulser_ops import Client
-from pulser_ops.web import create_app
-from tests.contract.helpers import SCHEMA
 
-from .harness import serve, shot
-
-
-@pytest.fixture
-def sdk(db_url: str, tmp_path: Any) -> Iterator[Client]:
-    with pulser_ops.connect(db_url, storage_dir=tmp_path / "files") as c:
-        c.templates.upsert(
-            {"name": "hello", "description": "says hello", "params_schema": SCHEMA,
-             "steps": [{"kind": "shell", "name": "greet", "run": "echo hi"}],
-             "default_lane": "A", "max_attempts": 2, "lease_seconds": 30,
-             "retry_backoff_seconds": 0, "retry_backoff_max_seconds": 0, "retry_jitter": 0}
-        )  # fmt: skip
-        yield c
-
-
-@pytest.fixture
-def base(db_url: str, tmp_path: Any) -> Iterator[str]:
-    settings = pulser_ops.resolve(db_url, storage_dir=tmp_path / "files", home=tmp_path / "h")
-    with serve(create_app(settings=settings)) as url:
-        yield url
+from .harness import shot
 
 
 def test_a_status_change_by_another_process_shows_on_the_board_within_2s(

@@ -136,3 +136,7 @@ def test_timeline_lists_every_lifecycle_event_however_long_the_log(
     kinds = [e.kind for e in client.events.timeline(run.id)]
     assert kinds == ["claimed", "retry_scheduled", "claimed", "cancel_requested", "cancelled"]
     assert len(client.events.list(run.id)) == 1000  # a first page of the log holds 1 of them
+    tail = client.events.last(run.id, limit=6)
+    assert [e.message if e.kind == "log" else e.kind for e in tail] == [
+        "line 1198", "line 1199", "retry_scheduled", "claimed", "cancel_requested", "cancelled"]
+    assert [e.seq for e in tail] == sorted(e.seq for e in tail)

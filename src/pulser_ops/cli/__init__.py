@@ -13,6 +13,7 @@ import typer
 from pulser_ops.cli.db import db_app, init_command
 from pulser_ops.cli.demo import demo_command
 from pulser_ops.cli.doctor import doctor_command
+from pulser_ops.cli.mcp_command import mcp_command
 from pulser_ops.cli.operator import register as register_operator_commands
 from pulser_ops.cli.sweep import sweep_command
 from pulser_ops.cli.ui import ui_command
@@ -33,6 +34,7 @@ app.command("worker")(worker_command)
 app.command("demo")(demo_command)
 app.command("doctor")(doctor_command)
 app.command("ui")(ui_command)
+app.command("mcp")(mcp_command)
 app.command("sweep", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     sweep_command
 )

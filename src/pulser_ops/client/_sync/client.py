@@ -320,6 +320,10 @@ class Events(_Namespace):
         """A run's events after ``after_seq``, oldest first: pass the last ``seq`` to page."""
         return self._t.execute(calls.list_run_events(run_id, after_seq, limit))
 
+    def last(self, run_id: UUID | str, *, limit: int = 20) -> builtins.list[m.RunEvent]:
+        """A run's newest ``limit`` events (at most 1000), oldest first: the tail of its log."""
+        return self._t.execute(calls.list_last_run_events(run_id, limit))
+
     def timeline(self, run_id: UUID | str, *, limit: int = 500) -> builtins.list[m.RunEvent]:
         """A run's lifecycle events only (claims, retries, releases, sweeps, cancels, re-runs,
         the end), oldest first, however many log lines it has."""

@@ -293,6 +293,10 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         view = "unified" if q.get("view") == "unified" else "split"
         a = await client.artifacts.get(left.run_id, left.name, attempt=left.attempt)
         b = await client.artifacts.get(right.run_id, right.name, attempt=right.attempt)
+        if q.get("order") == "oldest-first" and (a.created_at, attempt_of(a)) > (
+            b.created_at, attempt_of(b)
+        ):
+            a, b = b, a  # "compare with": what came first on the left
         a_data, a_cut = await _head(client, a, v.DIFF_LIMIT)
         b_data, b_cut = await _head(client, b, v.DIFF_LIMIT)
         a_lines, b_lines = v.diff_lines(a_data), v.diff_lines(b_data)

@@ -163,17 +163,11 @@ class Session:
             fresh = await c.runs.rerun(run.id, lane=command.lane)
             said = f"re-ran {short} as run {str(fresh.id)[:8]} on lane {fresh.lane}"
             return [MessageIn(kind="reply", run_id=fresh.id, body=said)]
-        # logs: the last lines of the run's log
-        lines: list[str] = []
-        after = 0
-        while True:
-            page = await c.events.list(run.id, after_seq=after, limit=1000)
-            lines.extend(f"{e.at:%H:%M:%S} {e.message}" for e in page if e.kind == "log")
-            lines = lines[-command.lines:]
-            if len(page) < 1000 or after > 50_000:
-                break
-            after = page[-1].seq
-        body = "\n".join(lines) if lines else f"run {short} has no log lines yet"
+        # logs: the tail of the run's log (lifecycle events named by their kind)
+        tail = await c.events.last(run.id, limit=command.lines)
+        lines = [f"{e.at:%H:%M:%S} " + (e.message if e.kind == "log" else f"[{e.kind}] {e.message}")
+                 for e in tail]  # fmt: skip
+        body = "\n".join(lines) if lines else f"run {short} has no events yet"
         return [MessageIn(kind="reply", body=body, run_id=run.id, data={"logs": True})]
 
     async def _status(self) -> str:
@@ -225,6 +219,16 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         sessions = await client.sessions.summaries()
         return room.render(request, "chat.html", {"page": "ops.chat", "sessions": sessions,
                                                   "current": None})  # fmt: skip
+
+    @router.get("/partials/chat-sessions", name="ops.chat_sessions")
+    async def sessions_partial(request: Request) -> Response:
+        _, client = await room.client(request)
+        sessions = await client.sessions.summaries()
+        raw = request.query_params.get("current")
+        current = next((s for s in sessions if raw and str(s.id) == raw), None)
+        return room.render(
+            request, "partials/chat_sessions.html", {"sessions": sessions, "current": current}
+        )
 
     @router.post("/chat/sessions", name="ops.chat_new")
     async def new_session(request: Request, title: Annotated[str, Form()] = "") -> Response:

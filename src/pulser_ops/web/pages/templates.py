@@ -280,12 +280,12 @@ def add(router: APIRouter, room: ControlRoom) -> None:
     async def schema_editor(request: Request) -> Response:
         who, _ = await room.client(request)
         form = await request.form()
-        d = draft_from_form(form, str(form.get("action") or ""))
-        return room.render(
-            request,
-            "partials/schema_editor.html",
-            {"d": d, "types": sb.TYPES, "editable": who.is_admin},
-        )
+        action = str(form.get("action") or "")
+        d = draft_from_form(form, action)
+        # An edit of a row: only what the rows make (redrawing the rows would reset the box
+        # the operator is typing in). Add, remove, or a switch of mode: the whole editor.
+        name = "partials/schema_derived.html" if action == "rows" else "partials/schema_editor.html"
+        return room.render(request, name, {"d": d, "types": sb.TYPES, "editable": who.is_admin})
 
     @router.post("/templates/save", name="ops.template_save")
     async def save(request: Request) -> Response:
@@ -360,11 +360,13 @@ def add(router: APIRouter, room: ControlRoom) -> None:
                 return room.finish(
                     request, Response(status_code=204, headers={"HX-Redirect": target})
                 )
+        # htmx swaps only 2xx answers: the form with its errors goes back as a 200 to htmx
+        # (422 to anything else).
         return room.render(
             request,
             "partials/run_form.html",
             {"t": t, "run": _run_context(t, form, problems, lane or ""), "lanes": LANES},
-            422,
+            200 if request.headers.get("hx-request") else 422,
         )
 
 
