@@ -26,7 +26,7 @@ REPORT_1 = """# Weekly report
 Build status for **lane B**, attempt one.
 
 | check | result |
-| --- | --- |
+| :--- | ---: |
 | unit tests | passed |
 | browser tests | **failed** |
 

@@ -134,3 +134,9 @@ def test_run_form_params_are_typed_by_the_schema() -> None:
     fields = {f.name: f for f in sb.run_fields(SCHEMA)}
     assert fields["mood"].input == "select" and fields["count"].value == "1"
     assert fields["tags"].input == "json" and fields["name"].required
+
+
+def test_markdown_tables_align_with_classes_not_styles() -> None:
+    html = str(viewers.markdown("| a | b |\n|:--|--:|\n| 1 | 2 |\n"))
+    assert "style=" not in html
+    assert '<th class="align-left">a</th>' in html and '<td class="align-right">2</td>' in html

@@ -126,6 +126,19 @@ class _SafeRenderer(RendererHTML):
             token.attrSet("rel", "noopener noreferrer nofollow")
         return self.renderToken(tokens, idx, options, env)
 
+    def _aligned(self, tokens: Sequence[Token], idx: int, options: OptionsDict,
+                 env: EnvType) -> str:  # fmt: skip
+        """Table alignment as a class: markdown-it writes it as a style attribute, which the
+        Content-Security-Policy (rightly) refuses."""
+        token = tokens[idx]
+        style = str(token.attrGet("style") or "")
+        if style.startswith("text-align:"):
+            token.attrs.pop("style", None)
+            token.attrSet("class", "align-" + style.split(":", 1)[1].strip())
+        return self.renderToken(tokens, idx, options, env)
+
+    th_open = td_open = _aligned
+
     def image(self, tokens: Sequence[Token], idx: int, options: OptionsDict,
               env: EnvType) -> str:  # fmt: skip
         token = tokens[idx]
