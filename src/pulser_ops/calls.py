@@ -660,6 +660,39 @@ def list_session_runs(session_id: UUID | str, limit: int = 100) -> Call[list[m.S
     )
 
 
+def put_spec_docs(
+    run_id: UUID | str, worker_id: str, attempt: int, docs: Sequence[m.SpecDocIn]
+) -> Call[list[m.SpecDoc]]:
+    payload = [d.model_dump(mode="json") for d in docs]
+    return Call(
+        "put_spec_docs",
+        _args(
+            run_id=(_uuid(run_id, "run_id"), "uuid"),
+            worker_id=(worker_id, "text"),
+            attempt=(attempt, "integer"),
+            docs=(payload, "jsonb"),
+        ),
+        many(m.SpecDoc),
+        retry_safe=True,  # fenced, and an upsert per (run, path)
+    )
+
+
+def list_spec_docs(
+    run_id: UUID | str | None = None, session_id: UUID | str | None = None, limit: int = 100
+) -> Call[list[m.SpecDoc]]:
+    return Call(
+        "list_spec_docs",
+        _args(
+            run_id=(None if run_id is None else _uuid(run_id, "run_id"), "uuid"),
+            session_id=(None if session_id is None else _uuid(session_id, "session_id"), "uuid"),
+            max_rows=(limit, "integer"),
+        ),
+        many(m.SpecDoc),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
 def list_lanes() -> Call[list[m.Lane]]:
     return Call("list_lanes", {}, many(m.Lane), retry_safe=True, read_only=True)
 

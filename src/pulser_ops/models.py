@@ -274,6 +274,31 @@ class ArtifactRef(_Row):
     size_bytes: int = 0
 
 
+class SpecDoc(_Row):
+    """A document of a spec kit; ``run_id``/``path`` are set when a run generated it."""
+
+    id: UUID
+    session_id: UUID | None = None
+    owner_id: UUID | None = None
+    run_id: UUID | None = None
+    path: str | None = None
+    kind: str
+    title: str = ""
+    content: str = ""
+    created_at: datetime
+    updated_at: datetime
+
+
+class SpecDocIn(_Row):
+    """A document a worker saves for its run (``put_spec_docs``); session and owner come
+    from the run."""
+
+    path: str
+    kind: str
+    title: str = ""
+    content: str
+
+
 class Lane(_Row):
     id: LaneId
     paused: bool = False

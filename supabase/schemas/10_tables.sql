@@ -212,8 +212,18 @@ create table public.spec_docs (
   title      text not null default '' check (char_length(title) <= 200),
   content    text not null default '' check (octet_length(content) <= 1048576),
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
+  updated_at timestamptz not null default now(),
+  run_id     uuid references public.runs (id) on delete cascade,
+  path       text,
+  constraint spec_docs_path_is_relative check (
+    path is null or (char_length(path) between 1 and 255
+                     and path !~ '(^/|\\|//|(^|/)\.\.?(/|$)|/$|[[:cntrl:]])')),
+  constraint spec_docs_run_has_path check ((run_id is null) = (path is null)),
+  -- nulls are distinct: documents made outside a run are not constrained
+  constraint spec_docs_run_path_key unique (run_id, path)
 );
+comment on column public.spec_docs.run_id is 'The run that generated this document (generate_spec_kit), if any.';
+comment on column public.spec_docs.path is 'The document''s path in its kit (spec/<name>/prd.md, specs/001-<name>/spec.md, ...).';
 create index spec_docs_session_idx on public.spec_docs (session_id);
 create index spec_docs_owner_idx on public.spec_docs (owner_id);
 

@@ -85,10 +85,11 @@ begin
                 'runs_changed_since', 'get_runs', 'get_lane_stats', 'get_worker_health',
                 'list_stuck_runs', 'delete_runs', 'control_plane_info', 'list_held_runs',
                 'search_runs', 'count_runs', 'board_snapshot', 'rerun_run', 'bulk_cancel_runs',
-                'bulk_rerun_runs', 'validate_template', 'validate_params',
-                'list_template_summaries', 'get_template_version', 'list_template_versions',
-                'delete_template', 'add_session_messages', 'list_session_messages',
-                'list_session_summaries', 'list_session_runs', 'list_run_timeline', 'list_last_run_events'))
+                'bulk_rerun_runs', 'put_spec_docs', 'list_spec_docs', 'validate_template',
+                'validate_params', 'list_template_summaries', 'get_template_version',
+                'list_template_versions', 'delete_template', 'add_session_messages',
+                'list_session_messages', 'list_session_summaries', 'list_session_runs',
+                'list_run_timeline', 'list_last_run_events'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.
@@ -112,6 +113,7 @@ grant execute on function
   public.list_workers(), public.runs_changed_since(timestamptz, text[], integer),
   public.get_runs(uuid[]), public.get_lane_stats(), public.get_worker_health(),
   public.list_stuck_runs(integer), public.delete_runs(uuid[]), public.control_plane_info(),
+  public.list_spec_docs(uuid, uuid, integer),
   pulser_ops.delete_runs(uuid[]), pulser_ops.control_plane_info(),
   pulser_ops.enqueue_runs(jsonb), pulser_ops.cancel_run(uuid, text),
   pulser_ops.append_run_events(jsonb), pulser_ops.upsert_template(jsonb),

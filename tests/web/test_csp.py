@@ -12,7 +12,6 @@ from tests.contract.helpers import claimed, template
 from .helpers import board
 
 
-
 async def test_every_page_sends_the_policy_and_needs_no_inline_code(
     env: Env, client: Client
 ) -> None:

@@ -15,6 +15,7 @@ from pulser_ops.cli.demo import demo_command
 from pulser_ops.cli.doctor import doctor_command
 from pulser_ops.cli.mcp_command import mcp_command
 from pulser_ops.cli.operator import register as register_operator_commands
+from pulser_ops.cli.speckit import speckit_app
 from pulser_ops.cli.sweep import sweep_command
 from pulser_ops.cli.ui import ui_command
 from pulser_ops.cli.worker import worker_command
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 
 app.add_typer(db_app, name="db")
+app.add_typer(speckit_app, name="speckit")
 app.command("init")(init_command)
 register_operator_commands(app)
 app.command("worker")(worker_command)

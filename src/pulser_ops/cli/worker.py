@@ -58,6 +58,14 @@ def worker_command(
         list[str] | None,
         Opt("--handlers", help="module[:attr] with python handlers (repeatable)"),
     ] = None,
+    health_port: Annotated[
+        str | None,
+        Opt("--health-port", help="Serve /healthz and /readyz here [PULSER_OPS_HEALTH_PORT]"),
+    ] = None,
+    health_host: Annotated[
+        str | None,
+        Opt("--health-host", help="Address for --health-port [PULSER_OPS_HEALTH_HOST]"),
+    ] = None,
     config: Annotated[
         Path | None, Opt("--config", help="TOML or YAML file with worker settings")
     ] = None,
@@ -86,6 +94,8 @@ def worker_command(
         "poll_seconds": poll_seconds,
         "shutdown_grace_seconds": shutdown_grace_seconds,
         "handlers": handlers or None,
+        "health_port": health_port,
+        "health_host": health_host,
     }
     try:
         cfg = load(flags, config_file=config)
@@ -94,6 +104,8 @@ def worker_command(
         raise _fail(str(e)) from None
     try:
         code = worker.run()
+    except WorkerConfigError as e:  # e.g. --health-port already in use
+        raise _fail(str(e)) from None
     except PulserOpsError as e:
         raise _fail(f"{e.code}: {e}", 1) from None
     raise typer.Exit(code)

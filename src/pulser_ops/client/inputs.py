@@ -18,7 +18,8 @@ RunRequestLike = m.RunRequest | Mapping[str, Any]
 EventLike = m.EventIn | Mapping[str, Any]
 CompletionLike = m.Completion | Mapping[str, Any]
 MessageLike = m.MessageIn | Mapping[str, Any]
-_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion, m.MessageIn)
+SpecDocLike = m.SpecDocIn | Mapping[str, Any]
+_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion, m.MessageIn, m.SpecDocIn)
 
 
 def models_of(model: type[_In], items: Iterable[_In | Mapping[str, Any]], name: str) -> list[_In]:
@@ -46,6 +47,10 @@ def completions(items: Iterable[CompletionLike]) -> list[m.Completion]:
 
 def messages(items: Iterable[MessageLike]) -> list[m.MessageIn]:
     return models_of(m.MessageIn, items, "messages")
+
+
+def spec_docs(items: Iterable[SpecDocLike]) -> list[m.SpecDocIn]:
+    return models_of(m.SpecDocIn, items, "docs")
 
 
 def one_request(

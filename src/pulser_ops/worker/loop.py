@@ -38,11 +38,13 @@ from .. import calls
 from ..daemon_threads import DaemonThreads
 from ..errors import PulserOpsError, TransportError
 from ..models import Run
+from ..speckit.handlers import registry as speckit_handlers
 from ..steps import HandlerContext, HandlerRegistry, StepOptions
 from .clients import ClientOrSettings, WorkerClients, open_clients
 from .config import WorkerConfig, WorkerConfigError
 from .events import EventSink
 from .executor import Ending, RunExecutor, release_run
+from .health import Health, HealthServer
 from .heartbeat import Heartbeater
 from .held import HeldRun, HeldRuns
 from .templates import TemplateCache
@@ -87,7 +89,11 @@ def _noop(ctx: HandlerContext) -> None:
     return None
 
 
-BUILTIN_HANDLERS: dict[str, Handler] = {"noop": _noop}
+#: Handlers every reference worker has: ``noop`` and the spec kit run types (seed.sql).
+BUILTIN_HANDLERS: dict[str, Handler] = {
+    "noop": _noop,
+    **{name: speckit_handlers.get(name) for name in speckit_handlers.names()},
+}
 
 
 class Worker:
@@ -158,6 +164,16 @@ class Worker:
         self._abandoned: set[tuple[str, int]] = set()
         self._clients: WorkerClients | None = None
         self._sink: EventSink | None = None
+        cfg = self.config
+        self.health = Health(
+            cfg.worker_id,
+            cfg.concurrency,
+            cfg.poll_seconds,
+            held=lambda: len(self.held),
+            stopping=self._stopping.is_set,
+        )
+        #: The running health endpoint (``health_port`` set), e.g. for its ``port``.
+        self.health_server: HealthServer | None = None
         for ref in self.config.handlers:
             self.load_handlers(ref)
 
@@ -235,7 +251,7 @@ class Worker:
         for name, fn in BUILTIN_HANDLERS.items():
             if name not in self.registry:
                 self.registry.add(name, fn)
-        with self._signals():
+        with self._signals(), self._health_endpoint():
             clients = open_clients(self._source)
             self._clients = clients
             try:
@@ -243,6 +259,27 @@ class Worker:
             finally:
                 clients.close()
                 self._clients = None
+
+    @contextmanager
+    def _health_endpoint(self) -> Iterator[None]:
+        cfg = self.config
+        if cfg.health_port is None:
+            yield
+            return
+        try:
+            server = HealthServer(self.health, cfg.health_host, cfg.health_port).start()
+        except OSError as e:
+            raise WorkerConfigError(
+                f"health_port: cannot listen on {cfg.health_host}:{cfg.health_port} "
+                f"({e.strerror or e})"
+            ) from None
+        self.health_server = server
+        log.info("health endpoint: http://%s:%d/healthz and /readyz", cfg.health_host, server.port)
+        try:
+            yield
+        finally:
+            server.close()
+            self.health_server = None
 
     def _run(self, clients: WorkerClients) -> int:
         cfg = self.config
@@ -318,6 +355,7 @@ class Worker:
         cfg = self.config
         backoff = 0.5
         while not self._stopping.is_set():
+            self.health.turn()
             self._kick.clear()
             self._let_slots_gather()
             if self._claim_unheard and not self._adopt_unheard(clients, executor, heart):
@@ -332,7 +370,9 @@ class Worker:
                         cfg.worker_id, lanes=cfg.lanes, limit=free, lease_seconds=cfg.lease_seconds
                     )
                     backoff = 0.5
+                    self.health.claimed()
                 except PulserOpsError as e:
+                    self.health.claim_failed(f"{e.code}: {e}")
                     if isinstance(e, TransportError):
                         self._claim_unheard = True  # it may have committed as the link died
                     log.warning("claim failed (%s); retrying in %.1fs", e, backoff)

@@ -27,7 +27,7 @@ from ...artifacts import plan as plan_artifact
 from ...errors import InvalidInput, PulserOpsError
 from ...transport.base import AsyncTransport
 from .. import inputs
-from ..inputs import CompletionLike, EventLike, MessageLike, RunRequestLike
+from ..inputs import CompletionLike, EventLike, MessageLike, RunRequestLike, SpecDocLike
 from .concurrency import AsyncSubscribing, AsyncSubscription, run_blocking
 
 
@@ -495,6 +495,31 @@ class AsyncSessions(_Namespace):
         return await self._t.execute(calls.list_session_runs(session_id, limit))
 
 
+class AsyncSpecDocs(_Namespace):
+    """Spec kit documents: saved by the worker that generated them (fenced by its lease), read
+    by their owner (RLS) by run or by session."""
+
+    async def put(
+        self,
+        run_id: UUID | str,
+        worker_id: str,
+        attempt: int,
+        docs: Iterable[SpecDocLike],
+    ) -> builtins.list[m.SpecDoc]:
+        """Save (or, on a retried attempt, replace) the run's documents, one row per path."""
+        items = inputs.spec_docs(docs)
+        return await self._t.execute(calls.put_spec_docs(run_id, worker_id, attempt, items))
+
+    async def list(
+        self,
+        *,
+        run_id: UUID | str | None = None,
+        session_id: UUID | str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[m.SpecDoc]:
+        return await self._t.execute(calls.list_spec_docs(run_id, session_id, limit))
+
+
 class AsyncLanes(_Namespace):
     """The four lanes: pause them, cap their concurrency, see their queues."""
 
@@ -573,6 +598,7 @@ class AsyncClient(AsyncSubscribing):
         self.artifacts = AsyncArtifacts(transport)
         self.templates = AsyncTemplates(transport)
         self.sessions = AsyncSessions(transport)
+        self.spec_docs = AsyncSpecDocs(transport)
         self.lanes = AsyncLanes(transport)
         self.workers = AsyncWorkers(transport)
 

@@ -22,7 +22,7 @@ from ...artifacts import plan as plan_artifact
 from ...errors import InvalidInput, PulserOpsError
 from ...transport.base import Transport
 from .. import inputs
-from ..inputs import CompletionLike, EventLike, MessageLike, RunRequestLike
+from ..inputs import CompletionLike, EventLike, MessageLike, RunRequestLike, SpecDocLike
 from .concurrency import Subscribing, Subscription, run_blocking
 
 
@@ -490,6 +490,31 @@ class Sessions(_Namespace):
         return self._t.execute(calls.list_session_runs(session_id, limit))
 
 
+class SpecDocs(_Namespace):
+    """Spec kit documents: saved by the worker that generated them (fenced by its lease), read
+    by their owner (RLS) by run or by session."""
+
+    def put(
+        self,
+        run_id: UUID | str,
+        worker_id: str,
+        attempt: int,
+        docs: Iterable[SpecDocLike],
+    ) -> builtins.list[m.SpecDoc]:
+        """Save (or, on a retried attempt, replace) the run's documents, one row per path."""
+        items = inputs.spec_docs(docs)
+        return self._t.execute(calls.put_spec_docs(run_id, worker_id, attempt, items))
+
+    def list(
+        self,
+        *,
+        run_id: UUID | str | None = None,
+        session_id: UUID | str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[m.SpecDoc]:
+        return self._t.execute(calls.list_spec_docs(run_id, session_id, limit))
+
+
 class Lanes(_Namespace):
     """The four lanes: pause them, cap their concurrency, see their queues."""
 
@@ -568,6 +593,7 @@ class Client(Subscribing):
         self.artifacts = Artifacts(transport)
         self.templates = Templates(transport)
         self.sessions = Sessions(transport)
+        self.spec_docs = SpecDocs(transport)
         self.lanes = Lanes(transport)
         self.workers = Workers(transport)
 
