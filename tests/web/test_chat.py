@@ -59,7 +59,8 @@ async def test_a_session_runs_steers_and_keeps_its_conversation(env: Env, client
     assert said[0] == ("command", "run hello name=ops lane=B")
     assert ("reply", "greeting <everyone>") not in said  # logs carry their time
     logs = next(m for m in messages if m.data and m.data.get("logs"))
-    assert logs.body.endswith("greeting <everyone>") and logs.run_id == run.id
+    assert "greeting <everyone>" in logs.body and logs.run_id == run.id
+    assert logs.body.splitlines()[-1].endswith("[succeeded] succeeded on attempt 1")
     rerun = [r for r in client.runs.list() if r.id != run.id]
     assert len(rerun) == 1 and str(rerun[0].session_id) == sid
     # reopened (another browser, another server): the same conversation

@@ -70,7 +70,7 @@ def stream_items(messages: list[SessionMessage], runs: list[SessionRun]) -> list
     return sorted(items, key=lambda x: (x.at, order[x.kind]))
 
 
-class Session:
+class Conversation:
     """One session's conversation, read and driven with the operator's own client."""
 
     def __init__(self, client: AsyncClient, session_id: UUID) -> None:
@@ -265,7 +265,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         sid = uuid_or_404(session_id, "session")
         if not text.strip():
             raise InvalidInput("type a command; `help` lists them")
-        await Session(client, sid).say(text.strip())
+        await Conversation(client, sid).say(text.strip())
         room.reads.forget()
         room.broadcaster.mark("session_messages")  # other tabs on this server refresh now
         ctx = await stream_context(request, client, sid)
@@ -274,7 +274,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
     @router.get("/chat/{session_id}/complete", name="ops.chat_complete")
     async def complete(request: Request, session_id: str, text: str = "") -> Response:
         _, client = await room.client(request)
-        s = Session(client, uuid_or_404(session_id, "session"))
+        s = Conversation(client, uuid_or_404(session_id, "session"))
         key = (await room.principal(request)).client_key
         schemas = await room.reads.get((key, "template-schemas"), s.templates)
         runs = [(str(c.run.id)[:8], f"{c.run.template} · {c.run.status.value}")
@@ -286,4 +286,4 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         )
 
 
-__all__ = ["Item", "Session", "add", "stream_items"]
+__all__ = ["Conversation", "Item", "add", "stream_items"]
