@@ -121,6 +121,8 @@ async def test_an_agent_enqueues_a_template_run_waits_and_reads_its_artifact(
             "timeout_seconds": 0.5}))  # fmt: skip
         assert timed["timed_out"] and timed["run"]["status"] == "queued"
         assert _error(await mcp.call_tool("get_run", {"run_id": "nope"})) == "invalid_input"
+        assert _error(await mcp.call_tool("enqueue_run", {
+            "template": "hello", "params": {"name": "x"}, "priority": "high"})) == "invalid_input"
         assert _error(await mcp.call_tool("no_such_tool", {})) == "unknown_tool"
 
 

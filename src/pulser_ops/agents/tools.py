@@ -176,6 +176,8 @@ class Toolbox:
             return _error("unknown_tool", f"no tool {name!r}; list the tools")
         except PulserOpsError as e:
             return _error(e.code, str(e))
+        except (TypeError, ValueError) as e:  # an argument of the wrong type (int("high"))
+            return _error(InvalidInput.code, f"{name}: {e}")
 
     # --- the tools ------------------------------------------------------------------------
 
