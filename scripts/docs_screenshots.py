@@ -167,6 +167,8 @@ def shots(page: Any, base: str, c: pulser_ops.Client, made: dict[str, Any]) -> N
         shot("control-room-workers")
     page.goto(f"{base}/runs/{report.id}")
     page.wait_for_selector("#timeline")
+    page.locator("#artifacts tr", has_text="report.md").last.locator(".preview-link").click()
+    page.wait_for_selector("#artifact-preview #markdown")
     shot("control-room-run-detail", full=True)
     page.goto(base + "/templates")
     shot("control-room-templates")

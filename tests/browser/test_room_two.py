@@ -150,7 +150,11 @@ def test_view_markdown_json_a_screenshot_and_a_diff_between_attempts(
     expect(page.locator("h3", has_text="Log")).not_to_contain_text("live")
     table = page.locator("#artifacts")
     expect(table).to_contain_text("report.md")
+    table.locator(".preview-link").first.click()  # board.png, previewed in the run detail
+    expect(page.locator("#artifact-preview #artifact-image")).to_be_visible()
     shot(page, "run-detail-artifacts")
+    page.locator("#artifact-preview [data-clear]").click()
+    expect(page.locator("#artifact-preview")).to_be_empty()
 
     table.locator("a.artifact-link", has_text="report.md").last.click()
     md = page.locator("#markdown")

@@ -192,3 +192,20 @@ async def test_an_operator_cannot_read_anothers_artifacts(env: Env, client: Clie
             == 404
         assert (await b.get(f"/diff?a={run.id}:1:secret.md&b={run.id}:1:secret.md")).status_code \
             == 404
+
+
+async def test_the_run_detail_previews_an_artifact_in_place(env: Env, client: Client) -> None:
+    template(client)
+    run = claimed(client)
+    client.artifacts.put(run.id, "notes.md", "# In place <b>x</b>", attempt=1)
+    async with board(env) as b:
+        detail = (await b.get(f"/runs/{run.id}")).text
+        assert 'id="artifact-preview"' in detail
+        link = f'hx-get="/partials/runs/{run.id}/artifacts/notes.md?attempt=1"'
+        assert link in detail
+        refreshed = (await b.get(f"/partials/runs/{run.id}?preview=1")).text
+        assert link in refreshed  # the live refresh keeps the preview links
+        assert link not in (await b.get(f"/partials/runs/{run.id}")).text  # the board's drawer
+        preview = await b.get(f"/partials/runs/{run.id}/artifacts/notes.md?attempt=1")
+        assert preview.status_code == 200 and "<html" not in preview.text
+        assert "<h1>In place &lt;b&gt;x&lt;/b&gt;</h1>" in preview.text

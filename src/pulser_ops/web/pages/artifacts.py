@@ -92,6 +92,9 @@ class Links:
              entry: str | None = None) -> str:  # fmt: skip
         return self._url("ops.artifact", run_id, name, attempt=attempt, entry=entry)
 
+    def preview(self, run_id: UUID | str, name: str, attempt: int | None = None) -> str:
+        return self._url("ops.artifact_preview", run_id, name, attempt=attempt)
+
     def raw(self, run_id: UUID | str, name: str, attempt: int | None = None,
             entry: str | None = None, download: bool = False) -> str:  # fmt: skip
         return self._url("ops.artifact_raw", run_id, name, attempt=attempt, entry=entry,
@@ -249,6 +252,19 @@ def add(router: APIRouter, room: ControlRoom) -> None:
                 "side": side_of(a), "side_of": side_of, "attempt_of": attempt_of, **ctx,
             },
         )  # fmt: skip
+
+    @router.get("/partials/runs/{run_id}/artifacts/{name:path}", name="ops.artifact_preview")
+    async def artifact_preview(request: Request, run_id: str, name: str) -> Response:
+        """The viewer inside the run detail (below its artifacts)."""
+        _, client = await room.client(request)
+        a = await find(client, run_id, name, request.query_params.get("attempt"))
+        links = Links(request)
+        ctx = await view_context(links, client, a, None)
+        return room.render(
+            request,
+            "partials/artifact_preview.html",
+            {"a": a, "links": links, "attempt_of": attempt_of, **ctx},
+        )
 
     @router.get("/runs/{run_id}/raw/{name:path}", name="ops.artifact_raw")
     async def artifact_raw(request: Request, run_id: str, name: str) -> Response:

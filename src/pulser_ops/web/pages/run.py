@@ -46,14 +46,16 @@ async def _summary(
     )
     links = Links(request)
 
-    def artifact_url(a: Artifact, raw: bool = False) -> str:
+    def artifact_url(a: Artifact, raw: bool = False, partial: bool = False) -> str:
         if raw:
             return links.raw(a.run_id, a.name, attempt_of(a), download=True)
+        if partial:
+            return links.preview(a.run_id, a.name, attempt_of(a))
         return links.view(a.run_id, a.name, attempt_of(a))
 
     return {
         "run": run, "steps": steps, "artifacts": artifacts, "artifact_url": artifact_url,
-        "artifact_side": side_of,
+        "artifact_side": side_of, "preview": request.query_params.get("preview") == "1",
     }  # fmt: skip
 
 
@@ -75,6 +77,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
             {
                 "page": "ops.runs",
                 **ctx,
+                "preview": True,
                 "events": events,
                 "timeline": moments,
                 "after_seq": events[-1].seq if events else 0,

@@ -83,6 +83,8 @@
   document.addEventListener("click", function (e) {
     var close = e.target.closest && e.target.closest("[data-close-dialog]");
     if (close) { var d = close.closest("dialog"); if (d) d.close(); }
+    var clear = e.target.closest && e.target.closest("[data-clear]");
+    if (clear) { var c = document.querySelector(clear.dataset.clear); if (c) c.innerHTML = ""; }
   });
   /* The artifact viewer: JSON expand/collapse, image zoom. */
   var zoom = 1;
