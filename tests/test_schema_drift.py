@@ -66,7 +66,7 @@ def test_the_comparison_sees_a_changed_body_grant_policy_and_seeded_row(
         assert body is not None
         conn.execute(
             "create or replace function public.list_lanes() returns setof public.lanes"
-            f" language sql stable set search_path = '' as $$ {body[0]} -- drifted\n$$"
+            f" language plpgsql stable set search_path = '' as $$ {body[0]} -- drifted\n$$"
         )
         conn.execute("grant execute on function public.claim_runs(text, text[], integer, integer)"
                      " to authenticated")  # fmt: skip

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .client import AsyncClient, Client
+from .client.inputs import Text, checked
 from .config import Settings, resolve
 from .errors import (
     AlreadyTerminal,
@@ -47,6 +48,7 @@ from .models import (
     RunStatus,
     RunStep,
     Session,
+    SessionDeleted,
     SpecDoc,
     SpecDocIn,
     StepRecord,
@@ -76,12 +78,13 @@ def _files(settings: Settings) -> FileStore:
     return LocalFileStore(settings.storage_dir)
 
 
+@checked
 def connect(
-    database_url: str | None = None,
+    database_url: Text | None = None,
     *,
-    supabase_url: str | None = None,
-    supabase_key: str | None = None,
-    access_token: str | None = None,
+    supabase_url: Text | None = None,
+    supabase_key: Text | None = None,
+    access_token: Text | None = None,
     home: str | Path | None = None,
     storage_dir: str | Path | None = None,
     prepare: bool | None = None,
@@ -136,12 +139,13 @@ async def _aconnect(settings: Settings) -> AsyncClient:
     )
 
 
+@checked
 async def aconnect(
-    database_url: str | None = None,
+    database_url: Text | None = None,
     *,
-    supabase_url: str | None = None,
-    supabase_key: str | None = None,
-    access_token: str | None = None,
+    supabase_url: Text | None = None,
+    supabase_key: Text | None = None,
+    access_token: Text | None = None,
     home: str | Path | None = None,
     storage_dir: str | Path | None = None,
     prepare: bool | None = None,
@@ -188,6 +192,7 @@ __all__ = [
     "RunStatus",
     "RunStep",
     "Session",
+    "SessionDeleted",
     "Settings",
     "SpecDoc",
     "SpecDocIn",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from uuid import UUID
 from . import calls
 from . import models as m
 from .errors import InvalidInput
-from .files import BUCKET, check_object_path
+from .files import BUCKET, check_artifact_name, storage_key
 
 #: Text up to this many UTF-8 bytes is stored inline in ``artifacts.inline_text``.
 INLINE_LIMIT = 65_536
@@ -41,13 +42,11 @@ def plan(
     *,
     kind: str | None = None,
     content_type: str | None = None,
-    metadata: dict[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
     attempt: int | None = None,
     inline: bool | None = None,
 ) -> ArtifactPlan:
-    check_object_path(name)
-    if len(name) > 255:
-        raise InvalidInput("artifact name: at most 255 characters")
+    check_artifact_name(name)
     if isinstance(data, Path):
         try:
             data = data.read_bytes()
@@ -63,11 +62,17 @@ def plan(
             or (f"{guessed}; charset=utf-8" if guessed and guessed.startswith("text/") else guessed)
             or "text/plain; charset=utf-8"
         )
-        as_inline = inline if inline is not None else len(raw) <= INLINE_LIMIT
+        # Text with NUL is a file: PostgreSQL text cannot hold it.
+        fits = len(raw) <= INLINE_LIMIT and "\x00" not in data
+        as_inline = inline if inline is not None else fits
         if as_inline and len(raw) > INLINE_LIMIT:
             raise InvalidInput(
                 f"inline artifact text is {len(raw)} bytes; "
                 f"the inline limit is {INLINE_LIMIT} bytes"
+            )
+        if as_inline and "\x00" in data:
+            raise InvalidInput(
+                "text with a NUL character cannot be stored inline; store it as a file"
             )
     else:
         raw = data
@@ -94,7 +99,7 @@ def plan(
             ),
         )
     # Each attempt keeps its own files (the SQL checks the same layout).
-    path = f"{calls._uuid(run_id, 'run_id')}/{attempt or 0}/{name}"
+    path = f"{calls._uuid(run_id, 'run_id')}/{attempt or 0}/{storage_key(name)}"
     return ArtifactPlan(
         Upload(path, raw, ctype),
         calls.put_artifact(

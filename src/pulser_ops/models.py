@@ -14,6 +14,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .values import Json, JsonObject, Text
+
 LaneId = Literal["A", "B", "C", "D"]
 LANES: tuple[LaneId, ...] = ("A", "B", "C", "D")
 
@@ -35,6 +37,13 @@ TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.
 
 class _Row(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class _Request(BaseModel):
+    """What callers send: unknown keys are refused (a misspelt ``priorty`` is an error, not a
+    silent default), and text and JSON are held to what the database can store (``values``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Run(_Row):
@@ -78,15 +87,15 @@ class Run(_Row):
         return self.cancel_requested_at is not None
 
 
-class RunRequest(_Row):
+class RunRequest(_Request):
     """One run to enqueue (the batch form of ``client.runs.create``)."""
 
-    template: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    template: Text
+    params: JsonObject = Field(default_factory=dict)
     lane: LaneId | None = None
     priority: int = 0
     run_after: datetime | None = None
-    idempotency_key: str | None = None
+    idempotency_key: Text | None = None
     session_id: UUID | None = None
     max_attempts: int | None = None
 
@@ -124,16 +133,16 @@ class RunEvent(_Row):
     worker_id: str | None = None
 
 
-class EventIn(_Row):
+class EventIn(_Request):
     """An event to append; ``seq`` is assigned by the control plane."""
 
     run_id: UUID
-    kind: str
-    message: str = ""
+    kind: Text
+    message: Text = ""
     level: EventLevel = "info"
-    data: Any = None
+    data: Json = None
     attempt: int | None = None
-    worker_id: str | None = None
+    worker_id: Text | None = None
 
 
 class Artifact(_Row):
@@ -253,15 +262,13 @@ class SessionMessage(_Row):
     data: dict[str, Any] | None = None
 
 
-class MessageIn(_Row):
+class MessageIn(_Request):
     """A message to append to a session."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     kind: MessageKind
-    body: str
+    body: Text
     run_id: UUID | None = None
-    data: dict[str, Any] | None = None
+    data: JsonObject | None = None
 
 
 class ArtifactRef(_Row):
@@ -289,14 +296,14 @@ class SpecDoc(_Row):
     updated_at: datetime
 
 
-class SpecDocIn(_Row):
+class SpecDocIn(_Request):
     """A document a worker saves for its run (``put_spec_docs``); session and owner come
     from the run."""
 
-    path: str
-    kind: str
-    title: str = ""
-    content: str
+    path: Text
+    kind: Text
+    title: Text = ""
+    content: Text
 
 
 class Lane(_Row):
@@ -371,32 +378,32 @@ class HeartbeatBatchItem(_Row):
     lease_expires_at: datetime | None = None
 
 
-class StepRecord(_Row):
+class StepRecord(_Request):
     """A ``run_steps`` row to write with a completion (what ``runs.record_step`` takes).
 
     ``started_at``: when the step started, for a row that is first written with the
     completion (None: the time of the write). A row that already exists keeps its own."""
 
     idx: int
-    name: str
-    kind: str
-    status: str
+    name: Text
+    kind: Text
+    status: Text
     exit_code: int | None = None
-    error: str | None = None
-    output: Any = None
+    error: Text | None = None
+    output: Json = None
     started_at: datetime | None = None
 
 
-class CompletionEvent(_Row):
+class CompletionEvent(_Request):
     """An event that goes with a completion: attempt and worker are the completion's."""
 
-    kind: str
-    message: str = ""
+    kind: Text
+    message: Text = ""
     level: EventLevel = "info"
-    data: Any = None
+    data: Json = None
 
 
-class Completion(_Row):
+class Completion(_Request):
     """One finished run, for ``client.runs.complete_many`` (what ``runs.complete`` takes).
 
     ``steps``: step rows written in the same transaction, only if the completion is recorded
@@ -407,10 +414,10 @@ class Completion(_Row):
 
     run_id: UUID
     attempt: int
-    status: str
-    result: Any = None
-    error: str | None = None
-    error_class: str | None = None
+    status: Text
+    result: Json = None
+    error: Text | None = None
+    error_class: Text | None = None
     retryable: bool = True
     steps: list[StepRecord] | None = None
     events: list[CompletionEvent] | None = None
@@ -439,6 +446,7 @@ class SweepResult(_Row):
     attempt: int
     worker_id: str | None = None
     stuck_for_seconds: float | None = None
+    lane: LaneId | None = None
 
 
 class PruneResult(_Row):
@@ -467,23 +475,23 @@ class Change(_Row):
 # 412 runs matching ..." acts on exactly the runs the list showed.
 
 
-class RunCursor(_Row):
+class RunCursor(_Request):
     """Keyset position: the last row of a page (newest first)."""
 
     created_at: datetime
     id: UUID
 
 
-class RunFilter(_Row):
+class RunFilter(_Request):
     """Which runs: every field narrows (AND); empty lists and None mean "any"."""
 
     status: tuple[RunStatus, ...] = ()
     lanes: tuple[LaneId, ...] = ()
-    templates: tuple[str, ...] = ()
-    worker: str | None = None
+    templates: tuple[Text, ...] = ()
+    worker: Text | None = None
     session_id: UUID | None = None
     #: text in params, error or cancel reason (the newest 100,000 runs), or a run id
-    q: str | None = None
+    q: Text | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
     before: RunCursor | None = None
@@ -574,6 +582,15 @@ class RunCount(_Row):
     exact: bool
 
 
+class SessionDeleted(_Row):
+    """What ``sessions.delete`` did: its runs stay, detached (``runs_detached``); its spec docs
+    went with it."""
+
+    session_id: UUID
+    runs_detached: int
+    spec_docs_deleted: int
+
+
 class BulkResult(_Row):
     """``matched``: runs the action applies to (counted up to 100,000); ``capped``: more than
     the cap matched, so only the newest ``max_runs`` were acted on; ``touched``: the runs
@@ -583,3 +600,158 @@ class BulkResult(_Row):
     affected: int
     capped: bool
     touched: list[UUID] = Field(default_factory=list)
+
+
+# --- monitoring (fleet_metrics, performance_stats, alerts) ---------------------------------------
+
+
+class LaneQueue(_Row):
+    """A lane's queue at scrape time; ``exact`` False: more were queued than the cap and
+    ``queued`` (and the template split) are estimates."""
+
+    lane: LaneId
+    paused: bool = False
+    max_running: int | None = None
+    queued: int = 0
+    exact: bool = True
+    oldest_ready_at: datetime | None = None
+    oldest_age_seconds: float | None = None
+    oldest_run_id: UUID | None = None
+    #: queued runs per template ("" when only the lane's total is known)
+    templates: dict[str, int] = Field(default_factory=dict)
+
+
+class RunningCount(_Row):
+    lane: LaneId
+    template: str = ""
+    runs: int = 0
+    #: running with the lease expired (None: not counted, the scrape ran out of time)
+    stuck: int | None = None
+
+
+class FinishedCount(_Row):
+    lane: LaneId
+    template: str
+    status: Literal["succeeded", "failed", "cancelled"]
+    runs: int = 0
+
+
+class FleetWorker(_Row):
+    id: str
+    host: str = ""
+    lanes: list[LaneId] = Field(default_factory=list)
+    concurrency: int = 1
+    status: str = "active"
+    #: runs it holds (None: not counted, the scrape ran out of time)
+    running: int | None = None
+    last_seen_at: datetime
+    heartbeat_seconds: float = 10.0
+    stale: bool = False
+
+
+class FleetMetrics(_Row):
+    """The fleet's gauges at one moment (``fleet_metrics``). ``exact``: the queue counts are
+    exact; ``finished_exact``: so are the finished counts (else a block sample of
+    ``finished_sample_percent`` % of the table, scaled up)."""
+
+    taken_at: datetime
+    exact: bool = True
+    finished_exact: bool = True
+    finished_sample_percent: float | None = None
+    lanes: list[LaneQueue] = Field(default_factory=list)
+    running: list[RunningCount] = Field(default_factory=list)
+    finished: list[FinishedCount] = Field(default_factory=list)
+    workers: list[FleetWorker] = Field(default_factory=list)
+
+
+class Percentiles(_Row):
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+
+
+class TemplatePerformance(_Row):
+    template: str = ""
+    runs: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    #: finished runs per hour over the period
+    per_hour: float = 0.0
+    #: seconds from available to claimed (the last attempt's)
+    wait: Percentiles = Field(default_factory=Percentiles)
+    #: seconds from claimed to finished
+    duration: Percentiles = Field(default_factory=Percentiles)
+    #: finished runs per bucket, oldest first; ``failures``: of those, failed
+    series: list[int] = Field(default_factory=list)
+    failures: list[int] = Field(default_factory=list)
+
+
+class StepKindPerformance(_Row):
+    kind: str
+    steps: int = 0
+    failed: int = 0
+    duration: Percentiles = Field(default_factory=Percentiles)
+
+
+PerformancePeriod = Literal["hour", "day", "week"]
+PERIODS: tuple[PerformancePeriod, ...] = ("hour", "day", "week")
+
+
+class PerformanceStats(_Row):
+    """``performance_stats`` for one period. ``exact`` False: more than ``max_exact`` runs
+    finished, and the numbers come from a block sample of ``sample_percent`` % of the runs
+    table (``runs_read`` runs of the period), its counts scaled up. ``step_runs``: how many
+    runs the step percentiles come from."""
+
+    period: PerformancePeriod
+    since: datetime
+    until: datetime
+    bucket_seconds: int
+    buckets: int
+    exact: bool = True
+    sample_percent: float = 100.0
+    runs_read: int = 0
+    templates: list[TemplatePerformance] = Field(default_factory=list)
+    total: TemplatePerformance = Field(default_factory=TemplatePerformance)
+    step_runs: int = 0
+    steps: list[StepKindPerformance] = Field(default_factory=list)
+
+
+AlertSeverity = Literal["info", "warning", "critical"]
+
+
+class Alert(_Row):
+    """An alert incident: firing while its rule's condition holds for its subject (a lane, a
+    worker, a template), then resolved."""
+
+    id: UUID
+    rule: str
+    subject: str = ""
+    severity: AlertSeverity = "warning"
+    status: Literal["firing", "resolved"]
+    summary: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+    run_ids: list[UUID] = Field(default_factory=list)
+    started_at: datetime
+    last_seen_at: datetime
+    notified_at: datetime | None = None
+    notifications: int = 0
+    resolved_at: datetime | None = None
+
+
+class AlertNotice(_Row):
+    """What to tell people about an incident: ``firing`` (new), ``reminder`` (still firing)
+    or ``resolved``."""
+
+    alert_id: UUID
+    notice: Literal["firing", "reminder", "resolved"]
+    rule: str
+    subject: str = ""
+    severity: AlertSeverity = "warning"
+    summary: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+    run_ids: list[UUID] = Field(default_factory=list)
+    started_at: datetime
+    resolved_at: datetime | None = None
+    notifications: int = 0

@@ -24,6 +24,9 @@ from .steps import parse_steps
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 STEP_KINDS = get_args(StepKind)
+#: A document nested deeper than Python's parsers go (json and yaml recurse, and fail with
+#: RecursionError): told as such, not as a traceback.
+TOO_DEEP = "nested too deeply to read"
 
 
 def parse_document(text: str, where: str, *, json_only: bool = False) -> Any:
@@ -33,8 +36,12 @@ def parse_document(text: str, where: str, *, json_only: bool = False) -> Any:
             return json.loads(text)
         except ValueError as e:
             raise InvalidInput(f"{where}: not valid JSON ({e})") from None
+        except RecursionError:
+            raise InvalidInput(f"{where}: {TOO_DEEP}") from None
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise InvalidInput(f"{where}: {TOO_DEEP}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""

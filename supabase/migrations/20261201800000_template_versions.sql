@@ -54,6 +54,7 @@ declare
   msg text;
   seen text[] := '{}';
 begin
+  perform pulser_ops.check_caller();
   select t.params_schema into s from public.run_templates t where t.name = validate_params.template;
   if not found then
     raise exception 'unknown template %', validate_params.template using errcode = 'PO404';
@@ -272,6 +273,7 @@ language plpgsql stable set search_path = '' as $$
 declare
   v public.run_template_versions;
 begin
+  perform pulser_ops.check_caller();
   select * into v from public.run_template_versions x
    where x.template = get_template_version.name and x.version = get_template_version.version;
   if not found then
@@ -285,28 +287,39 @@ $$;
 
 create or replace function public.list_template_versions(name text, max_rows integer default 100)
 returns setof public.run_template_versions
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select v.* from public.run_template_versions v where v.template = list_template_versions.name
   order by v.version desc
-  limit least(greatest(coalesce(list_template_versions.max_rows, 100), 1), 1000)
+  limit least(greatest(coalesce(list_template_versions.max_rows, 100), 1), 1000);
+end
 $$;
 
 create or replace function public.list_template_summaries()
 returns table (name text, description text, default_lane text, version integer, steps jsonb,
                max_attempts integer, lease_seconds integer, timeout_seconds integer,
                updated_at timestamptz, last_used_at timestamptz)
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select t.name, t.description, t.default_lane, t.version, t.steps, t.max_attempts,
          t.lease_seconds, t.timeout_seconds, t.updated_at,
          (select r.created_at from public.runs r where r.template = t.name
            order by r.created_at desc limit 1)
   from public.run_templates t
-  order by t.name
+  order by t.name;
+end
 $$;
 
 create or replace function public.validate_template(template jsonb) returns setof public.field_problem
-language sql stable set search_path = '' as $$
-  select * from pulser_ops.template_problems(validate_template.template)
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query select * from pulser_ops.template_problems(validate_template.template);
+end
 $$;
 
 create or replace function pulser_ops.delete_template(name text) returns public.run_templates
@@ -432,15 +445,14 @@ begin
       raise exception '%.session_id: not a uuid (%)', path, item ->> 'session_id' using errcode = 'PO400';
     end;
 
-    -- Ownership: operators own what they enqueue and may only use their own sessions.
+    -- Ownership: operators own what they enqueue and may only use their own sessions; another
+    -- operator's session is answered like one that does not exist (no probing which ids do).
     v_owner := case when k = 'operator' then uid when k = 'admin' then uid end;
     if v_session is not null then
-      select s.owner_id into v_owner from public.sessions s where s.id = v_session;
+      select s.owner_id into v_owner from public.sessions s
+       where s.id = v_session and (k <> 'operator' or s.owner_id = uid);
       if not found then
         raise exception '%.session_id: session % not found', path, v_session using errcode = 'PO404';
-      end if;
-      if k = 'operator' and v_owner is distinct from uid then
-        raise exception 'permission denied: session % is not yours', v_session using errcode = '42501';
       end if;
     end if;
 
@@ -488,8 +500,16 @@ begin
     out_ids := out_ids || r.id;
   end loop;
 
-  -- One statement for the whole batch: one change notification, one wake-up.
-  insert into public.runs select * from unnest(rows)
+  -- One statement for the whole batch: one change notification, one wake-up. In the batch's
+  -- order, so that seq (the claim's tiebreak within a created_at) keeps it.
+  insert into public.runs (id, template, lane, status, priority, attempt, max_attempts,
+                           lease_seconds, params, session_id, owner_id, idempotency_key,
+                           available_at, sweep_count, version, created_at, updated_at)
+  select q.id, q.template, q.lane, q.status, q.priority, q.attempt, q.max_attempts,
+         q.lease_seconds, q.params, q.session_id, q.owner_id, q.idempotency_key,
+         q.available_at, q.sweep_count, q.version, q.created_at, q.updated_at
+  from unnest(rows) with ordinality as q
+  order by q.ordinality
     on conflict ((coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), idempotency_key)
       where idempotency_key is not null do nothing;
 
@@ -652,57 +672,33 @@ begin
            x.attempt, complete_runs.worker_id
     from done x
   )
-  select d.run_id, d.attempt, d.go or d.repeated,
-         coalesce(x.status, d.now_status),
-         case when x.retry then x.available_at end,
+  select d.run_id, d.attempt, d.go or d.repeated or rs.retry_at is not null,
+         coalesce(x.status, case when rs.retry_at is not null then 'queued' end, d.now_status),
+         coalesce(case when x.retry then x.available_at end, rs.retry_at),
          case when d.now_status is null then format('run %s not found', d.run_id)
-              when not (d.go or d.repeated)
+              when not (d.go or d.repeated or rs.retry_at is not null)
               then format('lease lost: it is %s (worker %s, attempt %s)', d.now_status,
                           coalesce(d.now_worker, '-'), d.now_attempt) end
-  from decided d left join done x on x.id = d.run_id;
-end
-$$;
-
-create or replace function pulser_ops.control_plane_info() returns jsonb
-language plpgsql stable security definer set search_path = '' as $$
-declare
-  versions jsonb := '[]';
-begin
-  if pulser_ops.caller_kind() not in ('service', 'admin', 'operator') then
-    raise exception 'permission denied' using errcode = '42501';
-  end if;
-  if to_regclass('supabase_migrations.schema_migrations') is not null then
-    execute 'select coalesce(jsonb_agg(version order by version), ''[]'') from supabase_migrations.schema_migrations'
-      into versions;
-  end if;
-  return jsonb_build_object(
-    'caller', pulser_ops.caller_kind(),
-    'migrations', versions,
-    'functions', (select coalesce(jsonb_agg(distinct p.proname order by p.proname), '[]')
-                  from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-                  where n.nspname = 'public'
-                    and not exists (select 1 from pg_catalog.pg_depend d
-                                    where d.objid = p.oid and d.deptype = 'e')),
-    'published', (select coalesce(jsonb_agg(t.tablename order by t.tablename), '[]')
-                  from pg_catalog.pg_publication_tables t
-                  where t.pubname = 'supabase_realtime' and t.schemaname = 'public'),
-    'bucket', (select jsonb_build_object('id', b.id, 'public', b.public)
-               from storage.buckets b where b.id = 'run-artifacts'),
-    'tables_without_rls', (select coalesce(jsonb_agg(c.relname order by c.relname), '[]')
-                           from pg_catalog.pg_class c
-                           join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-                           where n.nspname = 'public' and c.relkind = 'r' and not c.relrowsecurity
-                             and c.relname in ('lanes', 'sessions', 'run_templates', 'runs',
-                               'run_steps', 'run_events', 'artifacts', 'spec_docs', 'workers',
-                               'run_template_versions')),
-    'server_version', pg_catalog.current_setting('server_version')
-  );
+  from decided d left join done x on x.id = d.run_id
+  -- A failure that was scheduled for retry, sent again (its reply was lost): the run is queued
+  -- again, or claimed again by now, so it is not "the same status" as the call asked for; the
+  -- retry event this worker's attempt wrote is what says the call was recorded. Answered as
+  -- the first call was. Looked for only when the completion is not otherwise recorded.
+  left join lateral (
+    select (e.data ->> 'available_at')::timestamptz as retry_at
+    from public.run_events e
+    where not (d.go or d.repeated) and d.status = 'failed' and d.now_status is not null
+      and e.run_id = d.run_id and e.kind = 'retry_scheduled' and e.attempt = d.attempt
+      and e.worker_id = complete_runs.worker_id
+    order by e.seq desc
+    limit 1
+  ) rs on true;
 end
 $$;
 
 alter table public.run_template_versions enable row level security;
 create policy "operators read template versions" on public.run_template_versions for select
-  to authenticated using (true);
+  to authenticated using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
 revoke all on public.run_template_versions from public, anon, authenticated, service_role;
 grant select on public.run_template_versions to authenticated;
 grant select, insert, update, delete on public.run_template_versions to service_role;

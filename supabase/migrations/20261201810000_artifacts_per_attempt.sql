@@ -2,17 +2,12 @@
 --
 -- An artifact was unique by (run, name), so a retry that saved "report.md" again replaced the
 -- earlier attempt's. Now each attempt keeps its own: unique by (run, attempt, name), files at
--- '<run id>/<attempt, 0 for none>/<name>' ('<run id>/<name>' stays valid for the files stored
--- before, and from older SDKs), and no two rows may share a file. get_artifact takes an attempt
--- (null: the latest attempt that saved the name).
+-- '<run id>/<attempt, 0 for none>/' || storage_key(name) ('<run id>/' || storage_key(name), the
+-- key of 20261201450000, stays valid from older SDKs; the table's check already takes any key
+-- in the run's folder), and no two rows may share a file. get_artifact takes an attempt (null:
+-- the latest attempt that saved the name). Every reader still refuses a token that names no user.
 
 alter table public.artifacts drop constraint artifacts_run_id_name_key;
-alter table public.artifacts drop constraint artifacts_storage_path_in_run_folder;
-alter table public.artifacts add constraint artifacts_storage_path_in_run_folder
-    check (storage_path is null
-           or (storage_bucket is not null
-               and storage_path in (run_id::text || '/' || coalesce(attempt, 0) || '/' || name,
-                                    run_id::text || '/' || name)));
 create unique index artifacts_run_attempt_name_key
   on public.artifacts (run_id, (coalesce(attempt, 0)), name);
 create unique index artifacts_storage_path_key
@@ -28,12 +23,13 @@ language plpgsql volatile set search_path = '' as $$
 #variable_conflict use_column
 declare
   a public.artifacts;
+  problem text;
 begin
   perform pulser_ops.require_service('save artifacts');
-  if put_artifact.name is null or char_length(put_artifact.name) not between 1 and 255
-     or put_artifact.name ~ '(^/|\\|//|(^|/)\.\.?(/|$)|/$|[[:cntrl:]])' then
-    raise exception 'name: % is not a safe relative path (no leading /, no . or .. segments, no backslashes or control characters, at most 255 characters)',
-      coalesce(quote_literal(put_artifact.name), 'null') using errcode = 'PO400';
+  problem := pulser_ops.artifact_name_problem(put_artifact.name);
+  if problem is not null then
+    raise exception 'name %: %', coalesce(quote_literal(put_artifact.name), 'null'), problem
+      using errcode = 'PO400';
   end if;
   if (put_artifact.inline_text is null) = (put_artifact.storage_path is null) then
     raise exception 'give exactly one of inline_text and storage_path' using errcode = 'PO400';
@@ -44,10 +40,12 @@ begin
   end if;
   if put_artifact.storage_path is not null
      and put_artifact.storage_path not in (
-       put_artifact.run_id::text || '/' || coalesce(put_artifact.attempt, 0) || '/' || put_artifact.name,
-       put_artifact.run_id::text || '/' || put_artifact.name) then
+       put_artifact.run_id::text || '/' || coalesce(put_artifact.attempt, 0) || '/'
+         || pulser_ops.storage_key(put_artifact.name),
+       put_artifact.run_id::text || '/' || pulser_ops.storage_key(put_artifact.name)) then
     raise exception 'storage_path must be %',
-      put_artifact.run_id::text || '/' || coalesce(put_artifact.attempt, 0) || '/' || put_artifact.name
+      put_artifact.run_id::text || '/' || coalesce(put_artifact.attempt, 0) || '/'
+        || pulser_ops.storage_key(put_artifact.name)
       using errcode = 'PO400';
   end if;
   if not exists (select 1 from public.runs r where r.id = put_artifact.run_id) then
@@ -75,9 +73,13 @@ end
 $$;
 
 create or replace function public.list_artifacts(run_id uuid) returns setof public.artifacts
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select a.* from public.artifacts a where a.run_id = list_artifacts.run_id
-  order by a.name, coalesce(a.attempt, 0)
+  order by a.name, coalesce(a.attempt, 0);
+end
 $$;
 
 drop function public.get_artifact(uuid, text);
@@ -87,6 +89,7 @@ language plpgsql stable set search_path = '' as $$
 declare
   a public.artifacts;
 begin
+  perform pulser_ops.check_caller();
   select * into a from public.artifacts x
    where x.run_id = get_artifact.run_id and x.name = get_artifact.name
      and (get_artifact.attempt is null or coalesce(x.attempt, 0) = get_artifact.attempt)

@@ -27,7 +27,6 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   k text := pulser_ops.caller_kind();
   uid uuid := auth.uid();
-  owner uuid;
   who text := coalesce(auth.jwt() ->> 'email', auth.jwt() ->> 'sub', pulser_ops.caller_kind());
   m jsonb;
   n bigint;
@@ -39,14 +38,12 @@ begin
   if k not in ('service', 'admin', 'operator') then
     raise exception 'permission denied: % callers may not write to sessions', k using errcode = '42501';
   end if;
-  select s.owner_id into owner from public.sessions s where s.id = add_session_messages.session_id
+  -- another operator's session is not found, like one that does not exist (no id probing)
+  perform 1 from public.sessions s where s.id = add_session_messages.session_id
+    and (k <> 'operator' or s.owner_id = uid)
     for key share;
   if not found then
     raise exception 'session % not found', add_session_messages.session_id using errcode = 'PO404';
-  end if;
-  if k = 'operator' and owner is distinct from uid then
-    raise exception 'permission denied: session % is not yours', add_session_messages.session_id
-      using errcode = '42501';
   end if;
   if jsonb_typeof(add_session_messages.messages) is distinct from 'array'
      or jsonb_array_length(add_session_messages.messages) not between 1 and 20 then
@@ -103,20 +100,28 @@ $$;
 create function public.list_session_messages(session_id uuid, before_id bigint default null,
                                              max_rows integer default 200)
 returns setof public.session_messages
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select m.* from (
     select x.* from public.session_messages x
     where x.session_id = list_session_messages.session_id
       and (list_session_messages.before_id is null or x.id < list_session_messages.before_id)
     order by x.id desc
     limit least(greatest(coalesce(list_session_messages.max_rows, 200), 1), 1000)
-  ) m order by m.id
+  ) m order by m.id;
+end
 $$;
 
 create function public.list_session_summaries(max_rows integer default 100)
 returns table (id uuid, owner_id uuid, title text, metadata jsonb, created_at timestamptz,
                messages bigint, runs bigint, active_runs bigint, last_activity_at timestamptz)
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+#variable_conflict use_column
+begin
+  perform pulser_ops.check_caller();
+  return query
   select s.id, s.owner_id, s.title, s.metadata, s.created_at, m.messages, r.runs, r.active,
          greatest(s.created_at, m.last_at, r.last_at)
   from (select x.* from public.sessions x order by x.created_at desc limit 1000) s
@@ -127,12 +132,17 @@ language sql stable set search_path = '' as $$
                              max(greatest(x.created_at, x.finished_at)) as last_at
                       from public.runs x where x.session_id = s.id) r
   order by 9 desc, s.id
-  limit least(greatest(coalesce(list_session_summaries.max_rows, 100), 1), 1000)
+  limit least(greatest(coalesce(list_session_summaries.max_rows, 100), 1), 1000);
+end
 $$;
 
 create function public.list_session_runs(session_id uuid, max_rows integer default 100)
 returns table (run public.runs, last_event jsonb, artifacts jsonb)
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+#variable_conflict use_column
+begin
+  perform pulser_ops.check_caller();
+  return query
   select r,
          (select jsonb_build_object('seq', e.seq, 'at', e.at, 'level', e.level, 'kind', e.kind,
                                     'message', left(e.message, 500))
@@ -146,7 +156,8 @@ language sql stable set search_path = '' as $$
   where r.id in (select x.id from public.runs x where x.session_id = list_session_runs.session_id
                  order by x.created_at desc
                  limit least(greatest(coalesce(list_session_runs.max_rows, 100), 1), 1000))
-  order by r.created_at, r.id
+  order by r.created_at, r.id;
+end
 $$;
 
 create or replace function pulser_ops.control_plane_info() returns jsonb
@@ -180,7 +191,7 @@ begin
                            where n.nspname = 'public' and c.relkind = 'r' and not c.relrowsecurity
                              and c.relname in ('lanes', 'sessions', 'run_templates', 'runs',
                                'run_steps', 'run_events', 'artifacts', 'spec_docs', 'workers',
-                               'run_template_versions', 'session_messages')),
+                               'run_template_versions', 'session_messages', 'alerts')),
     'server_version', pg_catalog.current_setting('server_version')
   );
 end

@@ -108,6 +108,9 @@ create table public.runs (
   created_at          timestamptz not null default now(),
   updated_at          timestamptz not null default now(),
   finished_at         timestamptz,
+  -- Enqueue order: the claim's tiebreak among runs of one priority and created_at (a batch of
+  -- create_many shares its created_at, a transaction's now()). Last: columns are appended.
+  seq                 bigint generated always as identity,
   -- the template version enqueue stamped (run_template_versions); null only on runs that
   -- finished before versions existed
   template_version    integer,
@@ -125,8 +128,10 @@ create table public.runs (
 comment on table public.runs is
   'A run of a template. queued -> running -> succeeded|failed|cancelled; running -> queued by retry, sweep or release.';
 
--- The claim path: queued runs of a lane in priority-then-age order (partial: finished runs cost nothing).
-create index runs_claim_idx on public.runs (lane, priority desc, created_at) where status = 'queued';
+-- The claim path: queued runs of a lane in priority-then-age order, enqueue order (seq) breaking
+-- ties, so one batch is claimed first-in first-out and a swept run keeps its place (partial:
+-- finished runs cost nothing).
+create index runs_claim_idx on public.runs (lane, priority desc, created_at, seq) where status = 'queued';
 -- Running runs: lane concurrency counts and the sweeper. Leases are not indexed so heartbeats stay HOT.
 create index runs_running_idx on public.runs (lane) where status = 'running';
 create index runs_finished_idx on public.runs (finished_at) where finished_at is not null;
@@ -183,18 +188,20 @@ create table public.artifacts (
   sha256         text check (sha256 is null or sha256 ~ '^[0-9a-f]{64}$'),
   metadata       jsonb not null default '{}' check (jsonb_typeof(metadata) = 'object'),
   created_at     timestamptz not null default now(),
+  -- New names are held to 255 bytes by put_artifact (pulser_ops.artifact_name_problem); this
+  -- check is the looser rule of rows written before 2026-12, kept so that they stay valid.
   constraint artifacts_name_is_relative_path check (
     char_length(name) between 1 and 255
     and name !~ '(^/|\\|//|(^|/)\.\.?(/|$)|/$|[[:cntrl:]])'),
   constraint artifacts_inline_xor_storage
     check ((inline_text is null) <> (storage_path is null)),
-  -- '<run id>/<attempt, 0 for none>/<name>'; '<run id>/<name>' for files stored before
-  -- artifacts were kept per attempt
+  -- The file sits in its run's folder (the Storage policy reads the run id from it): at
+  -- '<run id>/<attempt, 0 for none>/' || pulser_ops.storage_key(name), which put_artifact
+  -- checks. (Until 2026-12 it was '<run id>/<name>', as rows written then still say.)
   constraint artifacts_storage_path_in_run_folder
     check (storage_path is null
-           or (storage_bucket is not null
-               and storage_path in (run_id::text || '/' || coalesce(attempt, 0) || '/' || name,
-                                    run_id::text || '/' || name)))
+           or (storage_bucket is not null and split_part(storage_path, '/', 1) = run_id::text
+               and storage_path <> run_id::text || '/'))
 );
 -- Each attempt keeps its own artifacts: a retry that saves "report.md" again does not replace
 -- the earlier attempt's (the control room diffs them).
@@ -258,3 +265,26 @@ create table public.workers (
   last_seen_at timestamptz not null default now(),
   metadata     jsonb not null default '{}' check (jsonb_typeof(metadata) = 'object')
 );
+
+-- Alert incidents (57_monitoring.sql, evaluate_alerts): one row per incident of a rule about one
+-- subject (a lane, a worker, a template), firing until the condition clears, then resolved. At
+-- most one firing incident per rule and subject: that is what makes a notification once per
+-- incident, whoever evaluates and however often.
+create table public.alerts (
+  id            uuid primary key default gen_random_uuid(),
+  rule          text not null check (rule ~ '^[a-z][a-z0-9_]{0,62}$'),
+  subject       text not null default '' check (char_length(subject) <= 200),
+  severity      text not null default 'warning' check (severity in ('info', 'warning', 'critical')),
+  status        text not null default 'firing' check (status in ('firing', 'resolved')),
+  summary       text not null default '' check (char_length(summary) <= 2000),
+  details       jsonb not null default '{}' check (jsonb_typeof(details) = 'object'),
+  run_ids       uuid[] not null default '{}' check (cardinality(run_ids) <= 200),
+  started_at    timestamptz not null default now(),
+  last_seen_at  timestamptz not null default now(),
+  notified_at   timestamptz,
+  notifications integer not null default 0 check (notifications >= 0),
+  resolved_at   timestamptz,
+  constraint alerts_resolved_iff_resolved_at check ((status = 'resolved') = (resolved_at is not null))
+);
+create unique index alerts_open_idx on public.alerts (rule, subject) where status = 'firing';
+create index alerts_started_idx on public.alerts (started_at desc);

@@ -18,6 +18,14 @@ begin
   if r = 'service_role' then
     return 'service';
   elsif r = 'authenticated' then
+    -- A token that names no user would own nothing and match every row owned by nobody (the
+    -- service role's): refused here, so every operator call and policy refuses it.
+    if coalesce(auth.jwt() ->> 'sub', '')
+       !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+      raise exception 'permission denied: the access token names no user (its JWT has no user id in "sub")'
+        using errcode = '42501',
+              hint = 'Operators call with a signed-in user''s access token; workers use the service role key.';
+    end if;
     return case when coalesce(auth.jwt() -> 'app_metadata' ->> 'ops_role', '') = 'admin'
                 then 'admin' else 'operator' end;
   elsif r = 'anon' then
@@ -27,6 +35,18 @@ begin
     return 'service';
   end if;
   return 'none';
+end
+$$;
+
+-- The first step of every API function an operator may call (the writers check their own
+-- wording): refuses anon and a token that names no user. A reader that skipped it would answer
+-- such a caller with an empty result, never with another's rows, but answer it all the same.
+create function pulser_ops.check_caller() returns void
+language plpgsql stable set search_path = '' as $$
+begin
+  if pulser_ops.caller_kind() not in ('service', 'admin', 'operator') then
+    raise exception 'permission denied: sign in to read the control plane' using errcode = '42501';
+  end if;
 end
 $$;
 
@@ -55,22 +75,25 @@ begin
 end
 $$;
 
--- The run as a caller may act on it: not found (PO404) if it does not exist, 42501 if it is not
--- theirs. Locks the row (no key update) so the caller's decision holds until commit.
+-- The run as a caller may act on it, or not found (PO404): another operator's run is answered
+-- exactly like one that does not exist, as RLS answers a read, so that no caller can probe
+-- which ids exist. Locks the row (no key update) so the caller's decision holds until commit.
 create function pulser_ops.lock_run_for(run_id uuid, action text) returns public.runs
 language plpgsql volatile set search_path = '' as $$
 declare
   r public.runs;
   k text := pulser_ops.caller_kind();
 begin
-  select * into r from public.runs where id = lock_run_for.run_id for no key update;
-  if not found then
-    raise exception 'run % not found', lock_run_for.run_id using errcode = 'PO404';
+  if k not in ('service', 'admin', 'operator') then
+    raise exception 'permission denied: % callers may not % runs', k, action using errcode = '42501';
   end if;
-  if k in ('service', 'admin') or (k = 'operator' and r.owner_id = auth.uid()) then
+  -- Another's run is never locked either: waiting on its lock would tell that it exists.
+  select * into r from public.runs x
+   where x.id = lock_run_for.run_id and (k in ('service', 'admin') or x.owner_id = auth.uid())
+   for no key update;
+  if found then
     return r;
   end if;
-  raise exception 'permission denied: you may not % run %', action, lock_run_for.run_id
-    using errcode = '42501';
+  raise exception 'run % not found', lock_run_for.run_id using errcode = 'PO404';
 end
 $$;

@@ -14,6 +14,8 @@
 
 -- Three row triggers, each stating one rule in its WHEN clause and nowhere else:
 --   runs_guard_finished  a finished run never changes                       (PO411)
+--                        (but for losing its session: deleting a session detaches its runs,
+--                        see delete_session)
 --   runs_guard_moves     the moves a run may make                           (PO400 otherwise)
 --   runs_stamp           every change bumps version and sets updated_at
 -- A WHEN clause is evaluated without calling a function, and the hot paths (claim, complete,
@@ -46,7 +48,10 @@ $$;
 
 create trigger runs_guard_finished before update on public.runs
   for each row
-  when (old.status in ('succeeded', 'failed', 'cancelled'))
+  when (old.status in ('succeeded', 'failed', 'cancelled')
+        and not (old.session_id is not null and new.session_id is null
+                 and to_jsonb(new) - '{session_id,version,updated_at}'::text[]
+                   = to_jsonb(old) - '{session_id,version,updated_at}'::text[]))
   execute function pulser_ops.runs_refuse('finished');
 
 create trigger runs_guard_moves before update on public.runs
@@ -199,15 +204,14 @@ begin
       raise exception '%.session_id: not a uuid (%)', path, item ->> 'session_id' using errcode = 'PO400';
     end;
 
-    -- Ownership: operators own what they enqueue and may only use their own sessions.
+    -- Ownership: operators own what they enqueue and may only use their own sessions; another
+    -- operator's session is answered like one that does not exist (no probing which ids do).
     v_owner := case when k = 'operator' then uid when k = 'admin' then uid end;
     if v_session is not null then
-      select s.owner_id into v_owner from public.sessions s where s.id = v_session;
+      select s.owner_id into v_owner from public.sessions s
+       where s.id = v_session and (k <> 'operator' or s.owner_id = uid);
       if not found then
         raise exception '%.session_id: session % not found', path, v_session using errcode = 'PO404';
-      end if;
-      if k = 'operator' and v_owner is distinct from uid then
-        raise exception 'permission denied: session % is not yours', v_session using errcode = '42501';
       end if;
     end if;
 
@@ -255,8 +259,16 @@ begin
     out_ids := out_ids || r.id;
   end loop;
 
-  -- One statement for the whole batch: one change notification, one wake-up.
-  insert into public.runs select * from unnest(rows)
+  -- One statement for the whole batch: one change notification, one wake-up. In the batch's
+  -- order, so that seq (the claim's tiebreak within a created_at) keeps it.
+  insert into public.runs (id, template, lane, status, priority, attempt, max_attempts,
+                           lease_seconds, params, session_id, owner_id, idempotency_key,
+                           available_at, sweep_count, version, created_at, updated_at)
+  select q.id, q.template, q.lane, q.status, q.priority, q.attempt, q.max_attempts,
+         q.lease_seconds, q.params, q.session_id, q.owner_id, q.idempotency_key,
+         q.available_at, q.sweep_count, q.version, q.created_at, q.updated_at
+  from unnest(rows) with ordinality as q
+  order by q.ordinality
     on conflict ((coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), idempotency_key)
       where idempotency_key is not null do nothing;
 
@@ -350,18 +362,22 @@ begin
     from public.lanes l
     where l.id = any(claim_runs.lanes) and not l.paused
   ),
+  -- Oldest first within a priority; seq (enqueue order) breaks ties of created_at, which every
+  -- run of one create_many shares, so a batch is claimed first-in first-out and a swept run
+  -- (it keeps created_at and seq) goes back to its place, ahead of the rest of its batch.
+  -- runs_claim_idx has this order: the pick reads the first rows of the index, never sorts.
   picked as (
-    select c.id, c.priority, c.created_at
+    select c.id, c.priority, c.created_at, c.seq
     from slots s
     cross join lateral (
-      select r.id, r.priority, r.created_at from public.runs r
+      select r.id, r.priority, r.created_at, r.seq from public.runs r
       where r.status = 'queued' and r.lane = s.lane and r.available_at <= now()
-      order by r.priority desc, r.created_at
+      order by r.priority desc, r.created_at, r.seq
       limit least(s.free, claim_runs.max_runs)
       for no key update skip locked
     ) c
     where s.free > 0
-    order by c.priority desc, c.created_at
+    order by c.priority desc, c.created_at, c.seq
     limit claim_runs.max_runs
   )
   select array_agg(p.id) into ids from picked p;
@@ -395,7 +411,7 @@ begin
            c.attempt, c.worker_id
     from claimed c
   )
-  select c.* from claimed c order by c.priority desc, c.created_at;
+  select c.* from claimed c order by c.priority desc, c.created_at, c.seq;
 end
 $$;
 
@@ -797,14 +813,27 @@ begin
            x.attempt, complete_runs.worker_id
     from done x
   )
-  select d.run_id, d.attempt, d.go or d.repeated,
-         coalesce(x.status, d.now_status),
-         case when x.retry then x.available_at end,
+  select d.run_id, d.attempt, d.go or d.repeated or rs.retry_at is not null,
+         coalesce(x.status, case when rs.retry_at is not null then 'queued' end, d.now_status),
+         coalesce(case when x.retry then x.available_at end, rs.retry_at),
          case when d.now_status is null then format('run %s not found', d.run_id)
-              when not (d.go or d.repeated)
+              when not (d.go or d.repeated or rs.retry_at is not null)
               then format('lease lost: it is %s (worker %s, attempt %s)', d.now_status,
                           coalesce(d.now_worker, '-'), d.now_attempt) end
-  from decided d left join done x on x.id = d.run_id;
+  from decided d left join done x on x.id = d.run_id
+  -- A failure that was scheduled for retry, sent again (its reply was lost): the run is queued
+  -- again, or claimed again by now, so it is not "the same status" as the call asked for; the
+  -- retry event this worker's attempt wrote is what says the call was recorded. Answered as
+  -- the first call was. Looked for only when the completion is not otherwise recorded.
+  left join lateral (
+    select (e.data ->> 'available_at')::timestamptz as retry_at
+    from public.run_events e
+    where not (d.go or d.repeated) and d.status = 'failed' and d.now_status is not null
+      and e.run_id = d.run_id and e.kind = 'retry_scheduled' and e.attempt = d.attempt
+      and e.worker_id = complete_runs.worker_id
+    order by e.seq desc
+    limit 1
+  ) rs on true;
 end
 $$;
 
@@ -888,8 +917,9 @@ $$;
 -- Sweep
 -- ---------------------------------------------------------------------------
 
+-- lane: for the sweeper's per-lane counters (pulser_sweeper_requeued_total{lane}, ...).
 create type public.sweep_result as (
-  run_id uuid, action text, attempt integer, worker_id text, stuck_for_seconds numeric
+  run_id uuid, action text, attempt integer, worker_id text, stuck_for_seconds numeric, lane text
 );
 
 -- Requeue (or fail, after the last attempt; or cancel, when a cancel was requested) runs whose
@@ -948,7 +978,7 @@ begin
            updated_at = now()
       from expired e
      where r.id = any(ids) and r.id = e.id and r.status = 'running' and r.lease_expires_at < now()
-    returning r.id, r.status, r.attempt, r.max_attempts, e.old_worker, e.old_beat
+    returning r.id, r.status, r.attempt, r.max_attempts, e.old_worker, e.old_beat, r.lane
   ),
   events as (
     insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
@@ -966,7 +996,7 @@ begin
     from swept s
   )
   select s.id, case s.status when 'queued' then 'requeued' else s.status end, s.attempt,
-         s.old_worker, round(extract(epoch from now() - s.old_beat)::numeric, 3)
+         s.old_worker, round(extract(epoch from now() - s.old_beat)::numeric, 3), s.lane
   from swept s;
 end
 $$;

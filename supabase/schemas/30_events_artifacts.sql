@@ -61,8 +61,8 @@ begin
 end
 $$;
 
--- Checks every event and that the caller may write to each run (operators: their own runs),
--- then locks the runs in id order and numbers the events (see "Event seqs"). The ownership
+-- Checks every event and that the caller may write to each run (operators: their own runs;
+-- another's is not found), then locks the runs in id order and numbers the events (see "Event seqs"). The ownership
 -- check is custom-planned on every call without force_generic_plan (the caller kind and
 -- auth.uid() are parameters); its generic plan is the same index lookup.
 create function pulser_ops.append_run_events(events jsonb) returns setof public.run_events
@@ -106,10 +106,8 @@ begin
    where not exists (select 1 from public.runs r where r.id = b.run_id
                      and (k in ('service', 'admin') or r.owner_id = auth.uid()))
    order by b.n limit 1;
+  -- Another operator's run is answered like one that does not exist (no probing which ids do).
   if found then
-    if exists (select 1 from public.runs r where r.id = bad.run_id) then
-      raise exception 'permission denied: run % is not yours', bad.run_id using errcode = '42501';
-    end if;
     raise exception 'events[%]: run % not found', bad.n, bad.run_id using errcode = 'PO404';
   end if;
 
@@ -179,11 +177,63 @@ begin
 end
 $$;
 
+-- Artifact names and the keys of their files
+-- --------------------------------------------
+-- A name is a safe relative path of at most 255 bytes (UTF-8). Its file lives in the
+-- run-artifacts bucket at '<run id>/' || storage_key(name). Supabase Storage takes only keys of
+-- ^[A-Za-z0-9_/!.*'() &$=@;:+,?-]*$ (storage src/storage/limits.ts, VALID_OBJECT_KEY), while a
+-- name may hold any other character (ünï.txt, b[1].txt, 50%.txt): the key writes each of those,
+-- and '*' (the escape), as '*' and the hex of each of its UTF-8 bytes ('ü' -> '*C3*BC'), and
+-- keeps the rest. So the key is valid on Storage and on a local disk alike, distinct names
+-- never share one, and a name of safe characters is its own key. Each '/' segment of the key
+-- is at most 255 bytes (a file name on a local disk). The artifacts row keeps the name.
+-- pulser_ops.files in the SDK states the same two rules in Python.
+
+create function pulser_ops.storage_key(name text) returns text
+language plpgsql immutable set search_path = '' as $$
+begin
+  if storage_key.name is null or storage_key.name ~ '^[A-Za-z0-9_/!.''() &$=@;:+,?-]*$' then
+    return storage_key.name;
+  end if;
+  return (select string_agg(case when x.c ~ '^[A-Za-z0-9_/!.''() &$=@;:+,?-]$' then x.c
+                                 else regexp_replace(upper(encode(convert_to(x.c, 'UTF8'), 'hex')),
+                                                     '(..)', '*\1', 'g') end,
+                            '' order by x.n)
+          from regexp_split_to_table(storage_key.name, '') with ordinality as x(c, n));
+end
+$$;
+
+-- What is wrong with an artifact name, or null.
+create function pulser_ops.artifact_name_problem(name text) returns text
+language plpgsql immutable set search_path = '' as $$
+declare
+  seg text;
+begin
+  if artifact_name_problem.name is null or artifact_name_problem.name = '' then
+    return 'an artifact needs a name';
+  end if;
+  if octet_length(artifact_name_problem.name) > 255 then
+    return format('at most 255 bytes (this one is %s)', octet_length(artifact_name_problem.name));
+  end if;
+  if artifact_name_problem.name ~ '(^/|\\|//|(^|/)\.\.?(/|$)|/$|[\u0001-\u001f\u007f-\u009f])' then
+    return 'not a safe relative path (no leading /, no . or .. segments, no backslashes or control characters)';
+  end if;
+  select s into seg
+    from regexp_split_to_table(pulser_ops.storage_key(artifact_name_problem.name), '/') as s
+   where octet_length(s) > 255 limit 1;
+  if found then
+    return format('a path segment is %s bytes as a file key (characters other than letters, digits and _/!.''() &$=@;:+,?- take 3 bytes per UTF-8 byte); at most 255',
+                  octet_length(seg));
+  end if;
+  return null;
+end
+$$;
+
 -- An artifact of a run's attempt: small text inline, anything else in the private run-artifacts
--- bucket under '<run id>/<attempt, 0 for none>/<name>' (the worker uploads it through the
--- Storage API first). Putting the same name in the same attempt replaces it; each attempt keeps
--- its own. ('<run id>/<name>', the layout before artifacts were kept per attempt, is still
--- accepted from older SDKs.)
+-- bucket at '<run id>/<attempt, 0 for none>/' || storage_key(name) (the worker uploads it
+-- through the Storage API first). Putting the same name in the same attempt replaces it; each
+-- attempt keeps its own. ('<run id>/' || storage_key(name), the layout before artifacts were
+-- kept per attempt, is still accepted from older SDKs.)
 create function public.put_artifact(
   run_id uuid, name text, kind text default 'text', content_type text default null,
   inline_text text default null, storage_path text default null, size_bytes bigint default null,
@@ -194,12 +244,13 @@ language plpgsql volatile set search_path = '' as $$
 #variable_conflict use_column
 declare
   a public.artifacts;
+  problem text;
 begin
   perform pulser_ops.require_service('save artifacts');
-  if put_artifact.name is null or char_length(put_artifact.name) not between 1 and 255
-     or put_artifact.name ~ '(^/|\\|//|(^|/)\.\.?(/|$)|/$|[[:cntrl:]])' then
-    raise exception 'name: % is not a safe relative path (no leading /, no . or .. segments, no backslashes or control characters, at most 255 characters)',
-      coalesce(quote_literal(put_artifact.name), 'null') using errcode = 'PO400';
+  problem := pulser_ops.artifact_name_problem(put_artifact.name);
+  if problem is not null then
+    raise exception 'name %: %', coalesce(quote_literal(put_artifact.name), 'null'), problem
+      using errcode = 'PO400';
   end if;
   if (put_artifact.inline_text is null) = (put_artifact.storage_path is null) then
     raise exception 'give exactly one of inline_text and storage_path' using errcode = 'PO400';
@@ -210,10 +261,12 @@ begin
   end if;
   if put_artifact.storage_path is not null
      and put_artifact.storage_path not in (
-       put_artifact.run_id::text || '/' || coalesce(put_artifact.attempt, 0) || '/' || put_artifact.name,
-       put_artifact.run_id::text || '/' || put_artifact.name) then
+       put_artifact.run_id::text || '/' || coalesce(put_artifact.attempt, 0) || '/'
+         || pulser_ops.storage_key(put_artifact.name),
+       put_artifact.run_id::text || '/' || pulser_ops.storage_key(put_artifact.name)) then
     raise exception 'storage_path must be %',
-      put_artifact.run_id::text || '/' || coalesce(put_artifact.attempt, 0) || '/' || put_artifact.name
+      put_artifact.run_id::text || '/' || coalesce(put_artifact.attempt, 0) || '/'
+        || pulser_ops.storage_key(put_artifact.name)
       using errcode = 'PO400';
   end if;
   if not exists (select 1 from public.runs r where r.id = put_artifact.run_id) then

@@ -212,6 +212,7 @@ declare
   msg text;
   seen text[] := '{}';
 begin
+  perform pulser_ops.check_caller();
   select t.params_schema into s from public.run_templates t where t.name = validate_params.template;
   if not found then
     raise exception 'unknown template %', validate_params.template using errcode = 'PO404';
@@ -412,6 +413,12 @@ declare
   code text;
   hint text;
 begin
+  -- Who first (as upsert_template would), so that a caller who may not is told that, whatever
+  -- the input. (This function runs with the caller's rights: is_admin, not require_admin.)
+  if not pulser_ops.is_admin() then
+    raise exception 'permission denied: only an admin or the service role may change templates'
+      using errcode = '42501', hint = 'Admins carry app_metadata.ops_role = ''admin'' in their JWT.';
+  end if;
   if jsonb_typeof(upsert_templates.templates) is distinct from 'array'
      or jsonb_array_length(upsert_templates.templates) = 0 then
     raise exception 'templates: expected a non-empty array of template objects' using errcode = 'PO400';
@@ -493,6 +500,7 @@ language plpgsql stable set search_path = '' as $$
 declare
   v public.run_template_versions;
 begin
+  perform pulser_ops.check_caller();
   select * into v from public.run_template_versions x
    where x.template = get_template_version.name and x.version = get_template_version.version;
   if not found then
@@ -506,10 +514,14 @@ $$;
 
 create function public.list_template_versions(name text, max_rows integer default 100)
 returns setof public.run_template_versions
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select v.* from public.run_template_versions v where v.template = list_template_versions.name
   order by v.version desc
-  limit least(greatest(coalesce(list_template_versions.max_rows, 100), 1), 1000)
+  limit least(greatest(coalesce(list_template_versions.max_rows, 100), 1), 1000);
+end
 $$;
 
 -- The Templates tab's list: each template with its step kinds and when a run of it was last
@@ -518,20 +530,27 @@ create function public.list_template_summaries()
 returns table (name text, description text, default_lane text, version integer, steps jsonb,
                max_attempts integer, lease_seconds integer, timeout_seconds integer,
                updated_at timestamptz, last_used_at timestamptz)
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select t.name, t.description, t.default_lane, t.version, t.steps, t.max_attempts,
          t.lease_seconds, t.timeout_seconds, t.updated_at,
          (select r.created_at from public.runs r where r.template = t.name
            order by r.created_at desc limit 1)
   from public.run_templates t
-  order by t.name
+  order by t.name;
+end
 $$;
 
 -- Live validation (the control room's template editor): every problem upsert_template would
 -- refuse, without writing anything.
 create function public.validate_template(template jsonb) returns setof public.field_problem
-language sql stable set search_path = '' as $$
-  select * from pulser_ops.template_problems(validate_template.template)
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query select * from pulser_ops.template_problems(validate_template.template);
+end
 $$;
 
 -- Delete a template: admins only, and only while no run refers to it (a run keeps its
@@ -637,7 +656,6 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   k text := pulser_ops.caller_kind();
   uid uuid := auth.uid();
-  owner uuid;
   who text := coalesce(auth.jwt() ->> 'email', auth.jwt() ->> 'sub', pulser_ops.caller_kind());
   m jsonb;
   n bigint;
@@ -649,14 +667,12 @@ begin
   if k not in ('service', 'admin', 'operator') then
     raise exception 'permission denied: % callers may not write to sessions', k using errcode = '42501';
   end if;
-  select s.owner_id into owner from public.sessions s where s.id = add_session_messages.session_id
+  -- another operator's session is not found, like one that does not exist (no id probing)
+  perform 1 from public.sessions s where s.id = add_session_messages.session_id
+    and (k <> 'operator' or s.owner_id = uid)
     for key share;
   if not found then
     raise exception 'session % not found', add_session_messages.session_id using errcode = 'PO404';
-  end if;
-  if k = 'operator' and owner is distinct from uid then
-    raise exception 'permission denied: session % is not yours', add_session_messages.session_id
-      using errcode = '42501';
   end if;
   if jsonb_typeof(add_session_messages.messages) is distinct from 'array'
      or jsonb_array_length(add_session_messages.messages) not between 1 and 20 then
@@ -715,14 +731,18 @@ $$;
 create function public.list_session_messages(session_id uuid, before_id bigint default null,
                                              max_rows integer default 200)
 returns setof public.session_messages
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select m.* from (
     select x.* from public.session_messages x
     where x.session_id = list_session_messages.session_id
       and (list_session_messages.before_id is null or x.id < list_session_messages.before_id)
     order by x.id desc
     limit least(greatest(coalesce(list_session_messages.max_rows, 200), 1), 1000)
-  ) m order by m.id
+  ) m order by m.id;
+end
 $$;
 
 -- The Chat tab's list: the caller's sessions (an admin's: everyone's), most recently active
@@ -730,7 +750,11 @@ $$;
 create function public.list_session_summaries(max_rows integer default 100)
 returns table (id uuid, owner_id uuid, title text, metadata jsonb, created_at timestamptz,
                messages bigint, runs bigint, active_runs bigint, last_activity_at timestamptz)
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+#variable_conflict use_column
+begin
+  perform pulser_ops.check_caller();
+  return query
   select s.id, s.owner_id, s.title, s.metadata, s.created_at, m.messages, r.runs, r.active,
          greatest(s.created_at, m.last_at, r.last_at)
   from (select x.* from public.sessions x order by x.created_at desc limit 1000) s
@@ -741,14 +765,19 @@ language sql stable set search_path = '' as $$
                              max(greatest(x.created_at, x.finished_at)) as last_at
                       from public.runs x where x.session_id = s.id) r
   order by 9 desc, s.id
-  limit least(greatest(coalesce(list_session_summaries.max_rows, 100), 1), 1000)
+  limit least(greatest(coalesce(list_session_summaries.max_rows, 100), 1), 1000);
+end
 $$;
 
 -- The runs of a session as live cards: each run with its last event and its artifacts, oldest
 -- first (the newest max_rows of them).
 create function public.list_session_runs(session_id uuid, max_rows integer default 100)
 returns table (run public.runs, last_event jsonb, artifacts jsonb)
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+#variable_conflict use_column
+begin
+  perform pulser_ops.check_caller();
+  return query
   select r,
          (select jsonb_build_object('seq', e.seq, 'at', e.at, 'level', e.level, 'kind', e.kind,
                                     'message', left(e.message, 500))
@@ -762,8 +791,57 @@ language sql stable set search_path = '' as $$
   where r.id in (select x.id from public.runs x where x.session_id = list_session_runs.session_id
                  order by x.created_at desc
                  limit least(greatest(coalesce(list_session_runs.max_rows, 100), 1), 1000))
-  order by r.created_at, r.id
+  order by r.created_at, r.id;
+end
 $$;
+
+-- Deleting a session: its runs stay (they are the record of what ran), detached from it
+-- (session_id cleared: the run guard lets a finished run lose its session and nothing else),
+-- and its spec docs go with it. Refused while any of its runs is queued or running, so that
+-- work in flight never loses its session: cancel those runs, or let them finish, first.
+-- Operators delete their own sessions (another's is not found); admins and the service role any.
+create type public.session_deleted as (session_id uuid, runs_detached integer, spec_docs_deleted integer);
+
+create function pulser_ops.delete_session(session_id uuid) returns public.session_deleted
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  k text := pulser_ops.caller_kind();
+  s public.sessions;
+  unfinished bigint;
+  res public.session_deleted;
+begin
+  if k not in ('service', 'admin', 'operator') then
+    raise exception 'permission denied: % callers may not delete sessions', k using errcode = '42501';
+  end if;
+  -- Locked first: an enqueue into the session waits (its foreign key check) and then fails.
+  select * into s from public.sessions x
+   where x.id = delete_session.session_id and (k <> 'operator' or x.owner_id = auth.uid())
+   for update;
+  if not found then
+    raise exception 'session % not found', delete_session.session_id using errcode = 'PO404';
+  end if;
+  select count(*) into unfinished from public.runs r
+   where r.session_id = s.id and r.status in ('queued', 'running');
+  if unfinished > 0 then
+    raise exception 'session % has % unfinished run(s); cancel them or let them finish first',
+      s.id, unfinished
+      using errcode = 'PO409', detail = jsonb_build_object('unfinished_runs', unfinished)::text;
+  end if;
+  res.session_id := s.id;
+  select count(*) into res.runs_detached from public.runs r where r.session_id = s.id;
+  select count(*) into res.spec_docs_deleted from public.spec_docs d where d.session_id = s.id;
+  -- The foreign keys do the rest: runs.session_id set null, spec_docs deleted.
+  delete from public.sessions x where x.id = s.id;
+  return res;
+end
+$$;
+
+create function public.delete_session(session_id uuid) returns public.session_deleted
+language sql volatile set search_path = '' as $$
+  select * from pulser_ops.delete_session(delete_session.session_id)
+$$;
+comment on function public.delete_session(uuid) is
+  'Delete a session with no unfinished runs: its runs stay, detached; its spec docs go.';
 
 create function public.register_worker(
   worker_id text, host text default '', pid integer default null, lanes text[] default '{A,B,C,D}',
@@ -931,7 +1009,7 @@ begin
                            where n.nspname = 'public' and c.relkind = 'r' and not c.relrowsecurity
                              and c.relname in ('lanes', 'sessions', 'run_templates', 'runs',
                                'run_steps', 'run_events', 'artifacts', 'spec_docs', 'workers',
-                               'run_template_versions', 'session_messages')),
+                               'run_template_versions', 'session_messages', 'alerts')),
     'server_version', pg_catalog.current_setting('server_version')
   );
 end

@@ -1,11 +1,13 @@
 -- pulser-ops: the readers. Functions and views that only read, all security invoker, so row
--- level security (90_security.sql) decides what each caller sees.
+-- level security (90_security.sql) decides what each caller sees. Each function first refuses
+-- a caller that is no one (pulser_ops.check_caller: anon, a token that names no user).
 
 create function public.get_run(run_id uuid) returns public.runs
 language plpgsql stable set search_path = '' as $$
 declare
   r public.runs;
 begin
+  perform pulser_ops.check_caller();
   select * into r from public.runs x where x.id = get_run.run_id;
   if not found then
     raise exception 'run % not found', get_run.run_id using errcode = 'PO404';
@@ -24,6 +26,7 @@ language plpgsql stable set search_path = '' as $$
 declare
   cursor_at timestamptz;
 begin
+  perform pulser_ops.check_caller();
   if list_runs.max_rows is null or list_runs.max_rows not between 1 and 1000 then
     raise exception 'max_rows: must be between 1 and 1000' using errcode = 'PO400';
   end if;
@@ -56,11 +59,15 @@ $$;
 create function public.list_run_events(run_id uuid, after_seq bigint default 0,
                                        max_rows integer default 1000)
 returns setof public.run_events
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select e.* from public.run_events e
   where e.run_id = list_run_events.run_id and e.seq > coalesce(list_run_events.after_seq, 0)
   order by e.seq
-  limit least(greatest(coalesce(list_run_events.max_rows, 1000), 1), 5000)
+  limit least(greatest(coalesce(list_run_events.max_rows, 1000), 1), 5000);
+end
 $$;
 
 -- A run's lifecycle events (the control room's attempts timeline), however many log lines it
@@ -69,39 +76,55 @@ $$;
 -- says when.
 create function public.list_run_timeline(run_id uuid, max_rows integer default 500)
 returns setof public.run_events
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select e.* from public.run_events e
   where e.run_id = list_run_timeline.run_id
     and e.kind in ('claimed', 'retry_scheduled', 'released', 'swept', 'cancel_requested',
                    'cancelled', 'succeeded', 'failed', 'rerun', 'rerun_of')
   order by e.seq
-  limit least(greatest(coalesce(list_run_timeline.max_rows, 500), 1), 5000)
+  limit least(greatest(coalesce(list_run_timeline.max_rows, 500), 1), 5000);
+end
 $$;
 
 -- A run's newest events, oldest first: the tail of its log (chat's `logs`, the MCP server's
 -- get_run), read backwards through the primary key however long the log is.
 create function public.list_last_run_events(run_id uuid, max_rows integer default 20)
 returns setof public.run_events
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select t.* from (
     select e.* from public.run_events e
     where e.run_id = list_last_run_events.run_id
     order by e.seq desc
     limit least(greatest(coalesce(list_last_run_events.max_rows, 20), 1), 1000)
-  ) t order by t.seq
+  ) t order by t.seq;
+end
 $$;
 
 create function public.list_run_steps(run_id uuid) returns setof public.run_steps
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select s.* from public.run_steps s where s.run_id = list_run_steps.run_id
-  order by s.attempt, s.idx
+  order by s.attempt, s.idx;
+end
 $$;
 
 -- Every artifact of every attempt, by name then attempt.
 create function public.list_artifacts(run_id uuid) returns setof public.artifacts
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select a.* from public.artifacts a where a.run_id = list_artifacts.run_id
-  order by a.name, coalesce(a.attempt, 0)
+  order by a.name, coalesce(a.attempt, 0);
+end
 $$;
 
 -- One artifact: of the given attempt, or (attempt null) of the latest attempt that saved it.
@@ -111,6 +134,7 @@ language plpgsql stable set search_path = '' as $$
 declare
   a public.artifacts;
 begin
+  perform pulser_ops.check_caller();
   select * into a from public.artifacts x
    where x.run_id = get_artifact.run_id and x.name = get_artifact.name
      and (get_artifact.attempt is null or coalesce(x.attempt, 0) = get_artifact.attempt)
@@ -126,8 +150,12 @@ end
 $$;
 
 create function public.list_templates() returns setof public.run_templates
-language sql stable set search_path = '' as $$
-  select t.* from public.run_templates t order by t.name
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select t.* from public.run_templates t order by t.name;
+end
 $$;
 
 create function public.get_template(name text) returns public.run_templates
@@ -135,6 +163,7 @@ language plpgsql stable set search_path = '' as $$
 declare
   t public.run_templates;
 begin
+  perform pulser_ops.check_caller();
   select * into t from public.run_templates x where x.name = get_template.name;
   if not found then
     raise exception 'template % not found', get_template.name using errcode = 'PO404';
@@ -144,19 +173,31 @@ end
 $$;
 
 create function public.list_lanes() returns setof public.lanes
-language sql stable set search_path = '' as $$
-  select l.* from public.lanes l order by l.id
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select l.* from public.lanes l order by l.id;
+end
 $$;
 
 create function public.list_sessions(max_rows integer default 100) returns setof public.sessions
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select s.* from public.sessions s order by s.created_at desc
-  limit least(greatest(coalesce(list_sessions.max_rows, 100), 1), 1000)
+  limit least(greatest(coalesce(list_sessions.max_rows, 100), 1), 1000);
+end
 $$;
 
 create function public.list_workers() returns setof public.workers
-language sql stable set search_path = '' as $$
-  select w.* from public.workers w order by w.id
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select w.* from public.workers w order by w.id;
+end
 $$;
 
 -- Catch-up after a reconnect: runs that changed at or after `since` (plus every unfinished run
@@ -164,18 +205,26 @@ $$;
 create function public.runs_changed_since(since timestamptz, lanes text[] default null,
                                           max_rows integer default 1000)
 returns setof public.runs
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select x.* from public.runs x
   where x.updated_at >= runs_changed_since.since
     and (runs_changed_since.lanes is null or x.lane = any(runs_changed_since.lanes))
     and (x.status in ('queued', 'running') or x.finished_at >= runs_changed_since.since)
   order by x.updated_at
-  limit least(greatest(coalesce(runs_changed_since.max_rows, 1000), 1), 10000)
+  limit least(greatest(coalesce(runs_changed_since.max_rows, 1000), 1), 10000);
+end
 $$;
 
 create function public.get_runs(run_ids uuid[]) returns setof public.runs
-language sql stable set search_path = '' as $$
-  select x.* from public.runs x where x.id = any(get_runs.run_ids) order by x.created_at, x.id
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select x.* from public.runs x where x.id = any(get_runs.run_ids) order by x.created_at, x.id;
+end
 $$;
 
 -- ---------------------------------------------------------------------------
@@ -214,19 +263,31 @@ where (r.status in ('queued', 'running') and r.sweep_count > 0)
    or (r.status = 'running' and r.lease_expires_at < now());
 
 create function public.get_lane_stats() returns setof public.lane_stats
-language sql stable set search_path = '' as $$
-  select s.* from public.lane_stats s order by s.lane, s.status
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select s.* from public.lane_stats s order by s.lane, s.status;
+end
 $$;
 
 create function public.get_worker_health() returns setof public.worker_health
-language sql stable set search_path = '' as $$
-  select h.* from public.worker_health h order by h.id
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select h.* from public.worker_health h order by h.id;
+end
 $$;
 
 create function public.list_stuck_runs(max_rows integer default 100) returns setof public.stuck_runs
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select s.* from public.stuck_runs s order by s.sweep_count desc, s.since_heartbeat_seconds desc
-  limit least(greatest(coalesce(list_stuck_runs.max_rows, 100), 1), 1000)
+  limit least(greatest(coalesce(list_stuck_runs.max_rows, 100), 1), 1000);
+end
 $$;
 
 -- What a worker holds, as the database sees it: after a claim whose reply was lost (the claim
@@ -251,12 +312,16 @@ comment on function public.list_held_runs(text) is
 create function public.list_spec_docs(
   run_id uuid default null, session_id uuid default null, max_rows integer default 100
 ) returns setof public.spec_docs
-language sql stable set search_path = '' as $$
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
   select s.* from public.spec_docs s
    where (list_spec_docs.run_id is null or s.run_id = list_spec_docs.run_id)
      and (list_spec_docs.session_id is null or s.session_id = list_spec_docs.session_id)
    order by s.created_at, s.path, s.id
-   limit least(greatest(coalesce(list_spec_docs.max_rows, 100), 1), 1000)
+   limit least(greatest(coalesce(list_spec_docs.max_rows, 100), 1), 1000);
+end
 $$;
 comment on function public.list_spec_docs(uuid, uuid, integer) is
   'Spec docs the caller may see (RLS), by run and/or session, oldest first.';

@@ -9,7 +9,9 @@
 --                    and a cap
 --   rerun_run        a new run from an old one, with the same or edited params (validated
 --                    against the template's schema by enqueue_runs)
--- All public functions are SECURITY INVOKER: RLS decides what each caller sees. The writes go
+-- All public functions are SECURITY INVOKER: RLS decides what each caller sees (another
+-- operator's run is not a candidate of a bulk action, and re-running it is "not found", just
+-- like an id that does not exist). The writes go
 -- through the existing checked implementations (pulser_ops.cancel_run, pulser_ops.enqueue_runs).
 -- Grants: in 90_security.sql, like every other function's.
 
@@ -38,6 +40,7 @@ declare
   pat text;
   ts timestamptz;
 begin
+  perform pulser_ops.check_caller();
   if jsonb_typeof(f) <> 'object' then
     raise exception 'filter: expected an object' using errcode = 'PO400';
   end if;
@@ -126,6 +129,7 @@ language plpgsql volatile set search_path = '' as $$
 declare
   plan jsonb;
 begin
+  perform pulser_ops.check_caller();
   execute 'explain (format json) ' || estimate_rows.query into plan;
   return greatest(0, round((plan -> 0 -> 'Plan' ->> 'Plan Rows')::numeric))::bigint;
 end
@@ -139,6 +143,7 @@ create function public.search_runs(filter jsonb default '{}', max_rows integer d
 returns setof public.runs
 language plpgsql stable set search_path = '' as $$
 begin
+  perform pulser_ops.check_caller();
   if search_runs.max_rows is null or search_runs.max_rows not between 1 and 1000 then
     raise exception 'max_rows: must be between 1 and 1000' using errcode = 'PO400';
   end if;
@@ -187,6 +192,7 @@ declare
   running_total bigint;
   stuck jsonb;
 begin
+  perform pulser_ops.check_caller();
   if board_snapshot.running_limit is null or board_snapshot.running_limit not between 1 and 1000 then
     raise exception 'running_limit: must be between 1 and 1000' using errcode = 'PO400';
   end if;
@@ -318,6 +324,7 @@ create function pulser_ops.bulk_candidates(run_ids uuid[], filter jsonb, eligibl
 returns setof uuid
 language plpgsql stable set search_path = '' as $$
 begin
+  perform pulser_ops.check_caller();
   if (bulk_candidates.run_ids is null) = (bulk_candidates.filter is null) then
     raise exception 'give either run_ids or a filter' using errcode = 'PO400';
   end if;
@@ -349,6 +356,7 @@ declare
   id uuid;
   done uuid[] := '{}';
 begin
+  perform pulser_ops.check_caller();
   if eligible is null then
     raise exception 'action: unknown bulk action %', bulk_runs.action using errcode = 'PO400';
   end if;

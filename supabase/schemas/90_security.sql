@@ -19,17 +19,23 @@ alter table public.run_events enable row level security;
 alter table public.artifacts enable row level security;
 alter table public.spec_docs enable row level security;
 alter table public.workers enable row level security;
+alter table public.alerts enable row level security;
 alter table public.run_template_versions enable row level security;
 alter table public.session_messages enable row level security;
 
-create policy "operators read lanes" on public.lanes for select to authenticated using (true);
-create policy "operators read templates" on public.run_templates for select to authenticated using (true);
-create policy "operators read workers" on public.workers for select to authenticated using (true);
+-- Shared by every signed-in caller; caller_kind() refuses a token that names no user.
+create policy "operators read lanes" on public.lanes for select to authenticated
+  using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
+create policy "operators read templates" on public.run_templates for select to authenticated
+  using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
 create policy "operators read template versions" on public.run_template_versions for select
-  to authenticated using (true);
--- The sessions policy applies inside: an operator's own sessions, an admin's every one.
-create policy "operators read their sessions' messages" on public.session_messages for select
-  to authenticated using (exists (select 1 from public.sessions s where s.id = session_id));
+  to authenticated using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
+create policy "operators read workers" on public.workers for select to authenticated
+  using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
+-- Alerts are about the fleet (lanes, workers, templates), like the workers table; the run ids an
+-- incident lists open only what RLS on runs lets each operator see.
+create policy "operators read alerts" on public.alerts for select to authenticated
+  using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
 
 create policy "operators read their sessions" on public.sessions for select to authenticated
   using (owner_id = (select auth.uid()) or (select pulser_ops.is_admin()));
@@ -41,29 +47,44 @@ create policy "operators read events of their runs" on public.run_events for sel
   using (exists (select 1 from public.runs r where r.id = run_id));
 create policy "operators read artifacts of their runs" on public.artifacts for select to authenticated
   using (exists (select 1 from public.runs r where r.id = run_id));
+-- The sessions policy applies inside: an operator's own sessions, an admin's every one.
+create policy "operators read their sessions' messages" on public.session_messages for select
+  to authenticated using (exists (select 1 from public.sessions s where s.id = session_id));
+-- A spec doc an operator writes (insert, or update) is theirs and in no session or one of
+-- theirs. The check runs before the foreign key's, so another operator's session and one that
+-- does not exist are refused alike (42501): no probing which session ids exist.
 create policy "operators manage their spec docs" on public.spec_docs for all to authenticated
   using (owner_id = (select auth.uid()) or (select pulser_ops.is_admin()))
-  with check (owner_id = (select auth.uid()) or (select pulser_ops.is_admin()));
+  with check ((owner_id = (select auth.uid())
+               and (session_id is null
+                    or exists (select 1 from public.sessions s
+                               where s.id = spec_docs.session_id
+                                 and s.owner_id = (select auth.uid()))))
+              or (select pulser_ops.is_admin()));
 
 -- ---------------------------------------------------------------------------
 -- Grants: explicit, nothing by default (Supabase no longer auto-exposes new tables)
 -- ---------------------------------------------------------------------------
 
 revoke all on public.lanes, public.sessions, public.run_templates, public.runs, public.run_steps,
-  public.run_events, public.artifacts, public.spec_docs, public.workers,
+  public.run_events, public.artifacts, public.spec_docs, public.workers, public.alerts,
   public.lane_stats, public.worker_health, public.stuck_runs, public.run_template_versions,
   public.session_messages
   from public, anon, authenticated, service_role;
 grant select on public.lanes, public.sessions, public.run_templates, public.runs, public.run_steps,
-  public.run_events, public.artifacts, public.workers,
+  public.run_events, public.artifacts, public.workers, public.alerts,
   public.lane_stats, public.worker_health, public.stuck_runs, public.run_template_versions,
   public.session_messages to authenticated;
 grant select, insert, update, delete on public.spec_docs to authenticated;
 grant select, insert, update, delete on public.lanes, public.sessions, public.run_templates,
   public.runs, public.run_steps, public.run_events, public.artifacts, public.spec_docs,
-  public.workers, public.run_template_versions, public.session_messages to service_role;
+  public.workers, public.alerts, public.run_template_versions, public.session_messages
+  to service_role;
 grant select on public.lane_stats, public.worker_health, public.stuck_runs to service_role;
 grant usage on schema pulser_ops to authenticated, service_role;
+-- runs.seq's identity sequence: inserts draw from it without any privilege on it; Supabase's
+-- default privileges would give it to anon and authenticated.
+revoke all on sequence public.runs_seq_seq from public, anon, authenticated, service_role;
 
 do $$
 declare
@@ -85,7 +106,8 @@ begin
                 'runs_changed_since', 'get_runs', 'get_lane_stats', 'get_worker_health',
                 'list_stuck_runs', 'delete_runs', 'control_plane_info', 'list_held_runs',
                 'search_runs', 'count_runs', 'board_snapshot', 'rerun_run', 'bulk_cancel_runs',
-                'bulk_rerun_runs', 'put_spec_docs', 'list_spec_docs', 'validate_template',
+                'bulk_rerun_runs', 'delete_session', 'put_spec_docs', 'list_spec_docs', 'fleet_metrics',
+                'performance_stats', 'evaluate_alerts', 'list_alerts', 'validate_template',
                 'validate_params', 'list_template_summaries', 'get_template_version',
                 'list_template_versions', 'delete_template', 'add_session_messages',
                 'list_session_messages', 'list_session_summaries', 'list_session_runs',
@@ -104,7 +126,7 @@ grant execute on function
   public.enqueue_runs(jsonb), public.cancel_run(uuid, text), public.append_run_events(jsonb),
   public.upsert_template(jsonb), public.upsert_templates(jsonb),
   public.set_lane(text, boolean, integer, boolean),
-  public.create_session(text, jsonb), public.prune_runs(numeric, integer),
+  public.create_session(text, jsonb), public.delete_session(uuid), public.prune_runs(numeric, integer),
   public.get_run(uuid),
   public.list_runs(text[], text[], text, uuid, timestamptz, timestamptz, boolean, integer, uuid),
   public.list_run_events(uuid, bigint, integer), public.list_run_steps(uuid),
@@ -118,7 +140,8 @@ grant execute on function
   pulser_ops.enqueue_runs(jsonb), pulser_ops.cancel_run(uuid, text),
   pulser_ops.append_run_events(jsonb), pulser_ops.upsert_template(jsonb),
   pulser_ops.set_lane(text, boolean, integer, boolean), pulser_ops.create_session(text, jsonb),
-  pulser_ops.prune_runs(numeric, integer), pulser_ops.caller_kind(), pulser_ops.is_admin(),
+  pulser_ops.prune_runs(numeric, integer), pulser_ops.delete_session(uuid),
+  pulser_ops.caller_kind(), pulser_ops.is_admin(), pulser_ops.check_caller(),
   -- the control room (55_control_room.sql): invoker functions, so RLS decides what each sees
   public.search_runs(jsonb, integer), public.count_runs(jsonb, integer),
   public.board_snapshot(integer), public.rerun_run(uuid, jsonb, text),
@@ -127,6 +150,13 @@ grant execute on function
   pulser_ops.runs_where(jsonb), pulser_ops.estimate_rows(text), pulser_ops.rerun(uuid, jsonb, text),
   pulser_ops.bulk_candidates(uuid[], jsonb, text, integer),
   pulser_ops.bulk_runs(text, uuid[], jsonb, integer, boolean, text),
+  -- monitoring (57_monitoring.sql): invoker reads, so an operator sees their own runs' numbers;
+  -- evaluate_alerts stays with the service role (it writes incidents and events)
+  public.fleet_metrics(integer, numeric, integer), public.performance_stats(text, integer, integer),
+  public.list_alerts(text, integer), pulser_ops.lane_queues(integer),
+  pulser_ops.runs_rows_estimate(), pulser_ops.worker_beat(jsonb),
+  pulser_ops.require_between(numeric, text, numeric, numeric),
+  pulser_ops.percentiles(double precision[]),
   -- the template editor (40_templates_lanes_workers.sql): validation is pure and writes nothing
   public.validate_template(jsonb), public.validate_params(text, jsonb),
   public.list_template_summaries(), public.get_template_version(text, integer),

@@ -14,6 +14,7 @@ user's JWT; over PostgreSQL the session is opened with the same ``role`` and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import pytest
 import pulser_ops
 from pulser_ops import AsyncClient, Client
 from tests.standin import StandIn
+from tests.standin import auth as standin_auth
 from tests.support.databases import MigratedTemplate
 
 SECRET = "contract-suite-jwt-secret-with-at-least-32-bytes"
@@ -56,12 +58,14 @@ STATE_TABLES = {
     "public.workers": "id",
     "public.lanes": "id",
     "public.spec_docs": "id",
+    "public.alerts": "id",
 }
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who calls: the service role, an operator or admin (a user JWT), or anon."""
+    """Who calls: the service role, an operator or admin (a user JWT), anon, or ``nouser``: a
+    signed, authenticated JWT that names no user (no ``sub``)."""
 
     kind: str
     sub: str | None = None
@@ -70,12 +74,14 @@ class Caller:
         if self.kind == "anon":
             return {"role": "anon"}
         app = {"ops_role": "admin"} if self.kind == "admin" else {}
-        return {"role": "authenticated", "aud": "authenticated", "sub": self.sub,
-                "app_metadata": app}
+        out = {"role": "authenticated", "aud": "authenticated", "sub": self.sub,
+               "app_metadata": app}
+        return {k: v for k, v in out.items() if v is not None}
 
 
 SERVICE = Caller("service")
 ANON = Caller("anon")
+NO_USER = Caller("nouser")
 
 
 @dataclass
@@ -100,7 +106,11 @@ class Env:
         if who.kind == "service":
             return {"supabase_url": self.sb.url, "supabase_key": self.sb.service_key}
         token = None
-        if who.kind != "anon":
+        if who.kind == "nouser":
+            now = int(time.time())
+            token = standin_auth.sign(self.sb.jwt_secret,
+                                      {**who.claims(), "iat": now, "exp": now + 3600})
+        elif who.kind != "anon":
             assert who.sub is not None
             app = {"ops_role": "admin"} if who.kind == "admin" else {}
             token = self.sb.user_token(who.sub, app_metadata=app)
@@ -163,7 +173,7 @@ class Env:
     def reset(self) -> None:
         self.sql(
             "truncate public.runs, public.run_templates, public.sessions, public.workers,"
-            " public.spec_docs cascade;"
+            " public.spec_docs, public.alerts cascade;"
             " update public.lanes set paused = false, max_running = null;"
         )
 

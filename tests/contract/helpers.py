@@ -57,3 +57,23 @@ def fetch(url: str) -> bytes:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def nested_lists(depth: int, top: list[Any] | None = None) -> list[Any]:
+    """``[[[...]]]``, ``depth`` lists deep (built without recursion; ``top`` is the outermost)."""
+    out: list[Any] = [] if top is None else top
+    inner = out
+    for _ in range(depth - 1):
+        inner.append([])
+        inner = inner[0]
+    return out
+
+
+def basic_world(client: Client) -> tuple[Run, Run, Run]:
+    """On an emptied control plane: the ``hello`` template and three runs: one running
+    (claimed by w1), one queued (lane B), one finished (cancelled, lane C)."""
+    template(client)
+    running = claimed(client)
+    queued = client.runs.create("hello", {"name": "q"}, lane="B")
+    finished = client.runs.cancel(client.runs.create("hello", {"name": "f"}, lane="C").id)
+    return running, queued, finished

@@ -164,8 +164,10 @@ async def test_bad_subscriptions_raise_typed_errors(env: Env, client: Client) ->
             await anext(ac.subscribe(events="not-a-run-id"))
         with pytest.raises(InvalidInput):
             await anext(ac.subscribe(runs=["not-a-run-id"]))
-    with client.subscribe(events="not-a-run-id") as sub, pytest.raises(InvalidInput):
-        sub.next(timeout=60)
+    with pytest.raises(InvalidInput, match="events: not a uuid"):
+        client.subscribe(events="not-a-run-id")  # refused before any thread or connection
+    with pytest.raises(InvalidInput, match="lanes"):
+        client.subscribe(runs=True, lanes=["Z"])
     async with env.aclient(ANON) as anon:
         with pytest.raises(PermissionDenied):
             await anext(anon.subscribe(runs=True))

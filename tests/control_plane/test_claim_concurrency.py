@@ -124,3 +124,29 @@ def test_hot_paths_stay_index_driven_with_100k_finished_runs(db_url: str) -> Non
         text = "\n".join(plans)
         assert "runs" in text, f"auto_explain captured the plans of {name}"
         assert "Seq Scan on runs" not in text, f"{name} scans runs sequentially:\n{text}"
+
+
+def test_the_claim_reads_runs_claim_idx_in_order_at_depth(db_url: str) -> None:
+    """100,000 queued runs of one batch (one created_at): the claim's pick walks
+    runs_claim_idx in (priority, created_at, seq) order and stops after the rows it takes; it
+    never sorts the queue. They come out first in, first out."""
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute("select public.upsert_template(%s)", [Jsonb(TEMPLATE)])
+        conn.execute(
+            """
+            insert into public.runs (template, lane, max_attempts, lease_seconds, params, created_at)
+            select 'conc', 'A', 3, 60, jsonb_build_object('n', g), now() - interval '1 minute'
+            from generate_series(1, 100000) g
+            """
+        )
+        conn.execute("analyze public.runs")
+        plans = _plans(conn, "select * from public.claim_runs('w', '{A,B,C,D}', 5, 60)", [])
+        taken = conn.execute(
+            "select (params ->> 'n')::int as n from public.runs where status = 'running'"
+            " order by seq"
+        ).fetchall()
+    text = "\n".join(plans)
+    assert "Index Scan using runs_claim_idx on runs r" in text, text
+    assert "Sort Key: r.priority DESC, r.created_at, r.seq" not in text, text
+    assert "Seq Scan on runs" not in text, text
+    assert [r["n"] for r in taken] == [1, 2, 3, 4, 5]

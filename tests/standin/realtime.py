@@ -1,7 +1,7 @@
 """``/realtime/v1/websocket``: Phoenix-channel Postgres Changes, fed by logical decoding.
 
-Protocol (what realtime 2.34.1 speaks, ``vsn=1.0.0``): JSON object frames
-``{topic, event, payload, ref, join_ref}``. ``phx_join`` carries
+Protocol: Phoenix channels, framed by ``vsn`` (``phoenix.py``: 1.0.0 JSON objects, as
+realtime-py 2.34.1 speaks it, or 2.0.0 JSON arrays, supabase-js' default). ``phx_join`` carries
 ``config.postgres_changes`` bindings and ``access_token``; the reply echoes the
 bindings with server ids; changes arrive as ``postgres_changes`` events whose
 ``payload.ids`` name the matching bindings.
@@ -35,6 +35,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from . import auth
 from .auth import AuthError, Caller
 from .db import request_tx
+from .phoenix import SERIALIZERS, Serializer
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +114,14 @@ class Channel:
 @dataclass(eq=False)
 class Connection:
     ws: WebSocket
+    serializer: Serializer
     apikey_caller: Caller
     channels: dict[str, Channel] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self.lock:
-            await self.ws.send_text(json.dumps(message))
+            await self.ws.send_text(self.serializer.encode(message))
 
 
 @dataclass(frozen=True)
@@ -170,20 +172,17 @@ class Realtime:
         except AuthError:
             await ws.close(code=1008)
             return
-        if ws.query_params.get("vsn", "1.0.0") != "1.0.0":
+        make = SERIALIZERS.get(ws.query_params.get("vsn", "1.0.0"))
+        if make is None:
             await ws.close(code=1008)
             return
         await ws.accept()
-        conn = Connection(ws, caller)
+        conn = Connection(ws, make(), caller)
         self.connections.add(conn)
         try:
             while True:
-                text = await ws.receive_text()
-                try:
-                    msg = json.loads(text)
-                except ValueError:
-                    continue
-                if isinstance(msg, dict):
+                msg = conn.serializer.decode(await _receive_frame(ws))
+                if msg is not None:
                     await self._handle(conn, msg)
         except (WebSocketDisconnect, RuntimeError):
             pass
@@ -430,6 +429,15 @@ class Realtime:
         if result is None or not result[0]:
             return []
         return [b.id for b, ok in zip(bindings, result[1:], strict=True) if ok]
+
+
+async def _receive_frame(ws: WebSocket) -> str | bytes:
+    """The next text or binary frame (2.0.0 clients send both)."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text: str | None = message.get("text")
+    return text if text is not None else bytes(message.get("bytes") or b"")
 
 
 def _binding_sql(b: Binding, info: TableInfo, row: dict[str, Any]

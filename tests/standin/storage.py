@@ -73,10 +73,19 @@ def _db_error(exc: psycopg.Error) -> StorageError:
     return StorageError(500, "DatabaseError", exc.diag.message_primary or str(exc))
 
 
-def _object_name(raw: str) -> str:
-    """Validate a key like the real service: no empty, ``.`` or ``..`` segments."""
+#: storage ``src/storage/limits.ts`` ``VALID_OBJECT_KEY``: what ``mustBeValidKey`` lets a new
+#: object be named (supabase-fidelity.md #2).
+VALID_OBJECT_KEY = re.compile(r"^[A-Za-z0-9_/!.*'() &$=@;:+,?-]*$")
+
+
+def _object_name(raw: str, *, new: bool = False) -> str:
+    """Validate a key like the real service: no empty, ``.`` or ``..`` segments; and a key to
+    upload to only of the characters Storage allows (non-ASCII, ``[ ] % # ~ ...`` are 400
+    ``InvalidKey`` there)."""
     parts = raw.split("/")
     if not raw or raw.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise StorageError(400, "InvalidKey", f"Invalid key: {raw}")
+    if new and not VALID_OBJECT_KEY.match(raw):
         raise StorageError(400, "InvalidKey", f"Invalid key: {raw}")
     return raw
 
@@ -216,7 +225,7 @@ class Storage:
                        " updated_at = now(), last_accessed_at = now()")
         target = self._path(bucket, name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+        tmp = target.parent / f".upload-{uuid.uuid4().hex}.tmp"  # short: any name fits
         tmp.write_bytes(data)
         try:
             async with request_tx(self.pool, caller, read_only=False, method=request.method,
@@ -232,7 +241,7 @@ class Storage:
     # endpoints -------------------------------------------------------------------
     async def upload(self, request: Request) -> Response:
         caller = _caller(request, self.secret)
-        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"])
+        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"], new=True)
         upsert = request.method == "PUT" or request.headers.get("x-upsert") == "true"
         return await self._store(caller, bucket, name, request, upsert=upsert,
                                  owner=caller.claims.get("sub"))
@@ -299,7 +308,7 @@ class Storage:
 
     async def sign_upload(self, request: Request) -> Response:
         caller = _caller(request, self.secret)
-        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"])
+        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"], new=True)
         upsert = request.headers.get("x-upsert") == "true"
         await self._bucket(bucket)
         owner = caller.claims.get("sub")
@@ -324,7 +333,7 @@ class Storage:
                              "token": token})
 
     async def put_signed(self, request: Request) -> Response:
-        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"])
+        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"], new=True)
         claims = self._redeem(request, bucket, name)
         response = await self._store(SUPERUSER, bucket, name, request,
                                      upsert=bool(claims.get("upsert")), owner=claims.get("owner"))

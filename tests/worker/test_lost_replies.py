@@ -189,6 +189,60 @@ def test_a_completion_whose_reply_was_lost_is_recorded_once(
     assert [k for (k,) in kinds] == ["claimed", "log", "succeeded"]  # its events written once
 
 
+def _kinds(db_url: str, run_id: Any) -> list[str]:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "select kind from public.run_events where run_id = %s order by seq", (run_id,)
+        ).fetchall()
+    return [k for (k,) in rows]
+
+
+def test_a_failure_that_scheduled_a_retry_and_whose_reply_was_lost_is_recorded_once(
+    client: Client, faults: Faults, db_url: str
+) -> None:
+    # The failure put the run back to queued; the resend used to be answered "lease lost".
+    client.templates.upsert(
+        template("t-again", [{"kind": "python", "name": "x", "handler": "x"}], max_attempts=3,
+                 retry_backoff_seconds=0, retry_backoff_max_seconds=0, retry_jitter=0)
+    )
+    client.runs.create_many([{"template": "t-again"}])
+    [run] = client.runs.claim("w1", lanes="A", limit=1)
+    faults.lose("complete_runs")
+    completer = Completer(Client(faults), "w1")
+    item = completer.complete(
+        Completion(run_id=run.id, attempt=1, status="failed", error="boom",
+                   events=[CompletionEvent(kind="log", message="the last line")])
+    )
+    assert faults.sent.count("complete_runs") == 2
+    assert item.ok and item.status == "queued" and item.retry_at is not None
+    assert _kinds(db_url, run.id) == ["claimed", "log", "retry_scheduled"]  # each once
+
+
+def test_a_worker_whose_retry_reply_was_lost_writes_no_false_lease_lost(
+    client: Client, faults: Faults, db_url: str
+) -> None:
+    client.templates.upsert(
+        template("t-flaky", [{"kind": "shell", "name": "fail",
+                              "command": ["sh", "-c", "echo the last line; exit 3"]}],
+                 max_attempts=2, retry_backoff_seconds=0, retry_backoff_max_seconds=0,
+                 retry_jitter=0)
+    )
+    [created] = client.runs.create_many([{"template": "t-flaky"}])
+    faults.lose("complete_runs")  # the reply to attempt 1's failure (a retry) is lost
+
+    worker = _worker(Client(faults))
+    assert worker.run() == 0
+
+    final = client.runs.get(created.id)
+    assert (final.status, final.attempt) == ("failed", 2)
+    kinds = _kinds(db_url, created.id)
+    assert "lease_lost" not in kinds, kinds
+    assert kinds.count("retry_scheduled") == 1
+    events = client.events.list(created.id)
+    assert [e.attempt for e in events if "the last line" in e.message] == [1, 2]  # not resent
+    assert "lease_lost" not in worker.endings
+
+
 def test_only_a_forced_stop_gives_up_on_a_completion(client: Client, faults: Faults) -> None:
     [run] = _claimed(client, 1)
     faults.refuse("complete_runs", 10**6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from pulser_ops.values import MAX_JSON_DEPTH, plain_json
 from pulser_ops.worker.textsafe import safe_json, safe_text, storable
 
 
@@ -38,8 +39,15 @@ def test_json_values_become_jsonb_safe() -> None:
     json.dumps(out, allow_nan=False).encode("utf-8")
 
 
-def test_nesting_too_deep_to_walk_becomes_a_note() -> None:
+def test_nesting_deeper_than_the_sdk_sends_becomes_a_note() -> None:
     deep: list[object] = []
     for _ in range(100_000):
         deep = [deep]
-    assert safe_json(deep) == {"unserialisable": "nested too deeply"}
+    out = safe_json(deep)
+    plain_json(out)  # what the SDK sends: within its depth limit
+    depth, inner = 0, out
+    while isinstance(inner, list):
+        depth, inner = depth + 1, inner[0]
+    assert (depth, inner) == (MAX_JSON_DEPTH - 1, {"unserialisable": "nested too deeply"})
+    shallow = [[[1]]]
+    assert safe_json(shallow) == shallow

@@ -152,14 +152,17 @@ def init_command(
     conflicts: list[str] = []
     for content, rel in files:
         dst = directory / rel
-        if dst.exists():
-            if dst.is_file() and dst.read_bytes() == content:
-                _out.print(f"unchanged  {dst}", markup=False, highlight=False, soft_wrap=True)
-            else:
-                conflicts.append(str(dst))
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_bytes(content)
+        try:
+            if dst.exists():
+                if dst.is_file() and dst.read_bytes() == content:
+                    _out.print(f"unchanged  {dst}", markup=False, highlight=False, soft_wrap=True)
+                else:
+                    conflicts.append(str(dst))
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(content)
+        except OSError as e:
+            raise _fail(f"cannot write {dst}: {e.strerror or e}") from None
         _out.print(f"created    {dst}", markup=False, highlight=False, soft_wrap=True)
     if conflicts:
         raise _fail(f"kept existing files that differ from pulser-ops': {', '.join(conflicts)}")

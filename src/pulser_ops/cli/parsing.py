@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..models import LANES, LaneId, RunStatus
-from ..templates_file import parse_document
+from ..templates_file import TOO_DEEP, parse_document
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -79,6 +79,8 @@ def param_value(raw: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
+    except RecursionError:
+        raise InvalidInput(f"--param: the value is {TOO_DEEP}") from None
 
 
 def params(pairs: list[str] | None) -> dict[str, Any]:

@@ -111,6 +111,8 @@ def export_command(
     if output_file is None:
         _export(client, filters, fmt, sys.stdout)
         return
+    if not output_file.name or output_file.is_dir():
+        raise InvalidInput(f"--output {output_file}: give a file name, not a directory")
     tmp = output_file.with_name(output_file.name + ".partial")
     try:
         with tmp.open("w", encoding="utf-8", newline="") as sink:

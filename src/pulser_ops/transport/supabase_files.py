@@ -78,7 +78,7 @@ class SupabaseFileStore:
         return self._client.storage.from_(BUCKET)
 
     def put(self, path: str, data: bytes, content_type: str) -> None:
-        check_object_path(path)
+        check_object_path(path, new=True)
         try:
             bucket = self._bucket()
             signed = bucket.create_signed_upload_url(

@@ -71,6 +71,7 @@ NAV: list[tuple[str, str, str]] = [
     ("ops.workers", "Workers", "g w"),
     ("ops.templates", "Templates", "g t"),
     ("ops.chat", "Chat", "g c"),
+    ("ops.performance", "Performance", "g p"),
 ]
 
 

@@ -29,6 +29,8 @@ class HeldRun:
     #: forced-shutdown path ("shutdown"). Exactly one of them completes/releases the run.
     settled_by: str | None = None
     claimed_monotonic: float = field(default_factory=time.monotonic)
+    #: [issue 17 observer] its failure was recorded and the run queued again for a retry
+    retried: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -67,7 +69,13 @@ class HeldRun:
 
 
 class HeldRuns:
-    """Thread-safe map run id → :class:`HeldRun`."""
+    """Thread-safe map run id → :class:`HeldRun`.
+
+    A run can be held twice for a moment: a failure that scheduled an immediate retry is
+    recorded, the loop claims the run again (the next attempt), and the thread of the first
+    attempt is still settling (say, sending its completion again after a lost reply). The map
+    then holds the new attempt, and the old thread's ``remove`` must not take it out (the new
+    attempt would lose its heartbeats, and a burst worker would stop with it running)."""
 
     def __init__(self) -> None:
         self._runs: dict[str, HeldRun] = {}
@@ -78,9 +86,11 @@ class HeldRuns:
         with self._lock:
             self._runs[held.run_id] = held
 
-    def remove(self, run_id: str) -> None:
+    def remove(self, held: HeldRun) -> None:
+        """Forget ``held``, unless its run is held again by a later attempt."""
         with self._lock:
-            self._runs.pop(run_id, None)
+            if self._runs.get(held.run_id) is held:
+                del self._runs[held.run_id]
             self.changed.notify_all()
 
     def get(self, run_id: str) -> HeldRun | None:

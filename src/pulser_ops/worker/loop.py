@@ -47,6 +47,8 @@ from .executor import Ending, RunExecutor, release_run
 from .health import Health, HealthServer
 from .heartbeat import Heartbeater
 from .held import HeldRun, HeldRuns
+from .observer import RunOutcome, WorkerObserver
+from .observing import GuardedObserver
 from .templates import TemplateCache
 from .wakeup import WakeupListener
 
@@ -126,6 +128,7 @@ class Worker:
         workdir: Path | None = None,
         step_options: StepOptions | None = None,
         listen: bool = True,
+        observer: WorkerObserver | None = None,
     ) -> None:
         if isinstance(lanes, str):
             lanes = [x.strip().upper() for x in lanes.split(",") if x.strip()]
@@ -174,6 +177,8 @@ class Worker:
         )
         #: The running health endpoint (``health_port`` set), e.g. for its ``port``.
         self.health_server: HealthServer | None = None
+        #: [issue 17 observer] metrics/tracing hooks; never raise into the worker
+        self.observer = GuardedObserver(observer)
         for ref in self.config.handlers:
             self.load_handlers(ref)
 
@@ -294,6 +299,7 @@ class Worker:
             cfg.worker_id,
             self._workdir,
             on_cancel=self._on_cancel,
+            observer=self.observer,
         )
         self._register(clients)
         heart = Heartbeater(
@@ -346,7 +352,12 @@ class Worker:
             lanes=self.config.lanes,
             version=__version__,
             concurrency=self.config.concurrency,
-            metadata={"handlers": self.registry.names(), "burst": self.config.burst},
+            metadata={
+                "handlers": self.registry.names(),
+                "burst": self.config.burst,
+                # the dead-worker alert and fleet_metrics judge staleness by this interval
+                "heartbeat_seconds": self.config.heartbeat_interval([]),
+            },
         )
 
     def _claim_loop(
@@ -463,6 +474,11 @@ class Worker:
         if run.cancel_requested:
             held.stop("cancel", run.cancel_reason or "cancel requested")
         self.held.add(held)
+        # [issue 17 observer] the claim, and the slots now in use
+        ready = max(run.available_at, run.created_at)
+        waited = (run.claimed_at - ready).total_seconds() if run.claimed_at else 0.0
+        self.observer.runs_claimed(run.lane, run.template, waited)
+        self.observer.slots(len(self.held), self.config.concurrency)
         self._run_threads.submit(lambda: self._execute(executor, held))
 
     def _execute(self, executor: RunExecutor, held: HeldRun) -> None:
@@ -476,7 +492,12 @@ class Worker:
                 self.endings[ending] = self.endings.get(ending, 0) + 1
                 if ending == "abandoned":  # before it leaves ``held``: see _adopt_unheard
                     self._abandoned.add((held.run_id, held.attempt))
-            self.held.remove(held.run_id)
+            self.held.remove(held)
+            # [issue 17 observer] the run this worker stops holding, and the slots
+            outcome: RunOutcome = "retried" if ending == "failed" and held.retried else ending
+            took = time.monotonic() - held.claimed_monotonic
+            self.observer.run_finished(held.run.lane, held.run.template, outcome, took)
+            self.observer.slots(len(self.held), self.config.concurrency)
             self._ended.set()
             self._kick.set()
         log.info("run %s attempt %d: %s", held.run_id, held.attempt, ending)

@@ -9,7 +9,8 @@ that something was there:
 
 - NUL becomes ``␀`` (U+2400 SYMBOL FOR NULL);
 - a surrogate that is not half of a pair becomes ``�`` (U+FFFD); pairs are joined;
-- in JSON values, a key or leaf that is not JSON (bytes, a set, NaN...) becomes text.
+- in JSON values, a key or leaf that is not JSON (bytes, a set, NaN...) becomes text, and
+  what is nested deeper than the SDK sends (``values.MAX_JSON_DEPTH``) becomes a note.
 
 The raw bytes are not lost where they matter: a process step's log artifact keeps them as a
 file (see ``steps.logstream.LogTail``), and an artifact saved as text that cannot be stored as
@@ -22,6 +23,8 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from ..values import MAX_JSON_DEPTH
 
 NUL_MARK = "\u2400"
 BAD_MARK = "\ufffd"
@@ -45,22 +48,27 @@ def safe_json(value: Any) -> Any:
     anything else that is not JSON turned into text (nesting too deep for Python to walk
     becomes a note saying so)."""
     try:
-        return _safe(value)
+        return _safe(value, 0)
     except RecursionError:
-        return {"unserialisable": "nested too deeply"}
+        return _TOO_DEEP
 
 
-def _safe(value: Any) -> Any:
+_TOO_DEEP = {"unserialisable": "nested too deeply"}
+
+
+def _safe(value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, str):
         return safe_text(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_JSON_DEPTH - 1:
+        return _TOO_DEEP  # a dict itself, one level: the whole stays within the limit
     if isinstance(value, Mapping):
-        return {safe_text(str(k)): _safe(v) for k, v in value.items()}
+        return {safe_text(str(k)): _safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_safe(v) for v in value]
+        return [_safe(v, depth + 1) for v in value]
     if isinstance(value, bytes | bytearray):
         return safe_text(bytes(value).decode("utf-8", "replace"))
     return safe_text(str(value))

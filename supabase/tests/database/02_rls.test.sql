@@ -12,6 +12,8 @@ create temp table ids as select
   'b0000000-0000-0000-0000-00000000000b'::uuid as bob,
   'c0000000-0000-0000-0000-00000000000c'::uuid as admin;
 grant select on ids to public;
+create temp table ghost as select 'dddddddd-0000-4000-8000-00000000000d'::uuid as id;
+grant select on ghost to public;
 
 -- Sessions and runs for alice and bob, made as themselves.
 set local role authenticated;
@@ -65,12 +67,45 @@ select is((select count(*)::int from public.run_events where run_id = (select id
   'alice: cannot see bob''s events');
 select set_eq($$select name from storage.objects where bucket_id = 'run-artifacts'$$,
   $$select (select id from alice_run)::text || '/file.bin'$$, 'alice: storage objects of her runs only');
-select throws_ok(format($$select public.cancel_run(%L)$$, (select id from bob_run)), '42501', null,
-  'alice: cannot cancel bob''s run');
+-- Another's run or session is answered exactly like an id that does not exist (no probing).
+select throws_ok(format($$select public.cancel_run(%L)$$, (select id from bob_run)), 'PO404',
+  format('run %s not found', (select id from bob_run)), 'alice: bob''s run is not found when she cancels it');
+select throws_ok(format($$select public.cancel_run(%L)$$, (select id from ghost)), 'PO404',
+  format('run %s not found', (select id from ghost)), '... as a run that does not exist');
 select throws_ok(format($$select public.append_run_events('[{"run_id": "%s", "kind": "note"}]')$$, (select id from bob_run)),
-  '42501', null, 'alice: cannot write events on bob''s run');
+  'PO404', format('events[0]: run %s not found', (select id from bob_run)), 'alice: bob''s run is not found when she writes events on it');
+select throws_ok(format($$select public.append_run_events('[{"run_id": "%s", "kind": "note"}]')$$, (select id from ghost)),
+  'PO404', format('events[0]: run %s not found', (select id from ghost)), '... as a run that does not exist');
 select throws_ok(format($$select public.enqueue_run('t-rls', session_id => %L)$$, (select id from bob_session)),
-  '42501', null, 'alice: cannot enqueue into bob''s session');
+  'PO404', format('runs[0].session_id: session %s not found', (select id from bob_session)), 'alice: bob''s session is not found when she enqueues into it');
+select throws_ok(format($$select public.enqueue_run('t-rls', session_id => %L)$$, (select id from ghost)),
+  'PO404', format('runs[0].session_id: session %s not found', (select id from ghost)), '... as a session that does not exist');
+select throws_ok(format($$select public.rerun_run(%L)$$, (select id from bob_run)), 'PO404',
+  format('run %s not found', (select id from bob_run)), 'alice: bob''s run is not found when she re-runs it');
+select throws_ok(format($$select public.rerun_run(%L)$$, (select id from ghost)), 'PO404',
+  format('run %s not found', (select id from ghost)), '... as a run that does not exist');
+select throws_ok(format($$select public.delete_session(%L)$$, (select id from bob_session)), 'PO404',
+  format('session %s not found', (select id from bob_session)), 'alice: bob''s session is not found when she deletes it');
+select throws_ok(format($$select public.delete_session(%L)$$, (select id from ghost)), 'PO404',
+  format('session %s not found', (select id from ghost)), '... as a session that does not exist');
+select is((select row(matched, affected, capped, touched)::text from public.bulk_cancel_runs(array[(select id from bob_run)])),
+  (select row(matched, affected, capped, touched)::text from public.bulk_cancel_runs(array[(select id from ghost)])),
+  'alice: a bulk cancel of bob''s run answers as for an id that does not exist');
+select is((select matched from public.bulk_rerun_runs(array[(select id from bob_run)])), 0::bigint,
+  'alice: a bulk re-run of bob''s run matches nothing');
+-- spec docs: hers, and only in her sessions; bob's session and a made-up one are refused alike
+select lives_ok(format($$insert into public.spec_docs (session_id, owner_id, title) values (%L, %L, 'in mine')$$,
+  (select id from alice_session), (select alice from ids)), 'alice: writes a spec doc into her own session');
+select throws_ok(format($$insert into public.spec_docs (session_id, owner_id, content) values (%L, %L, 'x')$$,
+  (select id from bob_session), (select alice from ids)), '42501',
+  'new row violates row-level security policy for table "spec_docs"', 'alice: cannot write a spec doc into bob''s session');
+select throws_ok(format($$insert into public.spec_docs (session_id, owner_id, content) values (%L, %L, 'x')$$,
+  (select id from ghost), (select alice from ids)), '42501',
+  'new row violates row-level security policy for table "spec_docs"', '... refused like a session that does not exist');
+select throws_ok(format($$update public.spec_docs set session_id = %L where title = 'in mine'$$, (select id from bob_session)),
+  '42501', 'new row violates row-level security policy for table "spec_docs"', 'alice: cannot move her spec doc into bob''s session');
+select throws_ok(format($$update public.spec_docs set session_id = %L where title = 'in mine'$$, (select id from ghost)),
+  '42501', 'new row violates row-level security policy for table "spec_docs"', '... refused like a session that does not exist');
 select throws_ok(format($$update public.runs set priority = 5 where id = %L$$, (select id from alice_run)),
   '42501', null, 'alice: cannot update runs directly, even her own');
 select throws_ok($$insert into public.runs (template, lane, max_attempts, lease_seconds) values ('t-rls', 'C', 1, 30)$$,
@@ -105,8 +140,10 @@ select set_config('request.jwt.claims', '{"sub": "b0000000-0000-0000-0000-000000
 select set_eq('select id from public.runs', 'select id from bob_run', 'bob: sees exactly his run');
 select is((select count(*)::int from public.artifacts), 1, 'bob: sees the artifacts of his run');
 select is((select count(*)::int from public.spec_docs), 0, 'bob: does not see alice''s spec docs');
-select throws_ok(format($$select public.cancel_run(%L)$$, (select id from alice_run)), '42501', null,
-  'bob: cannot cancel alice''s run');
+select throws_ok(format($$select public.cancel_run(%L)$$, (select id from alice_run)), 'PO404', null,
+  'bob: alice''s run is not found when he cancels it');
+select is((select count(*)::int from public.spec_docs where session_id = (select id from bob_session)), 0,
+  'bob: nothing was written into his session');
 reset role;
 
 -- an admin ------------------------------------------------------------------------------------------

@@ -9,20 +9,38 @@ say what the client does; they are carried over, so both surfaces have them.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
-from uuid import UUID
+from typing import Self
 
 from ... import calls
 from ... import models as m
 from ...artifacts import plan as plan_artifact
 from ...errors import InvalidInput, PulserOpsError
+from ...instrumentation import observe_enqueue, receive, settle
 from ...transport.base import Transport
 from .. import inputs
-from ..inputs import CompletionLike, EventLike, MessageLike, RunRequestLike, SpecDocLike
+from ..inputs import (
+    CompletionLike,
+    Content,
+    EventLike,
+    FilterLike,
+    Id,
+    Items,
+    Json,
+    JsonObject,
+    Lane,
+    LaneList,
+    MessageLike,
+    RunRequestLike,
+    SpecDocLike,
+    Statuses,
+    TemplateLike,
+    Text,
+    checked,
+)
 from .concurrency import Subscribing, Subscription, run_blocking
 
 
@@ -34,81 +52,101 @@ class _Namespace:
 class Runs(_Namespace):
     """Runs: enqueue, claim, heartbeat, complete, cancel, read, sweep and prune them."""
 
+    @checked
     def create(
         self,
-        template: str,
-        params: Mapping[str, Any] | None = None,
+        template: Text,
+        params: JsonObject | None = None,
         *,
-        lane: str | None = None,
+        lane: Lane | None = None,
         priority: int = 0,
         run_after: datetime | None = None,
-        idempotency_key: str | None = None,
-        session_id: UUID | str | None = None,
+        idempotency_key: Text | None = None,
+        session_id: Id | None = None,
         max_attempts: int | None = None,
     ) -> m.Run:
         """Enqueue one run of ``template``; its params are checked against the template's schema."""
         req = inputs.one_request(
             template, params, lane, priority, run_after, idempotency_key, session_id, max_attempts
         )
-        created = self._t.execute(calls.enqueue_runs([req]))
+        created = self.create_many([req])
         return created[0]
 
-    def create_many(self, runs: Iterable[RunRequestLike]) -> builtins.list[m.Run]:
-        """Enqueue several runs in one call and one transaction."""
-        return self._t.execute(calls.enqueue_runs(inputs.requests(runs)))
+    @checked
+    def create_many(self, runs: Items[RunRequestLike]) -> builtins.list[m.Run]:
+        """Enqueue several runs in one call and one transaction (each a ``RunRequest`` or a
+        mapping of its fields; an unknown key is refused)."""
+        with observe_enqueue(inputs.requests(runs)) as seen:
+            created = self._t.execute(calls.enqueue_runs(seen.requests))
+            seen.created(created)
+        return created
 
+    @checked
     def claim(
         self,
-        worker_id: str,
+        worker_id: Text,
         *,
-        lanes: Iterable[str] | str = m.LANES,
+        lanes: LaneList = m.LANES,
         limit: int = 1,
         lease_seconds: int | None = None,
     ) -> builtins.list[m.Run]:
         """Claim up to ``limit`` runs of these lanes for ``worker_id``; each claim bumps the
         run's ``attempt``, which fences every later call about it."""
-        return self._t.execute(calls.claim_runs(worker_id, lanes, limit, lease_seconds))
+        call = calls.claim_runs(worker_id, lanes, limit, lease_seconds)
+        with receive(calls.lane_list(lanes) or m.LANES, worker_id) as got:
+            claimed = self._t.execute(call)
+            got.extend(claimed)
+        return claimed
 
+    @checked
     def heartbeat(
-        self, run_id: UUID | str, worker_id: str, attempt: int, *, lease_seconds: int | None = None
+        self, run_id: Id, worker_id: Text, attempt: int, *, lease_seconds: int | None = None
     ) -> m.Heartbeat:
         """Extend the lease of a claimed run; ``LeaseLost`` once the lease moved on."""
         return self._t.execute(calls.heartbeat_run(run_id, worker_id, attempt, lease_seconds))
 
+    @checked
     def heartbeat_many(
-        self, worker_id: str, held: Iterable[tuple[UUID | str, int]]
+        self, worker_id: Text, held: Items[tuple[Id, int]]
     ) -> builtins.list[m.HeartbeatBatchItem]:
         """Heartbeat every ``(run_id, attempt)`` this worker holds; a lost one comes back
         with ``ok=False`` instead of failing the others."""
         return self._t.execute(calls.heartbeat_runs(worker_id, held))
 
-    def cancel(self, run_id: UUID | str, reason: str | None = None) -> m.Run:
+    @checked
+    def cancel(self, run_id: Id, reason: Text | None = None) -> m.Run:
         """Cancel a queued run at once; a running one gets a cancel request its worker sees at
         its next heartbeat."""
         return self._t.execute(calls.cancel_run(run_id, reason))
 
+    @checked
     def complete(
         self,
-        run_id: UUID | str,
-        worker_id: str,
+        run_id: Id,
+        worker_id: Text,
         attempt: int,
-        status: m.RunStatus | str,
+        status: m.RunStatus | Text,
         *,
-        result: Any = None,
-        error: str | None = None,
-        error_class: str | None = None,
+        result: Json = None,
+        error: Text | None = None,
+        error_class: Text | None = None,
         retryable: bool = True,
     ) -> m.Run:
         """Record how a claimed run ended; the result's status is ``queued`` when a failure was
         scheduled for retry."""
-        return self._t.execute(
-            calls.complete_run(
-                run_id, worker_id, attempt, str(status), result, error, error_class, retryable
+        with settle([(str(run_id), attempt, str(status))], worker_id) as outcomes:
+            run = self._t.execute(
+                calls.complete_run(
+                    run_id, worker_id, attempt, str(status), result, error, error_class, retryable
+                )
             )
-        )
+            if run.status == m.RunStatus.QUEUED:
+                outcomes[str(run.id)] = "retried"
+        return run
 
+    @checked
     def complete_many(
-        self, worker_id: str, completions: Iterable[CompletionLike]
+        self, worker_id: Text, completions: Items[CompletionLike]
     ) -> builtins.list[m.CompleteBatchItem]:
         """Complete a batch of this worker's runs in one call and one transaction.
 
@@ -118,32 +156,41 @@ class Runs(_Namespace):
         items = inputs.completions(completions)
         if not items:
             return []
-        return self._t.execute(calls.complete_runs(worker_id, items))
+        asked = [(str(c.run_id), c.attempt, str(c.status)) for c in items]
+        with settle(asked, worker_id) as outcomes:
+            done = self._t.execute(calls.complete_runs(worker_id, items))
+            outcomes.update(inputs.settled_outcomes(done))
+        return done
 
+    @checked
     def release(
-        self, run_id: UUID | str, worker_id: str, attempt: int, reason: str | None = None
+        self, run_id: Id, worker_id: Text, attempt: int, reason: Text | None = None
     ) -> m.Run:
         """Give a claimed run back to the queue, its attempt given back (graceful shutdown)."""
-        return self._t.execute(calls.release_run(run_id, worker_id, attempt, reason))
+        with settle([(str(run_id), attempt, "released")], worker_id):
+            return self._t.execute(calls.release_run(run_id, worker_id, attempt, reason))
 
-    def get(self, run_id: UUID | str) -> m.Run:
+    @checked
+    def get(self, run_id: Id) -> m.Run:
         return self._t.execute(calls.get_run(run_id))
 
-    def get_many(self, run_ids: Iterable[UUID | str]) -> builtins.list[m.Run]:
+    @checked
+    def get_many(self, run_ids: Items[Id]) -> builtins.list[m.Run]:
         return self._t.execute(calls.get_runs(run_ids))
 
+    @checked
     def list(
         self,
         *,
-        status: Iterable[str] | str | None = None,
-        lane: Iterable[str] | str | None = None,
-        template: str | None = None,
-        session_id: UUID | str | None = None,
+        status: Statuses | None = None,
+        lane: LaneList | None = None,
+        template: Text | None = None,
+        session_id: Id | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         stuck: bool = False,
         limit: int = 100,
-        after: UUID | str | None = None,
+        after: Id | None = None,
     ) -> builtins.list[m.Run]:
         """Newest first; pass the last run's id as ``after`` for the next page."""
         return self._t.execute(
@@ -160,42 +207,66 @@ class Runs(_Namespace):
             )
         )
 
-    def iter(self, **filters: Any) -> Iterator[m.Run]:
-        """Every run matching the filters of ``list``, page by page (``limit``: the page size,
-        500 unless given)."""
-        size = int(filters.pop("limit", 500))
+    @checked
+    def iter(
+        self,
+        *,
+        status: Statuses | None = None,
+        lane: LaneList | None = None,
+        template: Text | None = None,
+        session_id: Id | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        stuck: bool = False,
+        limit: int = 500,
+    ) -> Iterator[m.Run]:
+        """Every run matching the filters of ``list``, newest first, page by page (``limit``:
+        the page size)."""
         after = None
         while True:
-            page = self.list(**filters, after=after, limit=size)
+            page = self.list(
+                status=status,
+                lane=lane,
+                template=template,
+                session_id=session_id,
+                created_after=created_after,
+                created_before=created_before,
+                stuck=stuck,
+                limit=limit,
+                after=after,
+            )
             for run in page:
                 yield run
-            if len(page) < size:
+            if len(page) < limit:
                 return
             after = page[-1].id
 
+    @checked
     def search(
-        self, filter: m.RunFilter | Mapping[str, Any] | None = None, *, limit: int = 50
+        self, filter: FilterLike | None = None, *, limit: int = 50
     ) -> builtins.list[m.Run]:
         """Runs matching ``filter`` (status, lanes, templates, worker, text in params or
         errors, created range), newest first; pass ``before`` (the last row's ``created_at``
         and ``id``) for the next page."""
         return self._t.execute(calls.search_runs(filter, limit))
 
+    @checked
     def count(
-        self, filter: m.RunFilter | Mapping[str, Any] | None = None, *, max_exact: int | None = None
+        self, filter: FilterLike | None = None, *, max_exact: int | None = None
     ) -> m.RunCount:
         """How many runs match: exact up to ``max_exact`` (10,000), else the planner's estimate
         (``exact=False``), so it stays fast at millions of rows."""
         return self._t.execute(calls.count_runs(filter, max_exact))
 
+    @checked
     def bulk_cancel(
         self,
-        run_ids: Iterable[UUID | str] | None = None,
+        run_ids: Items[Id] | None = None,
         *,
-        filter: m.RunFilter | Mapping[str, Any] | None = None,
+        filter: FilterLike | None = None,
         max_runs: int = 1000,
         dry_run: bool = False,
-        reason: str | None = None,
+        reason: Text | None = None,
     ) -> m.BulkResult:
         """Cancel the given runs, or every run matching ``filter`` (queued or running, not
         already cancelling), newest first, at most ``max_runs``; ``dry_run`` only counts."""
@@ -205,11 +276,12 @@ class Runs(_Namespace):
             )
         )
 
+    @checked
     def bulk_rerun(
         self,
-        run_ids: Iterable[UUID | str] | None = None,
+        run_ids: Items[Id] | None = None,
         *,
-        filter: m.RunFilter | Mapping[str, Any] | None = None,
+        filter: FilterLike | None = None,
         max_runs: int = 1000,
         dry_run: bool = False,
     ) -> m.BulkResult:
@@ -219,37 +291,41 @@ class Runs(_Namespace):
             calls.bulk_rerun_runs(run_ids, filter, max_runs=max_runs, dry_run=dry_run)
         )
 
+    @checked
     def rerun(
         self,
-        run_id: UUID | str,
-        params: Mapping[str, Any] | None = None,
+        run_id: Id,
+        params: JsonObject | None = None,
         *,
-        lane: str | None = None,
+        lane: Lane | None = None,
     ) -> m.Run:
         """A new run from ``run_id`` with the same params, or ``params`` (checked against the
         template's schema); the two runs are linked by events."""
         return self._t.execute(calls.rerun_run(run_id, params, lane))
 
+    @checked
     def stuck(self, limit: int = 100) -> builtins.list[m.StuckRun]:
         """Runs swept at least once, or whose lease has expired now."""
         return self._t.execute(calls.list_stuck_runs(limit))
 
-    def steps(self, run_id: UUID | str) -> builtins.list[m.RunStep]:
+    @checked
+    def steps(self, run_id: Id) -> builtins.list[m.RunStep]:
         return self._t.execute(calls.list_run_steps(run_id))
 
+    @checked
     def record_step(
         self,
-        run_id: UUID | str,
-        worker_id: str,
+        run_id: Id,
+        worker_id: Text,
         attempt: int,
         idx: int,
-        name: str,
-        kind: str,
-        status: str,
+        name: Text,
+        kind: Text,
+        status: Text,
         *,
         exit_code: int | None = None,
-        error: str | None = None,
-        output: Any = None,
+        error: Text | None = None,
+        output: Json = None,
     ) -> m.RunStep:
         """Write one step row of a claimed run, fenced like ``heartbeat``."""
         return self._t.execute(
@@ -258,10 +334,12 @@ class Runs(_Namespace):
             )
         )
 
+    @checked
     def sweep(self, limit: int = 500) -> builtins.list[m.SweepResult]:
         """Requeue, fail or cancel runs whose lease expired (what the scheduled sweeper does)."""
         return self._t.execute(calls.sweep_expired_runs(limit))
 
+    @checked
     def prune(
         self,
         older_than: timedelta | float,
@@ -281,7 +359,8 @@ class Runs(_Namespace):
             if n < batch:
                 return total
 
-    def delete(self, run_ids: Iterable[UUID | str]) -> int:
+    @checked
+    def delete(self, run_ids: Items[Id]) -> int:
         """Delete finished runs by id (events, steps, artifact rows and files too)."""
         return self._delete(calls.delete_runs(run_ids))
 
@@ -295,18 +374,20 @@ class Runs(_Namespace):
 class Events(_Namespace):
     """A run's event log: append to it, read it in ``seq`` order."""
 
-    def append(self, events: Sequence[EventLike]) -> builtins.list[m.RunEvent]:
+    @checked
+    def append(self, events: Items[EventLike]) -> builtins.list[m.RunEvent]:
         """Append events (of one or more runs) in one call; each gets its run's next ``seq``."""
         return self._t.execute(calls.append_run_events(inputs.events(events)))
 
+    @checked
     def log(
         self,
-        run_id: UUID | str,
-        message: str,
+        run_id: Id,
+        message: Text,
         *,
-        kind: str = "log",
-        level: str = "info",
-        data: Any = None,
+        kind: Text = "log",
+        level: Text = "info",
+        data: Json = None,
     ) -> m.RunEvent:
         """Append one event to a run's log."""
         appended = self.append(
@@ -314,17 +395,20 @@ class Events(_Namespace):
         )
         return appended[0]
 
+    @checked
     def list(
-        self, run_id: UUID | str, *, after_seq: int = 0, limit: int = 1000
+        self, run_id: Id, *, after_seq: int = 0, limit: int = 1000
     ) -> builtins.list[m.RunEvent]:
         """A run's events after ``after_seq``, oldest first: pass the last ``seq`` to page."""
         return self._t.execute(calls.list_run_events(run_id, after_seq, limit))
 
-    def last(self, run_id: UUID | str, *, limit: int = 20) -> builtins.list[m.RunEvent]:
+    @checked
+    def last(self, run_id: Id, *, limit: int = 20) -> builtins.list[m.RunEvent]:
         """A run's newest ``limit`` events (at most 1000), oldest first: the tail of its log."""
         return self._t.execute(calls.list_last_run_events(run_id, limit))
 
-    def timeline(self, run_id: UUID | str, *, limit: int = 500) -> builtins.list[m.RunEvent]:
+    @checked
+    def timeline(self, run_id: Id, *, limit: int = 500) -> builtins.list[m.RunEvent]:
         """A run's lifecycle events only (claims, retries, releases, sweeps, cancels, re-runs,
         the end), oldest first, however many log lines it has."""
         return self._t.execute(calls.list_run_timeline(run_id, limit))
@@ -333,15 +417,16 @@ class Events(_Namespace):
 class Artifacts(_Namespace):
     """What runs produce: small text inline in the row, the rest as files in Storage."""
 
+    @checked
     def put(
         self,
-        run_id: UUID | str,
-        name: str,
-        data: str | bytes | Path,
+        run_id: Id,
+        name: Text,
+        data: Content | bytes | Path,
         *,
-        kind: str | None = None,
-        content_type: str | None = None,
-        metadata: dict[str, Any] | None = None,
+        kind: Text | None = None,
+        content_type: Text | None = None,
+        metadata: JsonObject | None = None,
         attempt: int | None = None,
         inline: bool | None = None,
     ) -> m.Artifact:
@@ -366,19 +451,18 @@ class Artifacts(_Namespace):
             run_blocking(self._t.files.remove, [p.upload.path])
             raise
 
-    def get(
-        self, run_id: UUID | str, name: str, *, attempt: int | None = None
-    ) -> m.Artifact:
+    @checked
+    def get(self, run_id: Id, name: Text, *, attempt: int | None = None) -> m.Artifact:
         """The artifact ``name`` of ``attempt`` (None: of the latest attempt that saved it)."""
         return self._t.execute(calls.get_artifact(run_id, name, attempt))
 
-    def list(self, run_id: UUID | str) -> builtins.list[m.Artifact]:
+    @checked
+    def list(self, run_id: Id) -> builtins.list[m.Artifact]:
         """Every artifact of every attempt (each attempt keeps its own), by name then attempt."""
         return self._t.execute(calls.list_artifacts(run_id))
 
-    def download(
-        self, run_id: UUID | str, name: str, *, attempt: int | None = None
-    ) -> bytes:
+    @checked
+    def download(self, run_id: Id, name: Text, *, attempt: int | None = None) -> bytes:
         """The artifact's content, from the row or from Storage."""
         a = self.get(run_id, name, attempt=attempt)
         if a.inline_text is not None:
@@ -386,6 +470,7 @@ class Artifacts(_Namespace):
         assert a.storage_path is not None
         return run_blocking(self._t.files.get, a.storage_path)
 
+    @checked
     def head(self, artifact: m.Artifact, max_bytes: int) -> bytes:
         """The first ``max_bytes`` of an artifact's content, without fetching the rest of a
         stored file (a viewer shows a huge artifact's start and links the download)."""
@@ -394,8 +479,9 @@ class Artifacts(_Namespace):
         assert artifact.storage_path is not None
         return run_blocking(self._t.files.head, artifact.storage_path, max_bytes)
 
+    @checked
     def signed_url(
-        self, run_id: UUID | str, name: str, *, expires_in: int = 3600, attempt: int | None = None
+        self, run_id: Id, name: Text, *, expires_in: int = 3600, attempt: int | None = None
     ) -> str:
         """A URL that serves a stored (not inline) artifact for ``expires_in`` seconds."""
         a = self.get(run_id, name, attempt=attempt)
@@ -409,46 +495,53 @@ class Artifacts(_Namespace):
 class Templates(_Namespace):
     """Run templates: the steps a run executes, its params schema and retry policy."""
 
+    @checked
     def list(self) -> builtins.list[m.Template]:
         return self._t.execute(calls.list_templates())
 
-    def get(self, name: str) -> m.Template:
+    @checked
+    def get(self, name: Text) -> m.Template:
         return self._t.execute(calls.get_template(name))
 
-    def upsert(self, template: m.Template | Mapping[str, Any]) -> m.Template:
+    @checked
+    def upsert(self, template: TemplateLike) -> m.Template:
         """Create a template or replace the one with its name."""
         return self._t.execute(calls.upsert_template(inputs.template_json(template)))
 
-    def upsert_many(
-        self, templates: Iterable[m.Template | Mapping[str, Any]]
-    ) -> builtins.list[m.Template]:
+    @checked
+    def upsert_many(self, templates: Items[TemplateLike]) -> builtins.list[m.Template]:
         """Create or update several templates in one transaction: all of them, or none."""
         bodies = [inputs.template_json(t) for t in templates]
         return self._t.execute(calls.upsert_templates(bodies))
 
-    def delete(self, name: str) -> m.Template:
+    @checked
+    def delete(self, name: Text) -> m.Template:
         """Delete a template (admins; refused with ``Conflict`` while runs refer to it)."""
         return self._t.execute(calls.delete_template(name))
 
+    @checked
     def summaries(self) -> builtins.list[m.TemplateSummary]:
         """Every template with its step kinds and when a run of it was last enqueued."""
         return self._t.execute(calls.list_template_summaries())
 
-    def get_version(self, name: str, version: int) -> m.Template:
+    @checked
+    def get_version(self, name: Text, version: int) -> m.Template:
         """One recorded version of a template: what the runs stamped with it execute."""
         return self._t.execute(calls.get_template_version(name, version))
 
-    def versions(self, name: str, limit: int = 100) -> builtins.list[m.TemplateVersion]:
+    @checked
+    def versions(self, name: Text, limit: int = 100) -> builtins.list[m.TemplateVersion]:
         """A template's versions, newest first."""
         return self._t.execute(calls.list_template_versions(name, limit))
 
-    def validate(self, template: Any) -> builtins.list[m.FieldProblem]:
+    @checked
+    def validate(self, template: TemplateLike) -> builtins.list[m.FieldProblem]:
         """What ``upsert`` would refuse in ``template``, each problem with its field; writes
         nothing. The step DSL itself is checked by ``pulser_ops.steps.parse_steps``."""
-        body = inputs.template_json(template) if isinstance(template, m.Template) else template
-        return self._t.execute(calls.validate_template(body))
+        return self._t.execute(calls.validate_template(inputs.template_json(template)))
 
-    def validate_params(self, name: str, params: Any) -> builtins.list[m.FieldProblem]:
+    @checked
+    def validate_params(self, name: Text, params: Json) -> builtins.list[m.FieldProblem]:
         """What enqueueing ``params`` for template ``name`` would refuse, field by field
         (empty: valid); enqueues nothing."""
         return self._t.execute(calls.validate_params(name, params))
@@ -457,34 +550,48 @@ class Templates(_Namespace):
 class Sessions(_Namespace):
     """Sessions group runs (an operator sees the runs of their sessions)."""
 
+    @checked
     def create(
-        self, title: str | None = None, metadata: Mapping[str, Any] | None = None
+        self, title: Text | None = None, metadata: JsonObject | None = None
     ) -> m.Session:
         return self._t.execute(calls.create_session(title, metadata))
 
+    @checked
     def list(self, limit: int = 100) -> builtins.list[m.Session]:
         return self._t.execute(calls.list_sessions(limit))
 
+    @checked
+    def delete(self, session_id: Id) -> m.SessionDeleted:
+        """Delete a session whose runs have all finished: its runs stay, detached from it; its
+        spec docs and its conversation go with it. ``Conflict`` while any of its runs is queued
+        or running (cancel them, or let them finish, first); ``NotFound`` for a session that is
+        not yours."""
+        return self._t.execute(calls.delete_session(session_id))
+
+    @checked
     def summaries(self, limit: int = 100) -> builtins.list[m.SessionSummary]:
         """Sessions (yours; an admin's: everyone's), most recently active first."""
         return self._t.execute(calls.list_session_summaries(limit))
 
+    @checked
     def post(
-        self, session_id: UUID | str, messages: Sequence[MessageLike]
+        self, session_id: Id, messages: Items[MessageLike]
     ) -> builtins.list[m.SessionMessage]:
         """Append messages to a session's conversation, in order, all or none."""
         items = inputs.messages(messages)
         return self._t.execute(calls.add_session_messages(session_id, items))
 
+    @checked
     def messages(
-        self, session_id: UUID | str, *, before_id: int | None = None, limit: int = 200
+        self, session_id: Id, *, before_id: int | None = None, limit: int = 200
     ) -> builtins.list[m.SessionMessage]:
         """A session's newest ``limit`` messages (before ``before_id``), oldest first."""
         return self._t.execute(
             calls.list_session_messages(session_id, before_id=before_id, limit=limit)
         )
 
-    def runs(self, session_id: UUID | str, limit: int = 100) -> builtins.list[m.SessionRun]:
+    @checked
+    def runs(self, session_id: Id, limit: int = 100) -> builtins.list[m.SessionRun]:
         """A session's runs (the newest ``limit``), oldest first, each with its last event
         and its artifacts."""
         return self._t.execute(calls.list_session_runs(session_id, limit))
@@ -494,22 +601,24 @@ class SpecDocs(_Namespace):
     """Spec kit documents: saved by the worker that generated them (fenced by its lease), read
     by their owner (RLS) by run or by session."""
 
+    @checked
     def put(
         self,
-        run_id: UUID | str,
-        worker_id: str,
+        run_id: Id,
+        worker_id: Text,
         attempt: int,
-        docs: Iterable[SpecDocLike],
+        docs: Items[SpecDocLike],
     ) -> builtins.list[m.SpecDoc]:
         """Save (or, on a retried attempt, replace) the run's documents, one row per path."""
         items = inputs.spec_docs(docs)
         return self._t.execute(calls.put_spec_docs(run_id, worker_id, attempt, items))
 
+    @checked
     def list(
         self,
         *,
-        run_id: UUID | str | None = None,
-        session_id: UUID | str | None = None,
+        run_id: Id | None = None,
+        session_id: Id | None = None,
         limit: int = 100,
     ) -> builtins.list[m.SpecDoc]:
         return self._t.execute(calls.list_spec_docs(run_id, session_id, limit))
@@ -518,26 +627,32 @@ class SpecDocs(_Namespace):
 class Lanes(_Namespace):
     """The four lanes: pause them, cap their concurrency, see their queues."""
 
+    @checked
     def list(self) -> builtins.list[m.Lane]:
         return self._t.execute(calls.list_lanes())
 
-    def pause(self, lane: str) -> m.Lane:
+    @checked
+    def pause(self, lane: Text) -> m.Lane:
         """Workers stop claiming from the lane; its queued runs wait."""
         return self._t.execute(calls.set_lane(lane, paused=True))
 
-    def resume(self, lane: str) -> m.Lane:
+    @checked
+    def resume(self, lane: Text) -> m.Lane:
         return self._t.execute(calls.set_lane(lane, paused=False))
 
-    def set_concurrency(self, lane: str, max_running: int | None) -> m.Lane:
+    @checked
+    def set_concurrency(self, lane: Text, max_running: int | None) -> m.Lane:
         """Cap how many runs of the lane may run at once; None removes the cap."""
         if max_running is None:
             return self._t.execute(calls.set_lane(lane, clear_max_running=True))
         return self._t.execute(calls.set_lane(lane, max_running=max_running))
 
+    @checked
     def stats(self) -> builtins.list[m.LaneStats]:
         """Queued and running counts per lane, with the age of the oldest."""
         return self._t.execute(calls.get_lane_stats())
 
+    @checked
     def board(self, running_limit: int = 100) -> m.BoardSnapshot:
         """The Runboard in one call: per lane depth, oldest queued age and 1-hour throughput,
         running runs with their last event, and stuck runs."""
@@ -547,23 +662,26 @@ class Lanes(_Namespace):
 class Workers(_Namespace):
     """The worker registry: who is running, on which lanes, seen how recently."""
 
+    @checked
     def list(self) -> builtins.list[m.WorkerInfo]:
         return self._t.execute(calls.list_workers())
 
+    @checked
     def health(self) -> builtins.list[m.WorkerHealth]:
         """Each worker with how long since it was seen, whether that is stale, and its runs."""
         return self._t.execute(calls.get_worker_health())
 
+    @checked
     def register(
         self,
-        worker_id: str,
+        worker_id: Text,
         *,
-        host: str = "",
+        host: Text = "",
         pid: int | None = None,
-        lanes: Iterable[str] = m.LANES,
-        version: str = "",
+        lanes: LaneList = m.LANES,
+        version: Text = "",
         concurrency: int = 1,
-        metadata: Mapping[str, Any] | None = None,
+        metadata: JsonObject | None = None,
     ) -> m.WorkerInfo:
         return self._t.execute(
             calls.register_worker(
@@ -577,9 +695,62 @@ class Workers(_Namespace):
             )
         )
 
-    def deregister(self, worker_id: str, status: str = "stopped") -> m.WorkerInfo:
+    @checked
+    def deregister(self, worker_id: Text, status: Text = "stopped") -> m.WorkerInfo:
         """Mark a worker ``stopped`` (or ``draining``)."""
         return self._t.execute(calls.deregister_worker(worker_id, status))
+
+
+class Monitoring(_Namespace):
+    """What monitors read: the fleet's gauges and performance per template and step kind."""
+
+    @checked
+    def fleet(
+        self,
+        *,
+        exact_limit: int | None = None,
+        stale_beats: float | None = None,
+        forget_seconds: int | None = None,
+        timeout_ms: int | None = None,
+    ) -> m.FleetMetrics:
+        """Queue depth and age per lane, running, stuck and finished runs, workers and slots,
+        at a bounded cost: exact below ``exact_limit`` (10,000) runs per lane, estimates above
+        (``exact=False``). ``timeout_ms`` arms a statement_timeout (direct PostgreSQL) after
+        which the answer comes from estimates."""
+        return self._t.execute(
+            calls.fleet_metrics(
+                exact_limit=exact_limit,
+                stale_beats=stale_beats,
+                forget_seconds=forget_seconds,
+                timeout_ms=timeout_ms,
+            )
+        )
+
+    @checked
+    def performance(
+        self, period: Text = "day", *, max_exact: int | None = None, step_runs: int | None = None
+    ) -> m.PerformanceStats:
+        """Throughput, queue wait and run duration percentiles per template, step duration
+        percentiles per kind, over the last ``hour``, ``day`` or ``week``; sampled above
+        ``max_exact`` (10,000) finished runs (``exact=False``)."""
+        return self._t.execute(
+            calls.performance_stats(period, max_exact=max_exact, step_runs=step_runs)
+        )
+
+
+class Alerts(_Namespace):
+    """Alert incidents: evaluate the rules (what ``pulser-ops alerts`` does), list them."""
+
+    @checked
+    def evaluate(self, rules: JsonObject) -> builtins.list[m.AlertNotice]:
+        """Evaluate the rules once (service role): incidents open, remind or resolve, and the
+        notices to send come back. ``pulser_ops.alerts.Rules`` builds ``rules`` with defaults."""
+        return self._t.execute(calls.evaluate_alerts(rules))
+
+    @checked
+    def list(self, status: Text | None = None, *, limit: int = 50) -> builtins.list[m.Alert]:
+        """Incidents, firing first, newest first; ``status``: ``firing`` or ``resolved``."""
+        return self._t.execute(calls.list_alerts(status, limit))
 
 
 class Client(Subscribing):
@@ -596,13 +767,16 @@ class Client(Subscribing):
         self.spec_docs = SpecDocs(transport)
         self.lanes = Lanes(transport)
         self.workers = Workers(transport)
+        self.monitoring = Monitoring(transport)
+        self.alerts = Alerts(transport)
 
+    @checked
     def subscribe(
         self,
         *,
-        runs: bool | Iterable[UUID | str] = False,
-        events: UUID | str | Iterable[UUID | str] | None = None,
-        lanes: Iterable[str] | None = None,
+        runs: bool | Items[Id] = False,
+        events: Id | Items[Id] | None = None,
+        lanes: LaneList | None = None,
         workers: bool = False,
         since: datetime | None = None,
     ) -> Subscription:

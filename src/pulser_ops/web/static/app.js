@@ -200,7 +200,7 @@
     if (pending === "g") {
       pending = null;
       var dest = { b: body.dataset.board, r: body.dataset.runs, w: body.dataset.workers,
-                   t: body.dataset.templates, c: body.dataset.chat }[e.key];
+                   t: body.dataset.templates, c: body.dataset.chat, p: body.dataset.performance }[e.key];
       if (dest) { e.preventDefault(); window.location.href = dest; }
       return;
     }
