@@ -28,8 +28,13 @@ from .app import StandInApp
 class StandIn:
     def __init__(self, db_url: str, jwt_secret: str, storage_dir: str | Path) -> None:
         self.jwt_secret = jwt_secret
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose ``proto`` says
+        # TCP, and a socket made with proto 0 (accepted connections inherit it) left Nagle on,
+        # so every response waited ~45 ms for the client's delayed ACK. The option is set on
+        # the listener too (Linux copies it to accepted sockets).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.bind(("127.0.0.1", 0))
         port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
