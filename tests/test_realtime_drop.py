@@ -24,7 +24,7 @@ import pytest
 import pulser_ops
 from pulser_ops import Client, TransportError
 from pulser_ops.subscribe import subscribe
-from pulser_ops.transport.base import Record
+from pulser_ops.transport.base import Ready, Record
 from tests.contract.helpers import template
 from tests.contract.subs import Collector, event_seqs, run_versions
 from tests.standin import StandIn
@@ -95,6 +95,8 @@ async def test_feed_reports_a_dropped_socket(sb: StandIn, service: Client) -> No
     ac = await pulser_ops.aconnect(supabase_url=sb.url, supabase_key=sb.service_key)
     async with ac, ac.transport.feed(frozenset({"runs"})) as feed:
         it = feed.__aiter__()
+        # Realtime pushes changes only once it says the feed is live.
+        assert isinstance(await asyncio.wait_for(it.__anext__(), 60), Ready)
         run = await asyncio.to_thread(service.runs.create, "drop-feed", {})
         first = await asyncio.wait_for(it.__anext__(), 60)
         assert isinstance(first, Record) and first.row["id"] == str(run.id)
@@ -116,8 +118,18 @@ async def test_no_change_is_lost_across_dropped_connections(sb: StandIn, service
             for i in range(5):
                 await asyncio.to_thread(service.events.log, run.id, f"before {i}")
             await got.until(lambda xs: 6 in event_seqs(xs), "the events before the drop")
+            joins_at_drop = sb.realtime_joins
 
             for round_ in range(3):
+                # Drop a live socket: wait for the rejoin after the previous drop first (the
+                # commits below take milliseconds, far less than a reconnect).
+                joined = sb.realtime_joins
+                for _ in range(600):
+                    if round_ == 0 or joined > joins_at_drop:
+                        break
+                    await asyncio.sleep(0.05)
+                    joined = sb.realtime_joins
+                joins_at_drop = joined
                 dropped = await asyncio.to_thread(sb.drop_realtime_connections)
                 assert dropped >= 1
                 # These commits race the reconnect: some land while no socket is open.

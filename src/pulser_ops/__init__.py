@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .client import AsyncClient, Client
-from .config import Settings, resolve
+from .config import Settings, TokenProvider, resolve
 from .errors import (
     AlreadyTerminal,
     ConfigurationError,
@@ -22,6 +22,7 @@ from .errors import (
     InvalidInput,
     InvalidParams,
     LeaseLost,
+    LockTimeout,
     MigrationError,
     NotFound,
     PermissionDenied,
@@ -54,6 +55,7 @@ from .models import (
     WorkerHealth,
     WorkerInfo,
 )
+from .tokens import SupabaseSession
 
 __version__ = "0.1.0"
 
@@ -79,12 +81,17 @@ def connect(
     *,
     supabase_url: str | None = None,
     supabase_key: str | None = None,
-    access_token: str | None = None,
+    access_token: str | TokenProvider | None = None,
     home: str | Path | None = None,
     storage_dir: str | Path | None = None,
     prepare: bool | None = None,
+    max_rows: int | None = None,
 ) -> Client:
-    """A sync ``Client``: explicit arguments, else the environment, else the embedded database."""
+    """A sync ``Client``: explicit arguments, else the environment, else the embedded database.
+
+    ``access_token``: a user's JWT, or a provider of fresh ones (a callable, e.g.
+    ``SupabaseSession``) for a client that lives longer than a token. ``max_rows``: the Data
+    API's row cap (default ``PULSER_OPS_MAX_ROWS``, else Supabase's 1000)."""
     settings = resolve(
         database_url,
         supabase_url=supabase_url,
@@ -93,6 +100,7 @@ def connect(
         home=home,
         storage_dir=storage_dir,
         prepare=prepare,
+        max_rows=max_rows,
     )
     url = _database_url(settings)
     client: Client
@@ -139,10 +147,11 @@ async def aconnect(
     *,
     supabase_url: str | None = None,
     supabase_key: str | None = None,
-    access_token: str | None = None,
+    access_token: str | TokenProvider | None = None,
     home: str | Path | None = None,
     storage_dir: str | Path | None = None,
     prepare: bool | None = None,
+    max_rows: int | None = None,
 ) -> AsyncClient:
     """An ``AsyncClient``, resolved like ``connect()``."""
     return await _aconnect(
@@ -154,6 +163,7 @@ async def aconnect(
             home=home,
             storage_dir=storage_dir,
             prepare=prepare,
+            max_rows=max_rows,
         )
     )
 
@@ -176,6 +186,7 @@ __all__ = [
     "Lane",
     "LaneStats",
     "LeaseLost",
+    "LockTimeout",
     "MigrationError",
     "NotFound",
     "PermissionDenied",
@@ -190,9 +201,11 @@ __all__ = [
     "StepRecord",
     "StorageError",
     "StuckRun",
+    "SupabaseSession",
     "SweepResult",
     "Template",
     "Timeout",
+    "TokenProvider",
     "TransportError",
     "WorkerHealth",
     "WorkerInfo",

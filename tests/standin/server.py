@@ -39,8 +39,11 @@ class StandIn:
         port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.app = StandInApp(db_url, jwt_secret, Path(storage_dir), self.url)
-        self.anon_key = auth.make_key(jwt_secret, "anon")
-        self.service_key = auth.make_key(jwt_secret, "service_role")
+        #: The project's API keys: legacy JWT keys and the new ``sb_`` keys (``gateway.py``).
+        self.anon_key = self.app.keys.anon
+        self.service_key = self.app.keys.service
+        self.publishable_key = self.app.keys.publishable
+        self.secret_key = self.app.keys.secret_key
         config = uvicorn.Config(self.app.asgi, log_level="warning", ws="websockets-sansio",
                                 lifespan="on", timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)

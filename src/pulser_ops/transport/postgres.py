@@ -132,7 +132,11 @@ def parse_notification(channel: str, payload: str) -> FeedItem | str | None:
     except ValueError:
         return None
     ids = body.get("ids")
-    return Hint(str(body.get("t")), tuple(str(i) for i in ids) if ids is not None else None)
+    return Hint(
+        str(body.get("t")),
+        tuple(str(i) for i in ids) if ids is not None else None,
+        deleted=body.get("deleted") is True,
+    )
 
 
 def probe(database_url: str) -> None:
