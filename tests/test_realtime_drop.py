@@ -29,6 +29,7 @@ from tests.contract.helpers import template
 from tests.contract.subs import Collector, event_seqs, run_versions
 from tests.standin import StandIn
 from tests.support.databases import MigratedTemplate
+from tests.support.standins import migrated_standin
 
 SECRET = "realtime-drop-test-secret-with-at-least-32-bytes"
 #: Longer than the test: recovery must come from drop detection, not the silence watchdog.
@@ -75,12 +76,9 @@ def wait_until_decoded(db_url: str) -> None:
 @pytest.fixture(scope="module")
 def sb(migrated_template: MigratedTemplate, tmp_path_factory: pytest.TempPathFactory
        ) -> Iterator[StandIn]:
-    url = migrated_template.clone(prefix="rt")
-    try:
-        with StandIn(url, SECRET, tmp_path_factory.mktemp("rt-storage")) as standin:
-            yield standin
-    finally:
-        migrated_template.cluster.drop_database(url.rsplit("/", 1)[1])
+    with migrated_standin(migrated_template, tmp_path_factory, prefix="rt",
+                          secret=SECRET) as standin:
+        yield standin
 
 
 @pytest.fixture

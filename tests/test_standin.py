@@ -21,11 +21,10 @@ from realtime.types import RealtimeSubscribeStates
 from storage3.exceptions import StorageApiError
 from supabase import AsyncClientOptions, ClientOptions, acreate_client, create_client
 
-from pulser_ops.resources import bootstrap_sql
 from tests.standin import StandIn
 from tests.standin.auth import sign
-from tests.support.databases import unique_name
 from tests.support.pgcluster import PgCluster
+from tests.support.standins import scratch_database
 
 SECRET = "standin-test-secret-with-at-least-32-bytes!"
 USER_A = str(uuid.uuid4())
@@ -89,15 +88,8 @@ create policy own_delete on storage.objects for delete to authenticated
 
 @pytest.fixture(scope="module")
 def standin_db(pg_cluster: PgCluster) -> Iterator[str]:
-    name = unique_name("standin")
-    url = pg_cluster.create_database(name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(bootstrap_sql().encode())
-        conn.execute(SCRATCH_SQL.encode())
-    try:
+    with scratch_database(pg_cluster, prefix="standin", sql=SCRATCH_SQL) as url:
         yield url
-    finally:
-        pg_cluster.drop_database(name)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ query shows that something changed (the symptom of a silently dead Realtime chan
 Realtime acknowledges a join before its change feed is live and says so later ("Subscribed to
 PostgreSQL", the feed's ``Ready``): a change committed in between is never pushed, so the
 catch-up runs again when ``Ready`` arrives. A deleted run cannot be read back: it is delivered
-as a ``DELETE`` change carrying only its id (``Change.run_id``).
+as a ``DELETE`` change carrying only its id (``Change.run_id``). A catch-up cannot see what was
+deleted while no feed listened, except for ``runs=[ids]``: an id seen before and gone now.
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ async def _catch_up(client: Subscriber, st: _State) -> list[m.Change]:
         )
     elif st.run_ids:
         runs = await client.transport.execute(calls.get_runs(st.run_ids))
-        out += st.run_changes(runs, "SNAPSHOT")
+        # A run seen before and gone now was deleted while no feed was listening.
+        gone = (st.run_ids & st.versions.keys()) - {str(r.id) for r in runs}
+        out += st.deleted(sorted(gone)) + st.run_changes(runs, "SNAPSHOT")
     for run_id in sorted(st.event_runs):
         out += await _event_changes(client, st, run_id)
     if st.workers:

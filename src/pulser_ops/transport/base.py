@@ -85,9 +85,13 @@ FeedItem = Hint | Record | Ready
 
 
 class Transport(Protocol):
-    """Synchronous driver."""
+    """Synchronous driver. ``max_rows``: the most rows one reply may hold (the Supabase API's
+    row cap; None over a direct connection)."""
 
     files: FileStore
+
+    @property
+    def max_rows(self) -> int | None: ...
 
     def execute(self, call: Call[T]) -> T: ...
 
@@ -98,6 +102,9 @@ class AsyncTransport(Protocol):
     """Asynchronous driver, with the live feed used by subscriptions and worker wake-ups."""
 
     files: FileStore
+
+    @property
+    def max_rows(self) -> int | None: ...
 
     async def execute(self, call: Call[T]) -> T: ...
 

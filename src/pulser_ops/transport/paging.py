@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ..calls import Arg, Call
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, PulserOpsError
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
@@ -132,6 +132,18 @@ class Pager(Generic[T]):
             nxt = nxt.with_args(**paging.after(nxt.args, rows[-1]))
         self._current = self._capped(nxt)
         return Request(self._current)
+
+    def failed(self, e: PulserOpsError) -> PulserOpsError:
+        """``e``, saying what earlier requests of this call did: a write sent in parts is
+        committed part by part (each part is one transaction), so a failing part leaves the
+        earlier ones done. Callers that need all-or-nothing give their runs idempotency keys
+        and send the whole list again."""
+        if self.rows and not self.call.read_only:
+            e.message = (
+                f"{e.message} (earlier parts of this {self.call.fn} call were committed:"
+                f" {len(self.rows)} row(s))"
+            )
+        return e
 
     def result(self) -> T:
         out = self.call.decode.rows(self.rows)

@@ -185,6 +185,11 @@ class PostgresTransport:
                     return
                 conn.close()  # the pool replaces a closed connection with a new one
 
+    @property
+    def max_rows(self) -> int | None:
+        """No row cap: a direct connection returns every row."""
+        return None
+
     def _check_pool(self) -> None:
         """After a connection error: discard every dead idle connection now, so the retry
         waits for a fresh one instead of failing on the next dead one."""
@@ -255,6 +260,10 @@ class AsyncPostgresTransport:
                     yield conn
                     return
                 await conn.close()  # the pool replaces a closed connection with a new one
+
+    @property
+    def max_rows(self) -> int | None:
+        return None
 
     async def _check_pool(self) -> None:
         with suppress(psycopg.Error, PoolClosed):

@@ -127,7 +127,10 @@ class SupabaseTransport:
         pager = Pager(call, self.row_cap)
         req: Request | None = pager.first()
         while req is not None:
-            rows, total = self._send(req)
+            try:
+                rows, total = self._send(req)
+            except PulserOpsError as e:
+                raise pager.failed(e) from None
             req = pager.feed(req, rows, total)
         return pager.result()
 
@@ -203,7 +206,10 @@ class AsyncSupabaseTransport:
         pager = Pager(call, self.row_cap)
         req: Request | None = pager.first()
         while req is not None:
-            rows, total = await self._send(req)
+            try:
+                rows, total = await self._send(req)
+            except PulserOpsError as e:
+                raise pager.failed(e) from None
             req = pager.feed(req, rows, total)
         return pager.result()
 
