@@ -14,6 +14,7 @@ Every process gets its configuration from the environment only, as in a deployme
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -131,6 +132,9 @@ async def test_an_operator_with_the_public_key_and_a_token(sb: StandIn, keys: Ke
 
 def test_the_cli_and_doctor_work_with_either_key(sb: StandIn, keys: Keys, tmp_path: Path) -> None:
     cli = Cli({**keys.service_env(sb), "PULSER_OPS_HOME": str(tmp_path / "unused")})
+    template = tmp_path / "greet.json"
+    template.write_text(json.dumps(GREET))
+    assert_ok(cli("templates", "apply", str(template)))
     run_id = assert_ok(cli("enqueue", "greet", "-P", "name=cli")).stdout.split()[0]
     assert run_id in assert_ok(cli("runs", "ls")).stdout
     doc = assert_ok(cli("doctor", "--smoke"))

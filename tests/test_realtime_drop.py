@@ -14,11 +14,9 @@ import asyncio
 import contextlib
 import itertools
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 import pulser_ops
@@ -29,7 +27,7 @@ from tests.contract.helpers import template
 from tests.contract.subs import Collector, event_seqs, run_versions
 from tests.standin import StandIn
 from tests.support.databases import MigratedTemplate
-from tests.support.standins import migrated_standin
+from tests.support.standins import migrated_standin, wait_until_decoded
 
 SECRET = "realtime-drop-test-secret-with-at-least-32-bytes"
 #: Longer than the test: recovery must come from drop detection, not the silence watchdog.
@@ -53,24 +51,6 @@ def realtime_outage(sb: StandIn) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=30)
-
-
-def wait_until_decoded(db_url: str) -> None:
-    """Until the stand-in's logical slot has consumed everything committed so far."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        row = conn.execute("select pg_current_wal_lsn()").fetchone()
-        assert row is not None
-        for _ in range(600):
-            done = conn.execute(
-                "select coalesce(bool_and(confirmed_flush_lsn >= %s::pg_lsn), false)"
-                " from pg_replication_slots"
-                " where slot_type = 'logical' and database = current_database()",
-                (row[0],),
-            ).fetchone()
-            if done is not None and done[0]:
-                return
-            time.sleep(0.1)
-    raise AssertionError("the Realtime feed never decoded the last changes")
 
 
 @pytest.fixture(scope="module")

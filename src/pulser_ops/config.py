@@ -6,6 +6,10 @@
 - Both: RPC and LISTEN over the database, files through Supabase Storage.
 - Neither: the embedded PostgreSQL under ``PULSER_OPS_HOME`` (default ``./.pulser-ops``).
 
+``PULSER_OPS_REFRESH_TOKEN`` (with a publishable key, and optionally the current
+``PULSER_OPS_ACCESS_TOKEN``): an operator's Supabase Auth session, refreshed before its access
+token expires (``tokens.SupabaseSession``).
+
 ``PULSER_OPS_MAX_ROWS`` is the project's Data API row cap ("Max rows", 1000 unless changed):
 calls over the Supabase API are split or paged to stay under it (``transport/paging.py``).
 """
@@ -105,6 +109,16 @@ def resolve(
     provider = access_token if callable(access_token) else None
     access_token = None if callable(access_token) else access_token
     access_token = access_token or (None if provider else _env("PULSER_OPS_ACCESS_TOKEN"))
+    refresh_token = _env("PULSER_OPS_REFRESH_TOKEN")
+    if provider is None and refresh_token and supabase_url and supabase_key:
+        # An operator's session for long-lived processes (tail, the board's feed): refreshed
+        # with Supabase Auth before the access token expires.
+        from .tokens import SupabaseSession
+
+        provider = SupabaseSession(
+            supabase_url, supabase_key, refresh_token=refresh_token, access_token=access_token
+        )
+        access_token = None
     if supabase_url and not supabase_key:
         raise ConfigurationError(
             "SUPABASE_URL is set but no key: set SUPABASE_SERVICE_ROLE_KEY (workers, sweeper) "

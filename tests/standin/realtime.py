@@ -382,13 +382,11 @@ class Realtime:
                 rows = await cur.fetchall()
                 if rows:
                     published = await self.changes.published(PUBLICATION)
-                    for (data,) in rows:
-                        change = json.loads(data)
-                        if (
-                            change.get("action") in EVENTS
-                            and (change["schema"], change["table"]) in published
-                        ):
-                            await self._dispatch(change)
+                    raws = [json.loads(data) for (data,) in rows]
+                    await self._dispatch([
+                        c for c in raws
+                        if c.get("action") in EVENTS and (c["schema"], c["table"]) in published
+                    ])  # fmt: skip
                 else:
                     await asyncio.sleep(POLL_SECONDS)
             except asyncio.CancelledError:
@@ -400,7 +398,9 @@ class Realtime:
                 await asyncio.sleep(1)
                 with contextlib.suppress(psycopg.Error):
                     await self._feed.close()
-                    self._feed = await psycopg.AsyncConnection.connect(self.db_url, autocommit=True)
+                    self._feed = await psycopg.AsyncConnection.connect(
+                        self.db_url, autocommit=True
+                    )
                     await self._feed.execute(
                         "select pg_create_logical_replication_slot(%s, 'wal2json', true)",
                         (self.slot,),
@@ -409,32 +409,34 @@ class Realtime:
                 log.exception("realtime change feed error")
                 await asyncio.sleep(1)
 
-    async def _dispatch(self, raw: dict[str, Any]) -> None:
+    def _targets(self, raw: dict[str, Any]) -> list[tuple[Connection, Channel, list[Binding]]]:
+        """The ready channels with bindings that want this change."""
         schema, table, event = raw["schema"], raw["table"], EVENTS[raw["action"]]
-        targets = [
-            (conn, ch, [b for b in ch.bindings if b.wants(schema, table, event)])
-            for conn in list(self.connections)
-            for ch in list(conn.channels.values())
-            if ch.ready
-        ]
-        targets = [t for t in targets if t[2]]
-        if not targets:
+        found = []
+        for conn in list(self.connections):
+            for ch in list(conn.channels.values()):
+                wanted = [b for b in ch.bindings if b.wants(schema, table, event)]
+                if ch.ready and wanted:
+                    found.append((conn, ch, wanted))
+        return found
+
+    async def _dispatch(self, raws: list[dict[str, Any]]) -> None:
+        """Send a batch of changes, in commit order, to the channels that want them. Changes
+        nobody wants are not even decoded."""
+        wanted = [(raw, t) for raw in raws if (t := self._targets(raw))]
+        if not wanted:
             return
-        change = await self.changes.decode(raw)
-        for conn, channel, bindings in targets:
-            out = await self.changes.payload(change, Subscriber(channel.caller, bindings))
-            if out is None:
-                continue
-            ids, data = out
-            with contextlib.suppress(Exception):
-                await conn.send(
-                    {
-                        "topic": channel.topic,
-                        "event": "postgres_changes",
-                        "payload": {"ids": ids, "data": data},
-                        "ref": None,
-                    }
-                )
+        self.changes.new_batch()
+        decoded = await self.changes.decode_many([raw for raw, _ in wanted])
+        for change, (_, targets) in zip(decoded, wanted, strict=True):
+            for conn, channel, bindings in targets:
+                out = await self.changes.payload(change, Subscriber(channel.caller, bindings))
+                if out is None:
+                    continue
+                ids, data = out
+                with contextlib.suppress(Exception):
+                    await conn.send({"topic": channel.topic, "event": "postgres_changes",
+                                     "payload": {"ids": ids, "data": data}, "ref": None})
 
 
 def _expired_message(exc: AuthError, token: Any) -> str:

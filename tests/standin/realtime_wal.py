@@ -159,6 +159,7 @@ class Changes:
         self.pool = pool
         self.max_record_bytes = MAX_RECORD_BYTES
         self._tables: dict[tuple[str, str], TableInfo] = {}
+        self.new_batch()
 
     async def published(self, publication: str) -> set[tuple[str, str]]:
         async with self.pool.connection() as conn:
@@ -191,60 +192,83 @@ class Changes:
             )
         return self._tables[key]
 
-    async def decode(self, raw: dict[str, Any]) -> Change:
-        schema, table, event = raw["schema"], raw["table"], EVENTS[raw["action"]]
-        info = await self.table(schema, table)
-        if any(c["name"] not in info.columns for c in raw.get("columns", [])):
-            info = await self.table(schema, table, refresh=True)
-        new_cols = list(raw.get("columns", []))
-        old_cols = list(raw.get("identity", []))
-        record: dict[str, Any] | None = None
-        from_old: frozenset[str] = frozenset()
-        if event != "DELETE":
-            present = {c["name"] for c in new_cols}
-            merged = [c for c in old_cols if c["name"] not in present]
-            from_old = frozenset(c["name"] for c in merged)
-            record = await self._typed(schema, table, new_cols + merged)
-        old = await self._typed(schema, table, old_cols) if event != "INSERT" else None
-        # ``octet_length(wal::text)``: jsonb's text form uses ", " and ": " like json.dumps.
-        too_big = len(json.dumps(raw, ensure_ascii=False).encode()) > self.max_record_bytes
-        return Change(schema, table, event, info, _commit_ts(raw), record, from_old, old, too_big)
+    def new_batch(self) -> None:
+        """Forget per-batch caches (grants and role attributes may change between polls)."""
+        self._selectable: dict[tuple[str, str, str], frozenset[str]] = {}
+        self._bypass: dict[str, bool] = {}
 
-    async def _typed(self, schema: str, table: str, cols: list[dict[str, Any]]) -> dict[str, Any]:
-        """wal2json column values as the JSON Realtime sends (``to_jsonb`` of the typed row)."""
-        raw: dict[str, Any] = {}
-        for col in cols:
-            value = col.get("value")
-            if col.get("type") in ("json", "jsonb") and isinstance(value, str):
-                value = json.loads(value)
-            raw[col["name"]] = value
-        if not raw:
-            return {}
-        rel = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+    async def decode_many(self, raws: list[dict[str, Any]]) -> list[Change]:
+        """Each change with its rows typed; one query per table for the whole batch (a burst
+        of thousands of changes is decoded in a few queries, not thousands)."""
+        parts: list[tuple[dict[str, Any], TableInfo, dict[str, Any] | None,
+                          frozenset[str], dict[str, Any] | None]] = []  # fmt: skip
+        rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for raw in raws:
+            schema, table, event = raw["schema"], raw["table"], EVENTS[raw["action"]]
+            info = await self.table(schema, table)
+            if any(c["name"] not in info.columns for c in raw.get("columns", [])):
+                info = await self.table(schema, table, refresh=True)
+            new_cols = list(raw.get("columns", []))
+            old_cols = list(raw.get("identity", []))
+            record: dict[str, Any] | None = None
+            from_old: frozenset[str] = frozenset()
+            if event != "DELETE":
+                present = {c["name"] for c in new_cols}
+                merged = [c for c in old_cols if c["name"] not in present]
+                from_old = frozenset(c["name"] for c in merged)
+                record = _values(new_cols + merged)
+                rows.setdefault((schema, table), []).append(record)
+            old = _values(old_cols) if event != "INSERT" else None
+            if old is not None:
+                rows.setdefault((schema, table), []).append(old)
+            parts.append((raw, info, record, from_old, old))
+        typed = {key: iter(await self._typed(key, values)) for key, values in rows.items()}
+        out = []
+        for raw, info, record, from_old, old in parts:
+            key = (raw["schema"], raw["table"])
+            record = _pick(next(typed[key]), record) if record is not None else None
+            old = _pick(next(typed[key]), old) if old is not None else None
+            # ``octet_length(wal::text)``: jsonb's text form uses ", " and ": " as json.dumps.
+            too_big = len(json.dumps(raw, ensure_ascii=False).encode()) > self.max_record_bytes
+            out.append(Change(raw["schema"], raw["table"], EVENTS[raw["action"]], info,
+                              _commit_ts(raw), record, from_old, old, too_big))  # fmt: skip
+        return out
+
+    async def _typed(self, key: tuple[str, str], rows: list[dict[str, Any]]) -> list[str]:
+        """wal2json values as the JSON Realtime sends: ``to_jsonb`` of the typed rows."""
+        rel = sql.SQL("{}.{}").format(sql.Identifier(key[0]), sql.Identifier(key[1]))
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                sql.SQL(
-                    "select to_jsonb(r)::text from jsonb_populate_record(null::{}, %s::jsonb) r"
-                ).format(rel),
-                (json.dumps(raw),),
-            )
-            row = await cur.fetchone()
-        typed: dict[str, Any] = json.loads(row[0]) if row else {}
-        return {k: typed.get(k) for k in raw}
+                sql.SQL("select (to_jsonb(x) - 'ordinality')::text from"
+                        " jsonb_populate_recordset(null::{}, %s::jsonb) with ordinality x"
+                        " order by x.ordinality").format(rel),
+                (json.dumps(rows),))  # fmt: skip
+            return [r[0] for r in await cur.fetchall()]
 
     async def selectable(self, change: Change, role: str) -> frozenset[str]:
         """The columns ``role`` may SELECT (``has_column_privilege``)."""
         if role == SUPERUSER.role:
             return frozenset(change.info.columns)
-        rel = f'"{change.schema}"."{change.table}"'
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "select a.attname from pg_attribute a where a.attrelid = %s::regclass"
-                " and a.attnum > 0 and not a.attisdropped"
-                " and has_column_privilege(%s, a.attrelid, a.attname, 'SELECT')",
-                (rel, role),
-            )
-            return frozenset(r[0] for r in await cur.fetchall())
+        key = (change.schema, change.table, role)
+        if key not in self._selectable:
+            rel = f'"{change.schema}"."{change.table}"'
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "select a.attname from pg_attribute a where a.attrelid = %s::regclass"
+                    " and a.attnum > 0 and not a.attisdropped"
+                    " and has_column_privilege(%s, a.attrelid, a.attname, 'SELECT')",
+                    (rel, role))
+                self._selectable[key] = frozenset(r[0] for r in await cur.fetchall())
+        return self._selectable[key]
+
+    async def bypasses_rls(self, role: str) -> bool:
+        if role not in self._bypass:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute("select rolbypassrls from pg_roles where rolname = %s",
+                                         (role,))  # fmt: skip
+                row = await cur.fetchone()
+            self._bypass[role] = bool(row and row[0])
+        return self._bypass[role]
 
     async def payload(
         self, change: Change, sub: Subscriber
@@ -305,8 +329,15 @@ class Changes:
     async def _matching_ids(
         self, change: Change, sub: Subscriber, row: dict[str, Any]
     ) -> list[int]:
-        """One query as the subscriber: row visible under RLS? which filters match?"""
+        """One query as the subscriber: row visible under RLS? which filters match? None
+        when neither needs asking (no filters, and a DELETE, a table without RLS or a role
+        that bypasses it)."""
         info = change.info
+        if not any(b.conditions for b in sub.bindings) and (
+            change.event == "DELETE" or not info.rls
+            or await self.bypasses_rls(sub.caller.role)
+        ):
+            return [b.id for b in sub.bindings]
         rel = sql.SQL("{}.{}").format(sql.Identifier(change.schema), sql.Identifier(change.table))
         params: list[Any] = []
         if change.event == "DELETE":
@@ -351,6 +382,23 @@ class Changes:
         if result is None or not result[0]:
             return []
         return [b.id for b, ok in zip(sub.bindings, result[1:], strict=True) if ok]
+
+
+def _values(cols: list[dict[str, Any]]) -> dict[str, Any]:
+    """wal2json's column list as a JSON object (json/jsonb values parsed)."""
+    out: dict[str, Any] = {}
+    for col in cols:
+        value = col.get("value")
+        if col.get("type") in ("json", "jsonb") and isinstance(value, str):
+            value = json.loads(value)
+        out[col["name"]] = value
+    return out
+
+
+def _pick(typed: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The typed row, with the columns wal2json gave (and no others)."""
+    full: dict[str, Any] = json.loads(typed)
+    return {k: full.get(k) for k in raw}
 
 
 def _binding_sql(

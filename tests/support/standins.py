@@ -3,6 +3,7 @@ database with the bootstrap and a module's own objects."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -40,3 +41,21 @@ def scratch_database(cluster: PgCluster, *, prefix: str, sql: str) -> Iterator[s
         yield url
     finally:
         cluster.drop_database(name)
+
+
+def wait_until_decoded(db_url: str) -> None:
+    """Until the stand-in's logical slot has consumed everything committed so far."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute("select pg_current_wal_lsn()").fetchone()
+        assert row is not None
+        for _ in range(600):
+            done = conn.execute(
+                "select coalesce(bool_and(confirmed_flush_lsn >= %s::pg_lsn), false)"
+                " from pg_replication_slots"
+                " where slot_type = 'logical' and database = current_database()",
+                (row[0],),
+            ).fetchone()
+            if done is not None and done[0]:
+                return
+            time.sleep(0.1)
+    raise AssertionError("the Realtime feed never decoded the last changes")
