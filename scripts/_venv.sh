@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/test and scripts/demo: the project venv with an editable install,
 # reinstalled only when pyproject.toml changed. Expects ROOT and log() from the caller.
 VENV=$ROOT/.venv

@@ -83,5 +83,45 @@ select public.upsert_template(t) from jsonb_array_elements($json$[
     "params_schema": {"type": "object"},
     "steps": [{"kind": "python", "name": "noop", "handler": "noop"}],
     "max_attempts": 3
+  },
+  {
+    "name": "generate_spec_kit",
+    "description": "Generate a spec kit (constitution, PRD/spec, plan, tasks) from GitHub Spec Kit's templates: one markdown artifact per document, spec-kit.zip, and a spec_docs row per document. Unfilled slots are listed TODO markers. See docs/SPEC_KIT.md.",
+    "default_lane": "B",
+    "params_schema": {"type": "object", "required": ["name", "description"], "additionalProperties": false,
+      "properties": {
+        "name": {"type": "string", "maxLength": 64, "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]*([.][A-Za-z0-9_-]+)*$",
+                 "description": "Kit name, one path segment: spec/<name>/ or specs/001-<name>/"},
+        "title": {"type": "string", "maxLength": 200},
+        "description": {"type": "string", "minLength": 1, "maxLength": 20000},
+        "features": {"type": "array", "maxItems": 50, "items": {"type": ["string", "object"]},
+                     "description": "User stories: titles, or objects with title, description, priority, why, independent_test, acceptance, requirements, success_criteria"},
+        "principles": {"type": "array", "maxItems": 20, "items": {"type": ["string", "object"]},
+                       "description": "'Name: description' strings, or objects with name and description"},
+        "technical_context": {"type": "object"},
+        "layout": {"type": "string", "enum": ["plan", "speckit"], "default": "plan"},
+        "date": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+      }},
+    "steps": [{"kind": "python", "name": "generate", "handler": "speckit.generate"}],
+    "max_attempts": 1,
+    "non_retryable_errors": ["invalid_input", "not_found", "permission_denied"]
+  },
+  {
+    "name": "validate_spec_kit",
+    "description": "Validate a spec kit against GitHub Spec Kit's format (files, sections, placeholders, user stories, FR-/SC- ids, tasks, coverage): spec-kit-report.json (versioned schema) and spec-kit-report.md. Fails on errors, succeeds with warnings. See docs/SPEC_KIT.md.",
+    "default_lane": "B",
+    "params_schema": {"type": "object", "additionalProperties": false,
+      "properties": {
+        "path": {"type": "string", "minLength": 1, "maxLength": 1024,
+                 "description": "A kit folder or zip under the worker's PULSER_OPS_SPEC_ROOT; with run_id or git_ref, a folder inside that source"},
+        "run_id": {"type": "string", "pattern": "^[0-9a-fA-F-]{36}$", "description": "A run whose zip artifact to validate"},
+        "artifact": {"type": "string", "minLength": 1, "maxLength": 255, "default": "spec-kit.zip"},
+        "git_ref": {"type": "string", "minLength": 1, "maxLength": 200, "description": "A branch, tag or commit"},
+        "git_repo": {"type": "string", "minLength": 1, "maxLength": 1024,
+                     "description": "https:// URL, or a repository under PULSER_OPS_SPEC_ROOT (default: the root itself)"}
+      }},
+    "steps": [{"kind": "python", "name": "validate", "handler": "speckit.validate"}],
+    "max_attempts": 1,
+    "non_retryable_errors": ["invalid_input", "not_found", "permission_denied", "spec_kit_invalid"]
   }
 ]$json$::jsonb) as t;

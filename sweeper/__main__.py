@@ -1,4 +1,4 @@
-"""``python -m sweeper`` from a checkout: what ``.github/workflows/sweeper.yml`` and cron run.
+"""``python -m sweeper`` from a checkout (cron on a host that has the repository).
 
 The same command as ``pulser-ops sweep``: options, exit codes and behaviour are
 :func:`pulser_ops.sweeper.main`'s, so the job and an installed sweeper cannot drift apart.

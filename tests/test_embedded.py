@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -19,8 +20,9 @@ import pytest
 
 import pulser_ops
 from pulser_ops import embedded
+from pulser_ops.embedded import placement
 from pulser_ops.errors import ConfigurationError
-from tests.cli.helpers import Cli, assert_ok, assert_one_error
+from tests.cli.helpers import PULSER_OPS_EXE, Cli, assert_ok, assert_one_error
 from tests.support.dirs import reachable_temp_dir
 
 
@@ -143,20 +145,95 @@ def test_data_of_an_unknown_postgres_version_is_a_clear_error(base: Path) -> Non
     assert not embedded.status(home).running
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another OS user")
-def test_home_the_server_user_cannot_reach_is_a_clear_error(base: Path) -> None:
-    private = base / "private"
-    private.mkdir(mode=0o700)
-    with pytest.raises(ConfigurationError, match="cannot enter"):
-        embedded.ensure_database(private / "home")
-    assert not (private / "home" / "pg").exists()
+ROOT_ONLY = pytest.mark.skipif(
+    os.geteuid() != 0, reason="only root hands the server to another OS user"
+)
+
+
+def _pulser_ops(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The installed CLI as a user types it: no connection settings, so the embedded default."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PULSER_OPS_", "SUPABASE_"))}
+    return subprocess.run(
+        [PULSER_OPS_EXE, *args], cwd=cwd, env={**clean, "COLUMNS": "300", **env},
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+
+
+@ROOT_ONLY
+def test_root_in_a_private_directory_keeps_the_data_where_postgres_can_reach_it(
+    base: Path,
+) -> None:
+    """Root working in a mode-700 directory (a container in /root/project): the `postgres` OS
+    user cannot enter it, so the cluster lives under /var/lib/pulser-ops, owned by that user,
+    and `local status` says where."""
+    project = base / "project"
+    project.mkdir(mode=0o700)
+    home = project / ".pulser-ops"
+    try:
+        made = _pulser_ops(project, "enqueue", "hello", "-P", "name=root")
+        assert made.returncode == 0, made.stderr
+        run_id = made.stdout.split()[0]
+
+        st = json.loads(_pulser_ops(project, "local", "status", "--json").stdout)
+        data = Path(st["data_dir"])
+        assert st["running"] and st["relocated"] and st["home"] == str(home)
+        assert data.is_relative_to(placement.DEFAULT_DATA_ROOT / "embedded"), data
+        assert (home / "pg").resolve() == data.parent
+        info = data.stat()
+        assert info.st_uid == pwd.getpwnam("postgres").pw_uid and info.st_mode & 0o777 == 0o700
+        assert (data.parent / placement.HOME_MARKER).read_text().strip() == str(home)
+        assert project.stat().st_mode & 0o777 == 0o700, "the project directory was not opened up"
+        shown = _pulser_ops(project, "local", "status").stdout
+        assert str(data) in shown and "outside the home" in shown
+
+        # Stopped and started again, the data is still there.
+        assert _pulser_ops(project, "local", "stop").returncode == 0
+        listed = _pulser_ops(project, "runs", "ls", "-f", "json")
+        assert listed.returncode == 0, listed.stderr
+        assert [r["id"] for r in json.loads(listed.stdout)] == [run_id]
+    finally:
+        if (home / "pg").is_symlink():
+            target = (home / "pg").resolve()
+            embedded.stop(home)
+            shutil.rmtree(target, ignore_errors=True)
+
+
+@ROOT_ONLY
+def test_binaries_in_a_private_virtualenv_are_copied_where_postgres_can_run_them(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root with the pgserver wheel inside a mode-700 directory (`pip install pulser-ops` in
+    /root/project/.venv on a machine without PostgreSQL): the binaries are copied once under
+    the data root ($PULSER_OPS_PG_DATA_ROOT here) and the cluster goes there too."""
+    pgserver = pytest.importorskip("pgserver", reason="no pgserver wheel for this Python/platform")
+
+    project = base / "project"
+    project.mkdir(mode=0o700)
+    site = project / ".venv" / "site-packages"  # the wheel's layout: package + auditwheel libs
+    wheel = Path(pgserver.__file__).parent
+    shutil.copytree(wheel / "pginstall", site / "pgserver" / "pginstall", symlinks=True)
+    shutil.copytree(wheel.parent / "pgserver.libs", site / "pgserver.libs", symlinks=True)
+    install = site / "pgserver" / "pginstall"
+    data_root = base / "var-lib"
+    monkeypatch.setenv("PULSER_OPS_PG_BIN", str(install / "bin"))
+    monkeypatch.setenv(placement.DATA_ROOT_ENV, str(data_root))
+    home = project / ".pulser-ops"
+    try:
+        url = embedded.ensure_database(home)
+        with pulser_ops.connect(url, storage_dir=home / "storage") as client:
+            assert "hello" in {t.name for t in client.templates.list()}
+        state = json.loads((home / "embedded.json").read_text())
+        assert Path(state["bin_dir"]).is_relative_to(data_root / "bin"), state["bin_dir"]
+        assert embedded.status(home).data_dir.is_relative_to(data_root / "embedded")
+    finally:
+        embedded.stop(home)
 
 
 def test_the_pgserver_wheel_serves_when_no_system_postgres_is_chosen(
     base: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The fallback for machines without PostgreSQL: the pgserver wheel's own server (16)."""
-    import pgserver
+    pgserver = pytest.importorskip("pgserver", reason="no pgserver wheel for this Python/platform")
 
     wheel_bin = Path(pgserver.__file__).parent / "pginstall" / "bin"
     monkeypatch.setenv("PULSER_OPS_PG_BIN", str(wheel_bin))

@@ -113,3 +113,14 @@ def test_the_installed_sweeper_runs_without_a_checkout(
     assert again.returncode == 0 and "nothing expired" in again.stdout, again.stderr
     missing = python("-m", "sweeper")
     assert missing.returncode != 0 and "No module named sweeper" in missing.stderr
+
+
+def test_the_spec_kit_files_are_package_data(wheel: Path) -> None:
+    """The vendored Spec Kit templates, their licence, the report schema and the workflow."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    base = "pulser_ops/speckit/"
+    for name in ("upstream/constitution-template.md", "upstream/spec-template.md",
+                 "upstream/plan-template.md", "upstream/tasks-template.md", "upstream/LICENSE",
+                 "upstream/UPSTREAM.json", "report.schema.json", "workflows/spec-kit.yml"):  # fmt: skip
+        assert base + name in names, name

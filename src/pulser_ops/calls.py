@@ -86,6 +86,10 @@ class Call(Generic[T]):
     retry_safe: bool = False
     #: STABLE functions: PostgREST may run them read-only (GET); psycopg does not care.
     read_only: bool = False
+    #: Milliseconds for the statement before PostgreSQL cancels it (``statement_timeout``),
+    #: armed by the direct transport for this call alone; over Supabase the API role's own
+    #: timeout applies. For functions that catch the cancel and answer from estimates.
+    statement_timeout_ms: int | None = None
     #: How to send it under an API row cap; None: one row, or a plain set (see ``Paging``).
     paging: Paging | None = None
 
@@ -150,7 +154,8 @@ def _seconds(value: timedelta | float | int | None) -> float | None:
     return float(value)
 
 
-def _lanes(lanes: Iterable[str] | str | None) -> list[str] | None:
+def lane_list(lanes: Iterable[str] | str | None) -> list[str] | None:
+    """Lanes as a list (``"A,B"`` or an iterable); None stays None."""
     if lanes is None:
         return None
     if isinstance(lanes, str):
@@ -213,7 +218,7 @@ def claim_runs(
         "claim_runs",
         _args(
             worker_id=(worker_id, "text"),
-            lanes=(_lanes(lanes), "text[]"),
+            lanes=(lane_list(lanes), "text[]"),
             max_runs=(limit, "integer"),
             lease_seconds=(lease_seconds, "integer"),
         ),
@@ -385,7 +390,7 @@ def list_runs(
         "list_runs",
         _args(
             status=([str(s) for s in statuses] if statuses else None, "text[]"),
-            lanes=(_lanes(lane), "text[]"),
+            lanes=(lane_list(lane), "text[]"),
             template=(template, "text"),
             session_id=(_uuid(session_id, "session_id") if session_id else None, "uuid"),
             created_after=(created_after.isoformat() if created_after else None, "timestamptz"),
@@ -408,7 +413,7 @@ def runs_changed_since(
         "runs_changed_since",
         _args(
             since=(since.isoformat(), "timestamptz"),
-            lanes=(_lanes(lanes), "text[]"),
+            lanes=(lane_list(lanes), "text[]"),
             max_rows=(limit, "integer"),
         ),
         many(m.Run),
@@ -622,6 +627,39 @@ def list_sessions(limit: int = 100) -> Call[list[m.Session]]:
     )
 
 
+def put_spec_docs(
+    run_id: UUID | str, worker_id: str, attempt: int, docs: Sequence[m.SpecDocIn]
+) -> Call[list[m.SpecDoc]]:
+    payload = [d.model_dump(mode="json") for d in docs]
+    return Call(
+        "put_spec_docs",
+        _args(
+            run_id=(_uuid(run_id, "run_id"), "uuid"),
+            worker_id=(worker_id, "text"),
+            attempt=(attempt, "integer"),
+            docs=(payload, "jsonb"),
+        ),
+        many(m.SpecDoc),
+        retry_safe=True,  # fenced, and an upsert per (run, path)
+    )
+
+
+def list_spec_docs(
+    run_id: UUID | str | None = None, session_id: UUID | str | None = None, limit: int = 100
+) -> Call[list[m.SpecDoc]]:
+    return Call(
+        "list_spec_docs",
+        _args(
+            run_id=(None if run_id is None else _uuid(run_id, "run_id"), "uuid"),
+            session_id=(None if session_id is None else _uuid(session_id, "session_id"), "uuid"),
+            max_rows=(limit, "integer"),
+        ),
+        many(m.SpecDoc),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
 def list_lanes() -> Call[list[m.Lane]]:
     return Call("list_lanes", {}, many(m.Lane), retry_safe=True, read_only=True)
 
@@ -674,7 +712,7 @@ def register_worker(
             worker_id=(worker_id, "text"),
             host=(host, "text"),
             pid=(pid, "integer"),
-            lanes=(_lanes(lanes), "text[]"),
+            lanes=(lane_list(lanes), "text[]"),
             version=(version, "text"),
             concurrency=(concurrency, "integer"),
             metadata=(_object(metadata, "metadata") or None, "jsonb"),
@@ -719,17 +757,23 @@ def control_plane_info() -> Call[dict[str, Any]]:
 # --- the control room: board, search, count, bulk actions, re-run ----------------------------
 
 
-def _board(rows: Sequence[Row]) -> m.BoardSnapshot:
-    if len(rows) != 1:
-        raise InvalidInput(f"board_snapshot returned {len(rows)} rows")
-    return m.BoardSnapshot.model_validate(rows[0]["board"])
+def _document(fn: str, column: str, model: type[M]) -> Decode[M]:
+    """A function answering one row whose ``column`` holds a JSON document (two columns, so
+    PostgREST does not unwrap it like a scalar), as ``model``."""
+
+    def decode(rows: Sequence[Row]) -> M:
+        if len(rows) != 1:
+            raise InvalidInput(f"{fn} returned {len(rows)} rows")
+        return model.model_validate(rows[0][column])
+
+    return Decode.from_rows(decode)
 
 
 def board_snapshot(running_limit: int = 100) -> Call[m.BoardSnapshot]:
     return Call(
         "board_snapshot",
         _args(running_limit=(running_limit, "integer")),
-        Decode.from_rows(_board),
+        _document("board_snapshot", "board", m.BoardSnapshot),
         retry_safe=True,
         read_only=True,
     )
@@ -830,4 +874,64 @@ def rerun_run(
             lane=(lane, "text"),
         ),
         one(m.Run),
+    )
+
+
+# --- monitoring: fleet gauges, performance, alerts -------------------------------------------
+
+
+def fleet_metrics(
+    *,
+    exact_limit: int | None = None,
+    stale_beats: float | None = None,
+    forget_seconds: int | None = None,
+    timeout_ms: int | None = None,
+) -> Call[m.FleetMetrics]:
+    """The fleet's gauges at scrape time. ``timeout_ms``: the statement_timeout the direct
+    transport arms; the function answers from estimates when it fires."""
+    # Not read-only for PostgREST: the estimates run EXPLAIN, which a STABLE function may not.
+    return Call(
+        "fleet_metrics",
+        _args(
+            exact_limit=(exact_limit, "integer"),
+            stale_beats=(stale_beats, "numeric"),
+            forget_seconds=(forget_seconds, "integer"),
+        ),
+        _document("fleet_metrics", "metrics", m.FleetMetrics),
+        retry_safe=True,
+        statement_timeout_ms=timeout_ms,
+    )
+
+
+def performance_stats(
+    period: str, *, max_exact: int | None = None, step_runs: int | None = None
+) -> Call[m.PerformanceStats]:
+    return Call(
+        "performance_stats",
+        _args(
+            period=(period, "text"),
+            max_exact=(max_exact, "integer"),
+            step_runs=(step_runs, "integer"),
+        ),
+        _document("performance_stats", "stats", m.PerformanceStats),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def evaluate_alerts(rules: Mapping[str, Any]) -> Call[list[m.AlertNotice]]:
+    """Not retry-safe: a first call that committed unheard has opened the incidents, and a
+    repeat would find them open and return no notice for them."""
+    return Call(
+        "evaluate_alerts", _args(rules=(_object(rules, "rules"), "jsonb")), many(m.AlertNotice)
+    )
+
+
+def list_alerts(status: str | None = None, limit: int = 50) -> Call[list[m.Alert]]:
+    return Call(
+        "list_alerts",
+        _args(status=(status, "text"), max_rows=(limit, "integer")),
+        many(m.Alert),
+        retry_safe=True,
+        read_only=True,
     )

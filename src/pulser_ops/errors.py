@@ -163,6 +163,17 @@ class WorkerConfigError(ConfigurationError, ValueError):
     code = "worker_config_error"
 
 
+class AlertRulesError(ConfigurationError, ValueError):
+    """An alert rules file is invalid; the message names the file, the line and the key."""
+
+    code = "alert_rules_error"
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        #: 1-based line of the file the problem is on (None: the file as a whole)
+        self.line = line
+
+
 # --- step executors ---------------------------------------------------------------------------
 # A worker stores a step error's ``code`` as the run's ``error_class``, so templates can list
 # these codes in ``non_retryable_errors``; the codes never change.

@@ -178,6 +178,31 @@ class Session(_Row):
     created_at: datetime
 
 
+class SpecDoc(_Row):
+    """A document of a spec kit; ``run_id``/``path`` are set when a run generated it."""
+
+    id: UUID
+    session_id: UUID | None = None
+    owner_id: UUID | None = None
+    run_id: UUID | None = None
+    path: str | None = None
+    kind: str
+    title: str = ""
+    content: str = ""
+    created_at: datetime
+    updated_at: datetime
+
+
+class SpecDocIn(_Row):
+    """A document a worker saves for its run (``put_spec_docs``); session and owner come
+    from the run."""
+
+    path: str
+    kind: str
+    title: str = ""
+    content: str
+
+
 class Lane(_Row):
     id: LaneId
     paused: bool = False
@@ -318,6 +343,7 @@ class SweepResult(_Row):
     attempt: int
     worker_id: str | None = None
     stuck_for_seconds: float | None = None
+    lane: LaneId | None = None
 
 
 class PruneResult(_Row):
@@ -458,3 +484,158 @@ class BulkResult(_Row):
     affected: int
     capped: bool
     touched: list[UUID] = Field(default_factory=list)
+
+
+# --- monitoring (fleet_metrics, performance_stats, alerts) ---------------------------------------
+
+
+class LaneQueue(_Row):
+    """A lane's queue at scrape time; ``exact`` False: more were queued than the cap and
+    ``queued`` (and the template split) are estimates."""
+
+    lane: LaneId
+    paused: bool = False
+    max_running: int | None = None
+    queued: int = 0
+    exact: bool = True
+    oldest_ready_at: datetime | None = None
+    oldest_age_seconds: float | None = None
+    oldest_run_id: UUID | None = None
+    #: queued runs per template ("" when only the lane's total is known)
+    templates: dict[str, int] = Field(default_factory=dict)
+
+
+class RunningCount(_Row):
+    lane: LaneId
+    template: str = ""
+    runs: int = 0
+    #: running with the lease expired (None: not counted, the scrape ran out of time)
+    stuck: int | None = None
+
+
+class FinishedCount(_Row):
+    lane: LaneId
+    template: str
+    status: Literal["succeeded", "failed", "cancelled"]
+    runs: int = 0
+
+
+class FleetWorker(_Row):
+    id: str
+    host: str = ""
+    lanes: list[LaneId] = Field(default_factory=list)
+    concurrency: int = 1
+    status: str = "active"
+    #: runs it holds (None: not counted, the scrape ran out of time)
+    running: int | None = None
+    last_seen_at: datetime
+    heartbeat_seconds: float = 10.0
+    stale: bool = False
+
+
+class FleetMetrics(_Row):
+    """The fleet's gauges at one moment (``fleet_metrics``). ``exact``: the queue counts are
+    exact; ``finished_exact``: so are the finished counts (else a block sample of
+    ``finished_sample_percent`` % of the table, scaled up)."""
+
+    taken_at: datetime
+    exact: bool = True
+    finished_exact: bool = True
+    finished_sample_percent: float | None = None
+    lanes: list[LaneQueue] = Field(default_factory=list)
+    running: list[RunningCount] = Field(default_factory=list)
+    finished: list[FinishedCount] = Field(default_factory=list)
+    workers: list[FleetWorker] = Field(default_factory=list)
+
+
+class Percentiles(_Row):
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+
+
+class TemplatePerformance(_Row):
+    template: str = ""
+    runs: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    #: finished runs per hour over the period
+    per_hour: float = 0.0
+    #: seconds from available to claimed (the last attempt's)
+    wait: Percentiles = Field(default_factory=Percentiles)
+    #: seconds from claimed to finished
+    duration: Percentiles = Field(default_factory=Percentiles)
+    #: finished runs per bucket, oldest first; ``failures``: of those, failed
+    series: list[int] = Field(default_factory=list)
+    failures: list[int] = Field(default_factory=list)
+
+
+class StepKindPerformance(_Row):
+    kind: str
+    steps: int = 0
+    failed: int = 0
+    duration: Percentiles = Field(default_factory=Percentiles)
+
+
+PerformancePeriod = Literal["hour", "day", "week"]
+PERIODS: tuple[PerformancePeriod, ...] = ("hour", "day", "week")
+
+
+class PerformanceStats(_Row):
+    """``performance_stats`` for one period. ``exact`` False: more than ``max_exact`` runs
+    finished, and the numbers come from a block sample of ``sample_percent`` % of the runs
+    table (``runs_read`` runs of the period), its counts scaled up. ``step_runs``: how many
+    runs the step percentiles come from."""
+
+    period: PerformancePeriod
+    since: datetime
+    until: datetime
+    bucket_seconds: int
+    buckets: int
+    exact: bool = True
+    sample_percent: float = 100.0
+    runs_read: int = 0
+    templates: list[TemplatePerformance] = Field(default_factory=list)
+    total: TemplatePerformance = Field(default_factory=TemplatePerformance)
+    step_runs: int = 0
+    steps: list[StepKindPerformance] = Field(default_factory=list)
+
+
+AlertSeverity = Literal["info", "warning", "critical"]
+
+
+class Alert(_Row):
+    """An alert incident: firing while its rule's condition holds for its subject (a lane, a
+    worker, a template), then resolved."""
+
+    id: UUID
+    rule: str
+    subject: str = ""
+    severity: AlertSeverity = "warning"
+    status: Literal["firing", "resolved"]
+    summary: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+    run_ids: list[UUID] = Field(default_factory=list)
+    started_at: datetime
+    last_seen_at: datetime
+    notified_at: datetime | None = None
+    notifications: int = 0
+    resolved_at: datetime | None = None
+
+
+class AlertNotice(_Row):
+    """What to tell people about an incident: ``firing`` (new), ``reminder`` (still firing)
+    or ``resolved``."""
+
+    alert_id: UUID
+    notice: Literal["firing", "reminder", "resolved"]
+    rule: str
+    subject: str = ""
+    severity: AlertSeverity = "warning"
+    summary: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+    run_ids: list[UUID] = Field(default_factory=list)
+    started_at: datetime
+    resolved_at: datetime | None = None
+    notifications: int = 0

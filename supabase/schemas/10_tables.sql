@@ -184,8 +184,18 @@ create table public.spec_docs (
   title      text not null default '' check (char_length(title) <= 200),
   content    text not null default '' check (octet_length(content) <= 1048576),
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
+  updated_at timestamptz not null default now(),
+  run_id     uuid references public.runs (id) on delete cascade,
+  path       text,
+  constraint spec_docs_path_is_relative check (
+    path is null or (char_length(path) between 1 and 255
+                     and path !~ '(^/|\\|//|(^|/)\.\.?(/|$)|/$|[[:cntrl:]])')),
+  constraint spec_docs_run_has_path check ((run_id is null) = (path is null)),
+  -- nulls are distinct: documents made outside a run are not constrained
+  constraint spec_docs_run_path_key unique (run_id, path)
 );
+comment on column public.spec_docs.run_id is 'The run that generated this document (generate_spec_kit), if any.';
+comment on column public.spec_docs.path is 'The document''s path in its kit (spec/<name>/prd.md, specs/001-<name>/spec.md, ...).';
 create index spec_docs_session_idx on public.spec_docs (session_id);
 create index spec_docs_owner_idx on public.spec_docs (owner_id);
 
@@ -202,3 +212,26 @@ create table public.workers (
   last_seen_at timestamptz not null default now(),
   metadata     jsonb not null default '{}' check (jsonb_typeof(metadata) = 'object')
 );
+
+-- Alert incidents (57_monitoring.sql, evaluate_alerts): one row per incident of a rule about one
+-- subject (a lane, a worker, a template), firing until the condition clears, then resolved. At
+-- most one firing incident per rule and subject: that is what makes a notification once per
+-- incident, whoever evaluates and however often.
+create table public.alerts (
+  id            uuid primary key default gen_random_uuid(),
+  rule          text not null check (rule ~ '^[a-z][a-z0-9_]{0,62}$'),
+  subject       text not null default '' check (char_length(subject) <= 200),
+  severity      text not null default 'warning' check (severity in ('info', 'warning', 'critical')),
+  status        text not null default 'firing' check (status in ('firing', 'resolved')),
+  summary       text not null default '' check (char_length(summary) <= 2000),
+  details       jsonb not null default '{}' check (jsonb_typeof(details) = 'object'),
+  run_ids       uuid[] not null default '{}' check (cardinality(run_ids) <= 200),
+  started_at    timestamptz not null default now(),
+  last_seen_at  timestamptz not null default now(),
+  notified_at   timestamptz,
+  notifications integer not null default 0 check (notifications >= 0),
+  resolved_at   timestamptz,
+  constraint alerts_resolved_iff_resolved_at check ((status = 'resolved') = (resolved_at is not null))
+);
+create unique index alerts_open_idx on public.alerts (rule, subject) where status = 'firing';
+create index alerts_started_idx on public.alerts (started_at desc);

@@ -883,8 +883,9 @@ $$;
 -- Sweep
 -- ---------------------------------------------------------------------------
 
+-- lane: for the sweeper's per-lane counters (pulser_sweeper_requeued_total{lane}, ...).
 create type public.sweep_result as (
-  run_id uuid, action text, attempt integer, worker_id text, stuck_for_seconds numeric
+  run_id uuid, action text, attempt integer, worker_id text, stuck_for_seconds numeric, lane text
 );
 
 -- Requeue (or fail, after the last attempt; or cancel, when a cancel was requested) runs whose
@@ -943,7 +944,7 @@ begin
            updated_at = now()
       from expired e
      where r.id = any(ids) and r.id = e.id and r.status = 'running' and r.lease_expires_at < now()
-    returning r.id, r.status, r.attempt, r.max_attempts, e.old_worker, e.old_beat
+    returning r.id, r.status, r.attempt, r.max_attempts, e.old_worker, e.old_beat, r.lane
   ),
   events as (
     insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
@@ -961,7 +962,7 @@ begin
     from swept s
   )
   select s.id, case s.status when 'queued' then 'requeued' else s.status end, s.attempt,
-         s.old_worker, round(extract(epoch from now() - s.old_beat)::numeric, 3)
+         s.old_worker, round(extract(epoch from now() - s.old_beat)::numeric, 3), s.lane
   from swept s;
 end
 $$;

@@ -530,7 +530,8 @@ begin
                            join pg_catalog.pg_namespace n on n.oid = c.relnamespace
                            where n.nspname = 'public' and c.relkind = 'r' and not c.relrowsecurity
                              and c.relname in ('lanes', 'sessions', 'run_templates', 'runs',
-                               'run_steps', 'run_events', 'artifacts', 'spec_docs', 'workers')),
+                               'run_steps', 'run_events', 'artifacts', 'spec_docs', 'workers',
+                               'alerts')),
     'server_version', pg_catalog.current_setting('server_version')
   );
 end

@@ -216,3 +216,17 @@ end
 $$;
 comment on function public.list_held_runs(text) is
   'The runs running under a worker id, oldest claim first: what a worker holds, as the database sees it.';
+
+-- Spec docs as the caller may see them (RLS applies: an operator sees their own).
+create function public.list_spec_docs(
+  run_id uuid default null, session_id uuid default null, max_rows integer default 100
+) returns setof public.spec_docs
+language sql stable set search_path = '' as $$
+  select s.* from public.spec_docs s
+   where (list_spec_docs.run_id is null or s.run_id = list_spec_docs.run_id)
+     and (list_spec_docs.session_id is null or s.session_id = list_spec_docs.session_id)
+   order by s.created_at, s.path, s.id
+   limit least(greatest(coalesce(list_spec_docs.max_rows, 100), 1), 1000)
+$$;
+comment on function public.list_spec_docs(uuid, uuid, integer) is
+  'Spec docs the caller may see (RLS), by run and/or session, oldest first.';

@@ -19,10 +19,14 @@ alter table public.run_events enable row level security;
 alter table public.artifacts enable row level security;
 alter table public.spec_docs enable row level security;
 alter table public.workers enable row level security;
+alter table public.alerts enable row level security;
 
 create policy "operators read lanes" on public.lanes for select to authenticated using (true);
 create policy "operators read templates" on public.run_templates for select to authenticated using (true);
 create policy "operators read workers" on public.workers for select to authenticated using (true);
+-- Alerts are about the fleet (lanes, workers, templates), like the workers table; the run ids an
+-- incident lists open only what RLS on runs lets each operator see.
+create policy "operators read alerts" on public.alerts for select to authenticated using (true);
 
 create policy "operators read their sessions" on public.sessions for select to authenticated
   using (owner_id = (select auth.uid()) or (select pulser_ops.is_admin()));
@@ -43,16 +47,16 @@ create policy "operators manage their spec docs" on public.spec_docs for all to 
 -- ---------------------------------------------------------------------------
 
 revoke all on public.lanes, public.sessions, public.run_templates, public.runs, public.run_steps,
-  public.run_events, public.artifacts, public.spec_docs, public.workers,
+  public.run_events, public.artifacts, public.spec_docs, public.workers, public.alerts,
   public.lane_stats, public.worker_health, public.stuck_runs
   from public, anon, authenticated, service_role;
 grant select on public.lanes, public.sessions, public.run_templates, public.runs, public.run_steps,
-  public.run_events, public.artifacts, public.workers,
+  public.run_events, public.artifacts, public.workers, public.alerts,
   public.lane_stats, public.worker_health, public.stuck_runs to authenticated;
 grant select, insert, update, delete on public.spec_docs to authenticated;
 grant select, insert, update, delete on public.lanes, public.sessions, public.run_templates,
   public.runs, public.run_steps, public.run_events, public.artifacts, public.spec_docs,
-  public.workers to service_role;
+  public.workers, public.alerts to service_role;
 grant select on public.lane_stats, public.worker_health, public.stuck_runs to service_role;
 grant usage on schema pulser_ops to authenticated, service_role;
 
@@ -76,7 +80,8 @@ begin
                 'runs_changed_since', 'get_runs', 'get_lane_stats', 'get_worker_health',
                 'list_stuck_runs', 'delete_runs', 'control_plane_info', 'list_held_runs',
                 'search_runs', 'count_runs', 'board_snapshot', 'rerun_run', 'bulk_cancel_runs',
-                'bulk_rerun_runs'))
+                'bulk_rerun_runs', 'put_spec_docs', 'list_spec_docs', 'fleet_metrics',
+                'performance_stats', 'evaluate_alerts', 'list_alerts'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.
@@ -100,6 +105,7 @@ grant execute on function
   public.list_workers(), public.runs_changed_since(timestamptz, text[], integer, uuid),
   public.get_runs(uuid[]), public.get_lane_stats(), public.get_worker_health(),
   public.list_stuck_runs(integer), public.delete_runs(uuid[]), public.control_plane_info(),
+  public.list_spec_docs(uuid, uuid, integer),
   pulser_ops.delete_runs(uuid[]), pulser_ops.control_plane_info(),
   pulser_ops.enqueue_runs(jsonb), pulser_ops.cancel_run(uuid, text),
   pulser_ops.append_run_events(jsonb), pulser_ops.upsert_template(jsonb),
@@ -112,5 +118,12 @@ grant execute on function
   public.bulk_rerun_runs(uuid[], jsonb, integer, boolean),
   pulser_ops.runs_where(jsonb), pulser_ops.estimate_rows(text), pulser_ops.rerun(uuid, jsonb, text),
   pulser_ops.bulk_candidates(uuid[], jsonb, text, integer),
-  pulser_ops.bulk_runs(text, uuid[], jsonb, integer, boolean, text)
+  pulser_ops.bulk_runs(text, uuid[], jsonb, integer, boolean, text),
+  -- monitoring (57_monitoring.sql): invoker reads, so an operator sees their own runs' numbers;
+  -- evaluate_alerts stays with the service role (it writes incidents and events)
+  public.fleet_metrics(integer, numeric, integer), public.performance_stats(text, integer, integer),
+  public.list_alerts(text, integer), pulser_ops.lane_queues(integer),
+  pulser_ops.runs_rows_estimate(), pulser_ops.worker_beat(jsonb),
+  pulser_ops.require_between(numeric, text, numeric, numeric),
+  pulser_ops.percentiles(double precision[])
   to authenticated, service_role;

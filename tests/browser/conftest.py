@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
-from .harness import chromium_path
+import pulser_ops
+from pulser_ops.web import create_app
+
+from .harness import chromium_path, serve
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -31,3 +34,11 @@ def page(browser: Any) -> Iterator[Any]:
         yield pg
     finally:
         ctx.close()
+
+
+@pytest.fixture
+def base(db_url: str, tmp_path: Any) -> Iterator[str]:
+    """The board over a fresh database, served on a free loopback port; its URL."""
+    settings = pulser_ops.resolve(db_url, storage_dir=tmp_path / "files", home=tmp_path / "h")
+    with serve(create_app(settings=settings)) as url:
+        yield url

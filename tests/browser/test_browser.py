@@ -17,10 +17,9 @@ from playwright.sync_api import expect
 
 import pulser_ops
 from pulser_ops import Client
-from pulser_ops.web import create_app
 from tests.contract.helpers import SCHEMA
 
-from .harness import serve, shot
+from .harness import shot
 
 
 @pytest.fixture
@@ -33,13 +32,6 @@ def sdk(db_url: str, tmp_path: Any) -> Iterator[Client]:
              "retry_backoff_seconds": 0, "retry_backoff_max_seconds": 0, "retry_jitter": 0}
         )  # fmt: skip
         yield c
-
-
-@pytest.fixture
-def base(db_url: str, tmp_path: Any) -> Iterator[str]:
-    settings = pulser_ops.resolve(db_url, storage_dir=tmp_path / "files", home=tmp_path / "h")
-    with serve(create_app(settings=settings)) as url:
-        yield url
 
 
 def test_a_status_change_by_another_process_shows_on_the_board_within_2s(

@@ -58,6 +58,7 @@ STATE_TABLES = {
     "public.workers": "id",
     "public.lanes": "id",
     "public.spec_docs": "id",
+    "public.alerts": "id",
 }
 
 
@@ -165,7 +166,7 @@ class Env:
     def reset(self) -> None:
         self.sql(
             "truncate public.runs, public.run_templates, public.sessions, public.workers,"
-            " public.spec_docs cascade;"
+            " public.spec_docs, public.alerts cascade;"
             " update public.lanes set paused = false, max_running = null;"
         )
 

@@ -26,6 +26,7 @@ from pulser_ops import (
     PulserOpsError,
     Run,
 )
+from pulser_ops.alerts import Rules
 from pulser_ops.artifacts import INLINE_LIMIT
 from tests.contract.conftest import ANON, SERVICE, Caller, Env
 from tests.contract.helpers import claimed, template
@@ -37,6 +38,8 @@ RESET_EACH_TEST = False
 OPERATOR_A = Caller("operator", str(uuid.uuid4()))
 OPERATOR_B = Caller("operator", str(uuid.uuid4()))
 UNKNOWN = "00000000-0000-4000-8000-000000000001"
+#: Alert rules as evaluate_alerts takes them (the defaults).
+RULES = Rules().sql()
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,19 @@ CASES = [
     E("worker-id", lambda c, w: c.workers.register(""), InvalidInput),
     E("worker-metadata-type", lambda c, w: c.workers.register("w", metadata="x"), InvalidInput),
     E("worker-deregister-unknown", lambda c, w: c.workers.deregister("nope"), NotFound),
+    # monitoring and alerts
+    E("fleet-exact-limit", lambda c, w: c.monitoring.fleet(exact_limit=0), InvalidInput),
+    E("fleet-forget", lambda c, w: c.monitoring.fleet(forget_seconds=1), InvalidInput),
+    E("performance-period", lambda c, w: c.monitoring.performance("year"), InvalidInput),
+    E("performance-max-exact", lambda c, w: c.monitoring.performance("day", max_exact=1),
+      InvalidInput),
+    E("alerts-rules-missing", lambda c, w: c.alerts.evaluate({}), InvalidInput),
+    E("alerts-rules-type", lambda c, w: c.alerts.evaluate(RULES | {"keep_days": "x"}),
+      InvalidInput),
+    E("alerts-rule-value", lambda c, w: c.alerts.evaluate(
+        RULES | {"failure_rate": RULES["failure_rate"] | {"threshold": 2}}), InvalidInput),
+    E("alerts-rules-not-mapping", lambda c, w: c.alerts.evaluate([1]), InvalidInput),
+    E("alerts-list-status", lambda c, w: c.alerts.list("open"), InvalidInput),
     # operators: their own runs only, and no worker or admin functions
     E("op-cancel-theirs", lambda c, w: c.runs.cancel(w.theirs.id), PermissionDenied,
       who=OPERATOR_B),
@@ -255,6 +271,8 @@ CASES = [
       who=OPERATOR_A),
     E("op-concurrency", lambda c, w: c.lanes.set_concurrency("A", 2), PermissionDenied,
       who=OPERATOR_A),
+    E("op-evaluate-alerts", lambda c, w: c.alerts.evaluate(RULES), PermissionDenied,
+      who=OPERATOR_A),
     # the anon key: nothing at all
     E("anon-create", lambda c, w: c.runs.create("hello", {"name": "x"}), PermissionDenied,
       who=ANON),
@@ -271,6 +289,9 @@ CASES = [
     E("anon-sessions", lambda c, w: c.sessions.list(), PermissionDenied, who=ANON),
     E("anon-artifacts", lambda c, w: c.artifacts.list(w.running.id), PermissionDenied, who=ANON),
     E("anon-steps", lambda c, w: c.runs.steps(w.running.id), PermissionDenied, who=ANON),
+    E("anon-fleet", lambda c, w: c.monitoring.fleet(), PermissionDenied, who=ANON),
+    E("anon-performance", lambda c, w: c.monitoring.performance(), PermissionDenied, who=ANON),
+    E("anon-alerts", lambda c, w: c.alerts.list(), PermissionDenied, who=ANON),
 ]
 
 

@@ -2,10 +2,8 @@
 
 Layers, each replaceable on its own:
 
-- **Frames** (``Serializer``): how a message is put on the wire. Only Phoenix ``vsn=1.0.0``
-  (what realtime-py 2.34.1 speaks: JSON objects ``{topic, event, payload, ref, join_ref}``) is
-  implemented; a ``vsn=2.0.0`` serializer (JSON arrays ``[join_ref, ref, topic, event,
-  payload]``, supabase-js's default) is one more entry in ``SERIALIZERS``.
+- **Frames** (``phoenix.py``): how a message is put on the wire, by the socket's ``vsn``:
+  ``1.0.0`` JSON objects (realtime-py 2.34.1) or ``2.0.0`` JSON arrays (supabase-js' default).
 - **Channels** (``Realtime``): ``phx_join`` with ``config.postgres_changes`` bindings and an
   ``access_token``; the reply echoes the bindings with server ids; ``access_token`` pushes swap
   the token; ``phx_leave``; heartbeats.
@@ -49,6 +47,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import auth
 from .auth import AuthError, Caller
+from .phoenix import SERIALIZERS, Serializer
 from .realtime_wal import (
     EVENTS,
     Binding,
@@ -65,29 +64,6 @@ PUBLICATION = "supabase_realtime"
 #: Seconds between the join reply and "Subscribed to PostgreSQL" (tests raise it to open the
 #: window in which the real server drops changes).
 READY_DELAY_SECONDS = 0.2
-
-
-# --- frames --------------------------------------------------------------------------------
-
-
-class Serializer:
-    """Phoenix ``vsn=1.0.0``: every frame is one JSON object."""
-
-    vsn = "1.0.0"
-
-    def encode(self, message: dict[str, Any]) -> str:
-        return json.dumps(message)
-
-    def decode(self, text: str) -> dict[str, Any] | None:
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            return None
-        return msg if isinstance(msg, dict) else None
-
-
-#: ``vsn`` query parameter → serializer.
-SERIALIZERS: dict[str, Callable[[], Serializer]] = {"1.0.0": Serializer}
 
 
 # --- channels ------------------------------------------------------------------------------
@@ -211,7 +187,7 @@ class Realtime:
         self.connections.add(conn)
         try:
             while True:
-                msg = conn.serializer.decode(await ws.receive_text())
+                msg = conn.serializer.decode(await _receive_frame(ws))
                 if msg is not None:
                     await self._handle(conn, msg)
         except (WebSocketDisconnect, RuntimeError):
@@ -437,6 +413,15 @@ class Realtime:
                 with contextlib.suppress(Exception):
                     await conn.send({"topic": channel.topic, "event": "postgres_changes",
                                      "payload": {"ids": ids, "data": data}, "ref": None})
+
+
+async def _receive_frame(ws: WebSocket) -> str | bytes:
+    """The next text or binary frame (2.0.0 clients send both)."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text: str | None = message.get("text")
+    return text if text is not None else bytes(message.get("bytes") or b"")
 
 
 def _expired_message(exc: AuthError, token: Any) -> str:

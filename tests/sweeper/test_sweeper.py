@@ -1,5 +1,5 @@
 """The sweeper: bounded batches, its report, the race with heartbeats, and the ways it is
-scheduled (the GitHub workflow's command, the pg_cron snippet)."""
+scheduled (the GitHub workflow `pulser-ops init` writes, the pg_cron snippet)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ import psycopg
 import pytest
 import yaml
 from psycopg.types.json import Jsonb
+from typer.testing import CliRunner
 
 import pulser_ops
 from pulser_ops import LeaseLost
+from pulser_ops.cli import app
 from tests.support.pgcluster import PgCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,41 +168,72 @@ def test_sweep_and_heartbeat_race_one_wins_cleanly(db_url: str, tmp_path: Path) 
     assert heartbeat_wins + sweep_wins == 90
 
 
-def test_workflow_yaml_is_valid_and_its_command_runs(db_url: str, tmp_path: Path) -> None:
-    wf = yaml.safe_load((ROOT / ".github/workflows/sweeper.yml").read_text())
+def _github_run(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A ``run:`` script the way GitHub's runner runs it (``bash -e {0}``, no profile), from
+    ``cwd``; the script file itself lives elsewhere, as the runner's does."""
+    with tempfile.TemporaryDirectory() as where:
+        script_file = Path(where) / "step.sh"
+        script_file.write_text(script)
+        return subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_file)],
+            cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+
+def test_init_writes_the_sweeper_workflow_and_its_command_runs(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`pulser-ops init` gives a user's repository its sweeper workflow: it installs the
+    released package pinned to this version (never `pip install .` of a checkout the user
+    does not have), and its sweep step, run as GitHub runs it, sweeps the database."""
+    project = tmp_path / "project"
+    result = CliRunner().invoke(app, ["init", "--dir", str(project)])
+    assert result.exit_code == 0, result.output
+    path = project / ".github/workflows/sweeper.yml"
+    assert f"created    {path}" in result.stdout
+    wf = yaml.safe_load(path.read_text())
     triggers = wf.get(True) or wf.get("on")  # YAML 1.1 reads the key `on` as True
     assert "workflow_dispatch" in triggers
     assert triggers["schedule"][0]["cron"] == "*/5 * * * *"
-    steps = wf["jobs"]["sweep"]["steps"]
+    job = wf["jobs"]["sweep"]
+    steps = job["steps"]
+    assert not any("checkout" in s.get("uses", "") for s in steps), "no checkout needed"
+    install = next(s for s in steps if s.get("name") == "Install pulser-ops")
+    assert f'"pulser-ops=={pulser_ops.__version__}"' in install["run"]
+    assert "pip install ." not in path.read_text()
+    assert set(job["env"]) >= {"SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "PULSER_OPS_DATABASE_URL"}
     sweep_step = next(s for s in steps if s.get("name") == "Sweep expired runs")
-    assert set(sweep_step["env"]) >= {
-        "SUPABASE_URL",
-        "SUPABASE_SERVICE_ROLE_KEY",
-        "PULSER_OPS_DATABASE_URL",
-    }
+
     with _client(db_url, tmp_path) as client:
         _running_runs(client, 2)
         _expire(db_url)
-    # The step's own command, with the secrets GitHub would leave empty when unset.
-    env = {
-        **os.environ,
+    # The step's own script, with the secrets GitHub leaves empty when unset, and
+    # `pulser-ops` on PATH as the install step leaves it.
+    base = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PULSER_OPS_", "SUPABASE_"))},
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PULSER_OPS_SWEEP_BATCH": "500",
         "SUPABASE_URL": "",
         "SUPABASE_SERVICE_ROLE_KEY": "",
-        "PULSER_OPS_DATABASE_URL": db_url,
-        "PULSER_OPS_SWEEP_BATCH": "500",
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
-    out = subprocess.run(
-        sweep_step["run"],
-        shell=True,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = _github_run(sweep_step["run"], {**base, "PULSER_OPS_DATABASE_URL": db_url}, tmp_path)
     assert out.returncode == 0, out.stderr
     assert "requeued 2" in out.stdout
+
+    # No secret set: a clear failure, never a sweep of an embedded database on the runner.
+    unset = _github_run(sweep_step["run"], {**base, "PULSER_OPS_DATABASE_URL": ""}, tmp_path)
+    assert unset.returncode == 1
+    assert "::error::set the PULSER_OPS_DATABASE_URL secret" in unset.stdout
+    assert not (tmp_path / ".pulser-ops").exists()
+
+    # Written once: a second init leaves it, an edited copy is kept and reported.
+    path.write_text(path.read_text() + "# my edit\n")
+    again = CliRunner().invoke(app, ["init", "--dir", str(project)])
+    assert again.exit_code == 1 and str(path) in again.stderr
+    assert path.read_text().endswith("# my edit\n")
+    bare = tmp_path / "bare"
+    CliRunner().invoke(app, ["init", "--dir", str(bare), "--no-workflows"])
+    assert (bare / "supabase/seed.sql").is_file() and not (bare / ".github").exists()
 
 
 def test_pg_cron_snippet_schedules_a_working_sweep(
@@ -272,3 +306,36 @@ def test_loop_mode_keeps_going_and_stops_on_sigterm(db_url: str, tmp_path: Path,
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "requeued 3" in out
+
+
+def test_the_repositorys_own_sweeper_workflow_runs_from_the_checkout(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`.github/workflows/sweeper.yml` (this repository's, for a deployment from a checkout):
+    its sweep step, run as GitHub runs it from the checkout, sweeps with `python -m sweeper`;
+    without a secret it fails clearly instead of sweeping an embedded database on the runner;
+    and the schedule is opt-in, so forks without a project do not sweep."""
+    repo = Path(__file__).resolve().parents[2]
+    wf = yaml.safe_load((repo / ".github/workflows/sweeper.yml").read_text())
+    job = wf["jobs"]["sweep"]
+    assert "vars.PULSER_OPS_SWEEPER == 'on'" in job["if"]
+    assert "workflow_dispatch" in job["if"]
+    sweep_step = next(s for s in job["steps"] if s.get("name") == "Sweep expired runs")
+    assert "python -m sweeper" in sweep_step["run"]
+
+    with _client(db_url, tmp_path) as client:
+        _running_runs(client, 2)
+        _expire(db_url)
+    base = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PULSER_OPS_", "SUPABASE_"))},
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PULSER_OPS_SWEEP_BATCH": "500",
+        "SUPABASE_URL": "",
+        "SUPABASE_SERVICE_ROLE_KEY": "",
+    }
+    out = _github_run(sweep_step["run"], {**base, "PULSER_OPS_DATABASE_URL": db_url}, repo)
+    assert out.returncode == 0, out.stderr
+    assert "requeued 2" in out.stdout
+    unset = _github_run(sweep_step["run"], {**base, "PULSER_OPS_DATABASE_URL": ""}, repo)
+    assert unset.returncode == 1
+    assert "::error::set the PULSER_OPS_DATABASE_URL secret" in unset.stdout

@@ -152,3 +152,19 @@ def spawn_worker(
 def exec_dir(spawn_worker: Any) -> Path:
     """Where the ``record`` handler of spawned workers writes one file per run."""
     return Path(spawn_worker.exec_dir)
+
+
+Executions = dict[str, list[tuple[int, str, float, float]]]
+
+
+def executions(exec_dir: Path) -> Executions:
+    """run id → (attempt, worker, started, ended) per execution, from the files the ``record``
+    handler (and the TypeScript examples' ``rec``, tests/typescript) write."""
+    out: Executions = {}
+    for f in exec_dir.iterdir():
+        rows = []
+        for line in f.read_text().splitlines():
+            attempt, worker, started, ended = line.split()
+            rows.append((int(attempt), worker, float(started), float(ended)))
+        out[f.name] = rows
+    return out

@@ -7,6 +7,7 @@ not by the queue's bookkeeping.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -100,3 +101,11 @@ def bad_kind(ctx: HandlerContext) -> None:
     ctx.log.info("before")
     ctx.step_ctx.emit("Not A Kind!", "info", "refused")
     ctx.log.info("after")
+
+
+@registry.register("draft_stories")
+def draft_stories(ctx: HandlerContext) -> None:
+    """Stands in for an http/mcp step that asks a model to draft a spec kit: saves an MCP-style
+    tool result whose structuredContent holds params fields (docs/SPEC_KIT.md)."""
+    draft = {"structuredContent": {"features": ctx.args["features"], "title": "Drafted Title"}}
+    ctx.save_artifact("draft.json", json.dumps(draft), "json", "application/json")

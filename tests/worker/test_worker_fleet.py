@@ -16,20 +16,9 @@ from pathlib import Path
 import pytest
 
 from pulser_ops import Client
-from tests.worker.conftest import WorkerProcess, template
+from tests.worker.conftest import WorkerProcess, executions, template
 
 RUNS = 1000
-
-
-def _executions(exec_dir: Path) -> dict[str, list[tuple[int, str, float, float]]]:
-    out: dict[str, list[tuple[int, str, float, float]]] = {}
-    for f in exec_dir.iterdir():
-        rows = []
-        for line in f.read_text().splitlines():
-            attempt, worker, started, ended = line.split()
-            rows.append((int(attempt), worker, float(started), float(ended)))
-        out[f.name] = rows
-    return out
 
 
 @pytest.mark.parametrize("workers", [2, pytest.param(10, marks=pytest.mark.slow)])
@@ -82,9 +71,9 @@ def test_fleet_executes_every_run_exactly_once(
     flaky = {str(r.id) for r in runs if r.params["fail_first"]}
     assert all(r.attempt == (2 if str(r.id) in flaky else 1) for r in runs)
 
-    executions = _executions(exec_dir)
-    assert set(executions) == ids  # every run ran...
-    for run_id, rows in executions.items():  # ...exactly once per attempt it was given
+    done = executions(exec_dir)
+    assert set(done) == ids  # every run ran...
+    for run_id, rows in done.items():  # ...exactly once per attempt it was given
         want = [1, 2] if run_id in flaky else [1]
         assert sorted(attempt for attempt, *_ in rows) == want, (run_id, rows)
         spans = sorted((started, ended) for _, _, started, ended in rows)
@@ -92,5 +81,5 @@ def test_fleet_executes_every_run_exactly_once(
             assert end <= start, f"executions of {run_id} overlapped: {rows}"
     # The last execution was by the worker the queue says completed the run.
     by_run = {str(r.id): r.worker_id for r in runs}
-    assert all(max(rows)[1] == by_run[run_id] for run_id, rows in executions.items())
-    assert len({w for rows in executions.values() for _, w, *_ in rows}) >= 2  # work was shared
+    assert all(max(rows)[1] == by_run[run_id] for run_id, rows in done.items())
+    assert len({w for rows in done.values() for _, w, *_ in rows}) >= 2  # work was shared

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import typer
 
+from pulser_ops.cli.alerts import alerts_command
 from pulser_ops.cli.db import db_app, init_command
 from pulser_ops.cli.demo import demo_command
 from pulser_ops.cli.doctor import doctor_command
+from pulser_ops.cli.metrics import metrics_command
 from pulser_ops.cli.operator import register as register_operator_commands
+from pulser_ops.cli.speckit import speckit_app
+from pulser_ops.cli.stats import stats_command
 from pulser_ops.cli.sweep import sweep_command
 from pulser_ops.cli.ui import ui_command
 from pulser_ops.cli.worker import worker_command
@@ -27,12 +31,16 @@ app = typer.Typer(
 )
 
 app.add_typer(db_app, name="db")
+app.add_typer(speckit_app, name="speckit")
 app.command("init")(init_command)
 register_operator_commands(app)
 app.command("worker")(worker_command)
 app.command("demo")(demo_command)
 app.command("doctor")(doctor_command)
 app.command("ui")(ui_command)
+app.command("metrics")(metrics_command)
+app.command("alerts")(alerts_command)
+app.command("stats")(stats_command)
 app.command("sweep", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     sweep_command
 )

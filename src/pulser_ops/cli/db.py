@@ -4,22 +4,22 @@ Why these exist next to the Supabase CLI: ``db push`` works on plain PostgreSQL
 too (it bootstraps what Supabase would provide) and records history exactly as
 ``supabase db push`` does; ``db sql`` lets people paste the schema into the
 Supabase SQL editor; ``init`` vendors the migrations into a user's own
-``supabase/`` project so their CLI workflow owns them from then on.
+``supabase/`` project so their CLI workflow owns them from then on, and writes the
+GitHub workflows that schedule the sweeper (:mod:`pulser_ops.scaffold`).
 """
 
 from __future__ import annotations
 
-import filecmp
-import shutil
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from pulser_ops import resources
+from pulser_ops import resources, scaffold
 from pulser_ops.db.migrate import MigrationFile, PushEvent, PushResult, load_migrations, push
 from pulser_ops.errors import MigrationError
+from pulser_ops.speckit import workflow as speckit_workflow
 
 db_app = typer.Typer(help="Database schema: push migrations, print SQL.", no_args_is_help=True)
 
@@ -127,28 +127,40 @@ def init_command(
     directory: Annotated[
         Path, typer.Option("--dir", help="Project root that holds (or will hold) supabase/.")
     ] = Path("."),
+    workflows: Annotated[
+        bool,
+        typer.Option(
+            "--workflows/--no-workflows",
+            help="Also write the GitHub Actions workflows (sweeper.yml, spec-kit.yml).",
+        ),
+    ] = True,
 ) -> None:
-    """Copy the migrations and seed into DIR/supabase/ (never overwrites a changed file)."""
+    """Copy the migrations and seed into DIR/supabase/, and the GitHub workflows into
+    DIR/.github/workflows/ (never overwrites a changed file)."""
     shipped = load_migrations(resources.migrations_dir())
-    sources = [(m.path, Path("migrations") / m.filename) for m in shipped]
     _refuse_replaced(directory / "supabase" / "migrations", shipped)
-    if resources.seed_path().is_file():
-        sources.append((resources.seed_path(), Path("seed.sql")))
-    if not sources:
+    files = [(m.path.read_bytes(), Path("supabase/migrations") / m.filename) for m in shipped]
+    if not files:
         raise _fail(f"no migrations found in {resources.migrations_dir()}")
-    target_root = directory / "supabase"
+    if resources.seed_path().is_file():
+        files.append((resources.seed_path().read_bytes(), Path("supabase/seed.sql")))
+    if workflows:
+        files += [(wf.render(), wf.target) for wf in scaffold.WORKFLOWS]
+        files.append(
+            (speckit_workflow.render().encode("utf-8"), Path(speckit_workflow.WORKFLOW_PATH))
+        )
     conflicts: list[str] = []
-    for src, rel in sources:
-        dst = target_root / rel
+    for content, rel in files:
+        dst = directory / rel
         if dst.exists():
-            if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
-                _out.print(f"unchanged  {dst}", markup=False, highlight=False)
+            if dst.is_file() and dst.read_bytes() == content:
+                _out.print(f"unchanged  {dst}", markup=False, highlight=False, soft_wrap=True)
             else:
                 conflicts.append(str(dst))
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-        _out.print(f"created    {dst}", markup=False, highlight=False)
+        dst.write_bytes(content)
+        _out.print(f"created    {dst}", markup=False, highlight=False, soft_wrap=True)
     if conflicts:
         raise _fail(f"kept existing files that differ from pulser-ops': {', '.join(conflicts)}")
 

@@ -48,10 +48,13 @@ def status_command(
     if st.major and st.bin_dir:
         server += f" ({st.bin_dir})"
     state = "[green]running[/]" if st.running else "stopped" if st.initialized else "not created"
+    data = str(st.data_dir)
+    if st.relocated:
+        data += " (outside the home, which the server's OS user cannot enter)"
     for key, value in (
         ("state", state),
         ("home", str(st.home)),
-        ("data", str(st.data_dir)),
+        ("data", data),
         ("pid", str(st.pid) if st.pid else "-"),
         ("url", st.url if st.running and st.url else "-"),
         ("tcp port", str(st.port) if st.running and st.port else "-"),

@@ -7,7 +7,8 @@ import typer
 
 def sweep_command(ctx: typer.Context) -> None:
     """Requeue or fail runs whose lease expired. Options: see `python -m pulser_ops.sweeper --help`
-    (--batch N, --loop, --interval S, --quiet, --db-url, --supabase-url, --supabase-key)."""
+    (--batch N, --loop, --interval S, --quiet, --db-url, --supabase-url, --supabase-key,
+    --alerts, --alert-rules FILE, --notify URL, --metrics-port P)."""
     from pulser_ops.sweeper import main
 
     raise typer.Exit(main(list(ctx.args)))

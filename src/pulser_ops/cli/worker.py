@@ -58,6 +58,14 @@ def worker_command(
         list[str] | None,
         Opt("--handlers", help="module[:attr] with python handlers (repeatable)"),
     ] = None,
+    health_port: Annotated[
+        str | None,
+        Opt("--health-port", help="Serve /healthz and /readyz here [PULSER_OPS_HEALTH_PORT]"),
+    ] = None,
+    health_host: Annotated[
+        str | None,
+        Opt("--health-host", help="Address for --health-port [PULSER_OPS_HEALTH_HOST]"),
+    ] = None,
     config: Annotated[
         Path | None, Opt("--config", help="TOML or YAML file with worker settings")
     ] = None,
@@ -66,6 +74,14 @@ def worker_command(
         Opt("--db-url", envvar="PULSER_OPS_DATABASE_URL", help="Postgres URL", show_default=False),
     ] = None,
     log_level: Annotated[str, Opt("--log-level", help="debug, info, warning, error")] = "info",
+    metrics_port: Annotated[
+        int | None,
+        Opt("--metrics-port", envvar="PULSER_OPS_METRICS_PORT", show_default=False,
+            help="Serve this worker's Prometheus metrics on this port (0: any free port)"),
+    ] = None,
+    metrics_host: Annotated[
+        str, Opt("--metrics-host", help="Address the metrics endpoint binds")
+    ] = "0.0.0.0",
 ) -> None:
     """Claim and execute runs until SIGTERM/SIGINT (twice: stop at once)."""
     from pulser_ops.worker import Worker, WorkerConfigError, load
@@ -86,16 +102,39 @@ def worker_command(
         "poll_seconds": poll_seconds,
         "shutdown_grace_seconds": shutdown_grace_seconds,
         "handlers": handlers or None,
+        "health_port": health_port,
+        "health_host": health_host,
     }
+    observer = None
+    if metrics_port is not None:
+        from pulser_ops.metrics.worker import PrometheusObserver
+
+        observer = PrometheusObserver()
     try:
         cfg = load(flags, config_file=config)
-        worker = Worker(db_url, config=cfg)
+        worker = Worker(db_url, config=cfg, observer=observer)
     except WorkerConfigError as e:
         raise _fail(str(e)) from None
+    server = None
+    if metrics_port is not None:
+        from pulser_ops.metrics import serve
+
+        try:
+            server = serve(metrics_port, metrics_host)
+        except PulserOpsError as e:
+            raise _fail(str(e)) from None
+        logging.getLogger("pulser_ops.worker").info(
+            "metrics on http://%s:%d/metrics", metrics_host, server.port
+        )
     try:
         code = worker.run()
+    except WorkerConfigError as e:  # e.g. --health-port already in use
+        raise _fail(str(e)) from None
     except PulserOpsError as e:
         raise _fail(f"{e.code}: {e}", 1) from None
+    finally:
+        if server is not None:
+            server.close()
     raise typer.Exit(code)
 
 

@@ -11,24 +11,40 @@
 """
 
 from ._async.client import (
+    AsyncAlerts,
     AsyncArtifacts,
     AsyncClient,
     AsyncEvents,
     AsyncLanes,
+    AsyncMonitoring,
     AsyncRuns,
     AsyncSessions,
     AsyncTemplates,
     AsyncWorkers,
 )
-from ._sync.client import Artifacts, Client, Events, Lanes, Runs, Sessions, Templates, Workers
+from ._sync.client import (
+    Alerts,
+    Artifacts,
+    Client,
+    Events,
+    Lanes,
+    Monitoring,
+    Runs,
+    Sessions,
+    Templates,
+    Workers,
+)
 from .inputs import CompletionLike, EventLike, RunRequestLike
 
 __all__ = [
+    "Alerts",
     "Artifacts",
+    "AsyncAlerts",
     "AsyncArtifacts",
     "AsyncClient",
     "AsyncEvents",
     "AsyncLanes",
+    "AsyncMonitoring",
     "AsyncRuns",
     "AsyncSessions",
     "AsyncTemplates",
@@ -38,6 +54,7 @@ __all__ = [
     "EventLike",
     "Events",
     "Lanes",
+    "Monitoring",
     "RunRequestLike",
     "Runs",
     "Sessions",

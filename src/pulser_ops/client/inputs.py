@@ -17,7 +17,8 @@ from ..errors import InvalidInput
 RunRequestLike = m.RunRequest | Mapping[str, Any]
 EventLike = m.EventIn | Mapping[str, Any]
 CompletionLike = m.Completion | Mapping[str, Any]
-_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion)
+SpecDocLike = m.SpecDocIn | Mapping[str, Any]
+_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion, m.SpecDocIn)
 
 
 def models_of(model: type[_In], items: Iterable[_In | Mapping[str, Any]], name: str) -> list[_In]:
@@ -41,6 +42,10 @@ def events(items: Iterable[EventLike]) -> list[m.EventIn]:
 
 def completions(items: Iterable[CompletionLike]) -> list[m.Completion]:
     return models_of(m.Completion, items, "completions")
+
+
+def spec_docs(items: Iterable[SpecDocLike]) -> list[m.SpecDocIn]:
+    return models_of(m.SpecDocIn, items, "docs")
 
 
 def one_request(
@@ -67,6 +72,16 @@ def one_request(
             }
         ]
     )[0]
+
+
+def settled_outcomes(done: Iterable[m.CompleteBatchItem]) -> dict[str, str]:
+    """The runs a batch completion did not settle as asked: queued again for a retry, or
+    refused (the lease moved on), by run id (for the ``settle`` spans)."""
+    return {
+        str(d.run_id): "retried" if d.ok else "lease_lost"
+        for d in done
+        if not d.ok or d.status == m.RunStatus.QUEUED
+    }
 
 
 def storage_paths(gone: Iterable[m.PruneResult]) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import resources
 from ..errors import ConfigurationError, MigrationError
-from . import binaries, server, state
+from . import binaries, placement, server, state
 from .binaries import Binaries, ServerUser
 from .server import Layout
 
@@ -75,9 +75,10 @@ def _start(
 ) -> tuple[int, Binaries]:
     user: ServerUser = binaries.server_user()
     prefer = Path(previous.bin_dir) if previous else None
-    bins = binaries.find(layout.data_major(), prefer=prefer)
-    binaries.check_reachable(user, layout.home)
+    bins = placement.reachable_binaries(binaries.find(layout.data_major(), prefer=prefer), user)
     if not layout.initialized():
+        if placement.place_cluster(layout.home, user):
+            _say(on_progress, f"{user.name} cannot enter {layout.home}: the cluster goes elsewhere")
         _say(on_progress, f"Creating the embedded PostgreSQL {bins.major} in {layout.root}")
         if layout.data.exists():  # a crashed initdb (we hold the lock): start over
             shutil.rmtree(layout.data)
@@ -163,6 +164,8 @@ class Status:
 
     home: Path
     data_dir: Path
+    #: True when the data lives outside ``home`` (the server's OS user cannot enter it).
+    relocated: bool
     initialized: bool
     running: bool
     pid: int | None
@@ -183,6 +186,7 @@ def status(home: str | Path) -> Status:
     return Status(
         home=home_path,
         data_dir=layout.data,
+        relocated=layout.relocated,
         initialized=layout.initialized(),
         running=running,
         pid=pid if running else None,

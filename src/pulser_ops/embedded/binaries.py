@@ -177,26 +177,3 @@ def server_user() -> ServerUser:
                 f"{res.stderr.strip()}"
             )
     return ServerUser(DEDICATED_USER)
-
-
-def check_reachable(user: ServerUser, path: Path) -> None:
-    """Fail clearly when the server user cannot traverse into the existing directory ``path``
-    (e.g. a root-owned 0700 home directory above it)."""
-    if user.name is None:
-        return
-    entry = pwd.getpwnam(user.name)
-    groups = set(os.getgrouplist(user.name, entry.pw_gid))
-    for parent in [*reversed(path.parents), path]:
-        st = parent.stat()
-        if st.st_uid == entry.pw_uid:
-            ok = bool(st.st_mode & 0o100)
-        elif st.st_gid in groups:
-            ok = bool(st.st_mode & 0o010)
-        else:
-            ok = bool(st.st_mode & 0o001)
-        if not ok:
-            raise ConfigurationError(
-                f"the embedded PostgreSQL runs as OS user {user.name!r} (PostgreSQL refuses "
-                f"root) and cannot enter {parent}: run `chmod o+x {parent}`, set "
-                f"PULSER_OPS_HOME to a directory it can reach, or run as a regular user"
-            )

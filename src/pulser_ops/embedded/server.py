@@ -6,6 +6,9 @@ Layout under the home directory (``./.pulser-ops`` by default)::
     pg/run/         its unix socket (0700: only that user and root may connect)
     pg/server.log   the server log
 
+``pg`` may be a link to a directory outside the home (see :mod:`.placement`); every path given
+to the server is the resolved one, so the server never needs to enter the home itself.
+
 The server listens on that socket (trust: the directory's permissions are the guard) and on
 127.0.0.1 with a random password (for tools that only speak TCP, and for homes whose path is
 too long for a socket). ``pg_ctl start`` detaches the server into its own session, so it
@@ -41,7 +44,12 @@ class Layout:
 
     @property
     def root(self) -> Path:
-        return self.home / "pg"
+        return Path(os.path.realpath(self.home / "pg"))
+
+    @property
+    def relocated(self) -> bool:
+        """True when the cluster lives outside the home (``home/pg`` is a link)."""
+        return (self.home / "pg").is_symlink()
 
     @property
     def data(self) -> Path:

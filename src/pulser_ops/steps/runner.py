@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pulser_ops import tracing
 from pulser_ops.errors import StepCancelled, StepError
 from pulser_ops.models import EventLevel
 from pulser_ops.steps.context import StepContext
@@ -56,12 +57,14 @@ def run_step(
         {"step": spec.name, "kind": spec.kind, "status": "running"},
     )
     started_at = utcnow()
-    try:
-        if ctx.cancel_token.is_set():  # cancelled between steps: do not start anything
-            raise StepCancelled(f"step {spec.name!r} not started: run cancelled")
-        outcome = _dispatch(spec, ctx, registry, options)
-    except StepError as exc:  # template rendering, cwd problems... raised before running
-        outcome = failed(started_at, exc)
+    with tracing.step(ctx.run_id, ctx.attempt, spec.name, spec.kind) as span:
+        try:
+            if ctx.cancel_token.is_set():  # cancelled between steps: do not start anything
+                raise StepCancelled(f"step {spec.name!r} not started: run cancelled")
+            outcome = _dispatch(spec, ctx, registry, options)
+        except StepError as exc:  # template rendering, cwd problems... raised before running
+            outcome = failed(started_at, exc)
+        tracing.step_outcome(span, outcome.status, outcome.error)
     level: EventLevel = (
         "info" if outcome.ok else ("warn" if outcome.status == "cancelled" else "error")
     )

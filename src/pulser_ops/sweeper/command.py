@@ -4,6 +4,10 @@ Once by default, for cron (GitHub Actions, Kubernetes CronJob); ``--loop --inter
 always-on process, which rides out database restarts and network blips by itself. Exits
 non-zero only on a real error: bad configuration, or (without --loop) a failed sweep.
 
+``--alerts`` (or ``--alert-rules FILE``) also evaluates the alert rules after sweeping and
+notifies (see :mod:`pulser_ops.alerts`); ``--metrics-port P`` serves the sweeper's counters
+(``pulser_sweeper_requeued_total{lane}``, ...) for Prometheus.
+
 ``pulser-ops sweep``, ``python -m pulser_ops.sweeper`` and, from a checkout, ``python -m
 sweeper`` (the scheduled job in the repository's ``sweeper/`` folder) all call :func:`main`.
 """
@@ -15,10 +19,23 @@ import os
 import signal
 import sys
 import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
 from types import FrameType
 
-from pulser_ops import PulserOpsError, connect
+from pulser_ops import Client, PulserOpsError, connect
+from pulser_ops.alerts.command import (
+    DELIVERY_GRACE_SECONDS,
+    engine_for,
+    evaluate_safely,
+    rules_for,
+)
+from pulser_ops.alerts.engine import AlertEngine
+from pulser_ops.alerts.rules import Rules
 from pulser_ops.errors import TransportError
+from pulser_ops.metrics.process import SweeperMetrics
+from pulser_ops.metrics.serve import serve
 from pulser_ops.sweeper.sweep import sweep_once
 
 
@@ -39,7 +56,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--interval", type=float, default=float(os.environ.get("PULSER_OPS_SWEEP_INTERVAL", "15"))
     )
     p.add_argument("--quiet", action="store_true", help="print only when something was swept")
+    p.add_argument(
+        "--metrics-port", type=int, default=None,
+        help="serve Prometheus metrics (pulser_sweeper_*_total{lane}) on this port (with --loop)",
+    )
+    p.add_argument("--metrics-host", default="0.0.0.0", help="address the metrics endpoint binds")
+    p.add_argument(
+        "--alerts", action="store_true",
+        help="evaluate the alert rules after sweeping (every rules interval) and notify",
+    )
+    p.add_argument(
+        "--alert-rules", type=Path, default=os.environ.get("PULSER_OPS_ALERT_RULES") or None,
+        help="YAML alert rules (implies --alerts; env PULSER_OPS_ALERT_RULES)",
+    )
+    p.add_argument(
+        "--notify", action="append", default=[],
+        help="apprise URL to notify of alerts (repeatable; implies --alerts)",
+    )
     args = p.parse_args(argv)
+    args.alerts = args.alerts or args.alert_rules is not None or bool(args.notify)
     if not 1 <= args.batch <= 10000:
         p.error("--batch must be between 1 and 10000")
     if args.interval <= 0:
@@ -57,19 +92,32 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
+        rules = rules_for(args.alert_rules, args.notify) if args.alerts else None
+    except PulserOpsError as e:
+        print(f"sweeper: {e}", file=sys.stderr)
+        return 2
+    try:
         client = connect(
             args.db_url, supabase_url=args.supabase_url, supabase_key=args.supabase_key
         )
     except PulserOpsError as e:
         print(f"sweeper: {e}", file=sys.stderr)
         return 2
-    with client:
+    with client, ExitStack() as stack:
+        try:
+            metrics, alerts = _extras(args, client, rules, stack)
+        except PulserOpsError as e:
+            print(f"sweeper: {e}", file=sys.stderr)
+            return 2
+        last_alerts = float("-inf")
         while True:
             try:
-                report = sweep_once(client, batch=args.batch)
+                report = sweep_once(client, batch=args.batch, metrics=metrics)
                 if report.total or not args.quiet:
                     print(report.summary(), flush=True)
             except TransportError as e:
+                if metrics is not None:
+                    metrics.sweep_failed()
                 if not args.loop:
                     print(f"sweeper: {e}", file=sys.stderr)
                     return 1
@@ -77,5 +125,30 @@ def main(argv: list[str] | None = None) -> int:
             except PulserOpsError as e:
                 print(f"sweeper: {e}", file=sys.stderr)
                 return 1
+            # Alerts after the sweep, at the rules' own pace; their notices go out on the
+            # notifier's threads, so a slow or failing webhook never delays the next sweep.
+            if alerts is not None and time.monotonic() - last_alerts >= alerts.rules.interval:
+                last_alerts = time.monotonic()
+                try:
+                    evaluate_safely(alerts)
+                except PulserOpsError as e:
+                    print(f"sweeper: alerts: {e}", file=sys.stderr, flush=True)
             if not args.loop or stop.wait(args.interval):
                 return 0
+
+
+def _extras(
+    args: argparse.Namespace, client: Client, rules: Rules | None, stack: ExitStack
+) -> tuple[SweeperMetrics | None, AlertEngine | None]:
+    """The metrics endpoint and the alert engine the flags ask for (closed by ``stack``)."""
+    metrics = None
+    if args.metrics_port is not None:
+        metrics = SweeperMetrics()
+        server = serve(args.metrics_port, args.metrics_host)
+        stack.callback(server.close)
+    alerts = None
+    if rules is not None:
+        alerts = engine_for(client, rules)
+        grace = DELIVERY_GRACE_SECONDS if not args.loop else 10.0
+        stack.callback(alerts.close, grace)
+    return metrics, alerts

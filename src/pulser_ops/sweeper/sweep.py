@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from pulser_ops import Client
+from pulser_ops.metrics.process import SweeperMetrics
 from pulser_ops.models import SweepResult
 
 
@@ -50,14 +51,25 @@ class SweepReport:
         )
 
 
-def sweep_once(client: Client, *, batch: int = 500, max_batches: int = 1000) -> SweepReport:
-    """Sweep until a batch comes back short (nothing more expired) or ``max_batches``."""
+def sweep_once(
+    client: Client,
+    *,
+    batch: int = 500,
+    max_batches: int = 1000,
+    metrics: SweeperMetrics | None = None,
+) -> SweepReport:
+    """Sweep until a batch comes back short (nothing more expired) or ``max_batches``;
+    ``metrics`` counts each batch's runs by lane as it comes back."""
     report = SweepReport()
     started = time.monotonic()
     for _ in range(max_batches):
         results = client.runs.sweep(limit=batch)
         report.add(results)
+        if metrics is not None:
+            metrics.swept(results)
         if len(results) < batch:
             break
     report.elapsed_seconds = time.monotonic() - started
+    if metrics is not None:
+        metrics.sweep_took(report.elapsed_seconds)
     return report

@@ -75,6 +75,10 @@ def prepare(call: Call[Any]) -> tuple[bytes, dict[str, Any]]:
     return _statement(call.fn, signature), {name: _param(a) for name, a in call.args.items()}
 
 
+#: Arms a statement_timeout for the rest of the transaction (Call.statement_timeout_ms).
+_TIMEOUT = b"select pg_catalog.set_config('statement_timeout', %s, true)"
+
+
 def _text(row: tuple[Any, ...] | None) -> str:
     """The JSON array of a call's rows (the statement always yields exactly one text)."""
     if row is None or not isinstance(row[0], str):
@@ -202,7 +206,12 @@ class PostgresTransport:
         def send() -> T:
             try:
                 with self._connection() as conn:
-                    text = _text(conn.execute(statement, params).fetchone())
+                    if call.statement_timeout_ms is None:
+                        text = _text(conn.execute(statement, params).fetchone())
+                    else:
+                        with conn.transaction():
+                            conn.execute(_TIMEOUT, (f"{call.statement_timeout_ms}ms",))
+                            text = _text(conn.execute(statement, params).fetchone())
             except psycopg.Error as e:
                 err = translate(e)
                 if isinstance(err, TransportError):
@@ -275,8 +284,14 @@ class AsyncPostgresTransport:
         async def send() -> T:
             try:
                 async with self._connection() as conn:
-                    cur = await conn.execute(statement, params)
-                    text = _text(await cur.fetchone())
+                    if call.statement_timeout_ms is None:
+                        cur = await conn.execute(statement, params)
+                        text = _text(await cur.fetchone())
+                    else:
+                        async with conn.transaction():
+                            await conn.execute(_TIMEOUT, (f"{call.statement_timeout_ms}ms",))
+                            cur = await conn.execute(statement, params)
+                            text = _text(await cur.fetchone())
             except psycopg.Error as e:
                 err = translate(e)
                 if isinstance(err, TransportError):

@@ -33,6 +33,19 @@ def duration(seconds: float | None) -> str:
     return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
+def secs(seconds: float | None) -> str:
+    """A measured time, to the precision it deserves: 12 ms, 4.2 s, 3m 05s."""
+    if seconds is None:
+        return NONE
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return duration(seconds)
+
+
 def since(at: datetime | None, ref: datetime | None = None) -> float | None:
     if at is None:
         return None
@@ -114,6 +127,7 @@ def approx(n: int) -> str:
 
 FILTERS = {
     "duration": duration,
+    "secs": secs,
     "ago": ago,
     "live_ago": live_ago,
     "stamp": stamp,

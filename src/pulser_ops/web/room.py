@@ -68,6 +68,7 @@ NAV: list[tuple[str, str, str]] = [
     ("ops.board", "Runboard", "g b"),
     ("ops.runs", "Runs", "g r"),
     ("ops.workers", "Workers", "g w"),
+    ("ops.performance", "Performance", "g p"),
 ]
 
 

@@ -31,6 +31,8 @@ ENV_VARS: dict[str, str] = {
     "poll_seconds": "PULSER_OPS_POLL_SECONDS",
     "shutdown_grace_seconds": "PULSER_OPS_SHUTDOWN_GRACE_SECONDS",
     "handlers": "PULSER_OPS_HANDLERS",
+    "health_port": "PULSER_OPS_HEALTH_PORT",
+    "health_host": "PULSER_OPS_HEALTH_HOST",
 }
 
 
@@ -60,6 +62,9 @@ class WorkerConfig:
     burst: bool = False
     #: ``module:attribute`` references to import for python handlers (see ``Worker``).
     handlers: tuple[str, ...] = ()
+    #: Serve /healthz and /readyz on this port (None: no endpoint; 0: any free port).
+    health_port: int | None = None
+    health_host: str = "0.0.0.0"
 
     def __post_init__(self) -> None:
         validate(self)
@@ -100,6 +105,10 @@ def validate(cfg: WorkerConfig) -> None:
         raise WorkerConfigError(
             f"shutdown_grace_seconds: must be 0 to 86400 (got {cfg.shutdown_grace_seconds})"
         )
+    if cfg.health_port is not None and not 0 <= cfg.health_port <= 65535:
+        raise WorkerConfigError(f"health_port: must be 0 to 65535 (got {cfg.health_port})")
+    if not cfg.health_host:
+        raise WorkerConfigError("health_host: must not be empty")
 
 
 # --- parsing raw values (strings from env/flags, anything from files) ------------------------
@@ -158,6 +167,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "shutdown_grace_seconds": _float,
     "burst": _bool,
     "handlers": _strings,
+    "health_port": _int,
+    "health_host": _text,
 }
 
 

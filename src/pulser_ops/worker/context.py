@@ -19,6 +19,7 @@ from typing import Any
 
 from ..client import Client
 from ..errors import PulserOpsError
+from ..models import Run
 from ..steps import ArtifactKind, CancelToken, EventLevel
 from .events import EventSink
 from .held import HeldRun
@@ -53,6 +54,22 @@ class RunContext:
     @property
     def attempt(self) -> int:
         return self._held.attempt
+
+    @property
+    def run(self) -> Run:
+        """The run as claimed (owner, session, template...)."""
+        return self._held.run
+
+    @property
+    def client(self) -> Client:
+        """The worker's control-plane client, for built-in handlers that write rows beside
+        their artifacts (spec kits) or read another run's artifacts on the run owner's
+        behalf. A handler that uses it must check what the run's owner may see."""
+        return self._client
+
+    @property
+    def worker_id(self) -> str:
+        return self._worker_id
 
     @property
     def cancel_token(self) -> CancelToken:

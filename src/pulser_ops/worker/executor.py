@@ -32,7 +32,7 @@ from typing import Any, Literal
 from ..client import Client
 from ..daemon_threads import DaemonThreads
 from ..errors import LeaseLost, NotFound, PulserOpsError, TransportError
-from ..models import Completion, CompletionEvent, StepRecord
+from ..models import Completion, CompletionEvent, RunStatus, StepRecord
 from ..steps import (
     HandlerRegistry,
     StepFailed,
@@ -47,6 +47,7 @@ from .completer import Completer
 from .context import RunContext
 from .events import EventSink
 from .held import HeldRun
+from .observer import NullObserver, WorkerObserver
 from .templates import TemplateCache
 from .textsafe import safe_json, safe_text
 
@@ -103,8 +104,10 @@ class RunExecutor:
         worker_id: str,
         workroot: Path | None = None,
         on_cancel: Callable[[HeldRun], None] | None = None,
+        observer: WorkerObserver | None = None,  # [issue 17 observer]
     ) -> None:
         self._on_cancel = on_cancel or (lambda h: h.stop("cancel", "cancel requested"))
+        self._observer = observer or NullObserver()
         self._client = client
         self._sink = sink
         self._templates = templates
@@ -250,6 +253,11 @@ class RunExecutor:
                 status, error, error_class = "failed", held.detail, "timeout"
             elif outcome.status == "cancelled" and held.reason == "shutdown":
                 error = f"worker {self._worker_id} shutting down; the run goes back to the queue"
+            # [issue 17 observer] one call per executed step
+            timed_out = error_class in TIMEOUT_CODES
+            self._observer.step_finished(
+                spec.kind, "timeout" if timed_out else status, outcome.duration_seconds
+            )
             held_back.append(
                 StepRecord(
                     idx=idx,
@@ -452,6 +460,7 @@ class RunExecutor:
             self._sink.put_back(carried)
             held.stop("lease_lost", done.detail or "the lease moved on before completion")
             return self._settle_lost_or_released(held)
+        held.retried = done.status == RunStatus.QUEUED  # [issue 17 observer]
         return status
 
     def _settle_lost_or_released(self, held: HeldRun) -> Ending:

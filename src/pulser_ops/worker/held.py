@@ -29,6 +29,8 @@ class HeldRun:
     #: forced-shutdown path ("shutdown"). Exactly one of them completes/releases the run.
     settled_by: str | None = None
     claimed_monotonic: float = field(default_factory=time.monotonic)
+    #: [issue 17 observer] its failure was recorded and the run queued again for a retry
+    retried: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

@@ -38,13 +38,17 @@ from .. import calls
 from ..daemon_threads import DaemonThreads
 from ..errors import PulserOpsError, TransportError
 from ..models import Run
+from ..speckit.handlers import registry as speckit_handlers
 from ..steps import HandlerContext, HandlerRegistry, StepOptions
 from .clients import ClientOrSettings, WorkerClients, open_clients
 from .config import WorkerConfig, WorkerConfigError
 from .events import EventSink
 from .executor import Ending, RunExecutor, release_run
+from .health import Health, HealthServer
 from .heartbeat import Heartbeater
 from .held import HeldRun, HeldRuns
+from .observer import RunOutcome, WorkerObserver
+from .observing import GuardedObserver
 from .templates import TemplateCache
 from .wakeup import WakeupListener
 
@@ -87,7 +91,11 @@ def _noop(ctx: HandlerContext) -> None:
     return None
 
 
-BUILTIN_HANDLERS: dict[str, Handler] = {"noop": _noop}
+#: Handlers every reference worker has: ``noop`` and the spec kit run types (seed.sql).
+BUILTIN_HANDLERS: dict[str, Handler] = {
+    "noop": _noop,
+    **{name: speckit_handlers.get(name) for name in speckit_handlers.names()},
+}
 
 
 class Worker:
@@ -120,6 +128,7 @@ class Worker:
         workdir: Path | None = None,
         step_options: StepOptions | None = None,
         listen: bool = True,
+        observer: WorkerObserver | None = None,
     ) -> None:
         if isinstance(lanes, str):
             lanes = [x.strip().upper() for x in lanes.split(",") if x.strip()]
@@ -158,6 +167,18 @@ class Worker:
         self._abandoned: set[tuple[str, int]] = set()
         self._clients: WorkerClients | None = None
         self._sink: EventSink | None = None
+        cfg = self.config
+        self.health = Health(
+            cfg.worker_id,
+            cfg.concurrency,
+            cfg.poll_seconds,
+            held=lambda: len(self.held),
+            stopping=self._stopping.is_set,
+        )
+        #: The running health endpoint (``health_port`` set), e.g. for its ``port``.
+        self.health_server: HealthServer | None = None
+        #: [issue 17 observer] metrics/tracing hooks; never raise into the worker
+        self.observer = GuardedObserver(observer)
         for ref in self.config.handlers:
             self.load_handlers(ref)
 
@@ -235,7 +256,7 @@ class Worker:
         for name, fn in BUILTIN_HANDLERS.items():
             if name not in self.registry:
                 self.registry.add(name, fn)
-        with self._signals():
+        with self._signals(), self._health_endpoint():
             clients = open_clients(self._source)
             self._clients = clients
             try:
@@ -243,6 +264,27 @@ class Worker:
             finally:
                 clients.close()
                 self._clients = None
+
+    @contextmanager
+    def _health_endpoint(self) -> Iterator[None]:
+        cfg = self.config
+        if cfg.health_port is None:
+            yield
+            return
+        try:
+            server = HealthServer(self.health, cfg.health_host, cfg.health_port).start()
+        except OSError as e:
+            raise WorkerConfigError(
+                f"health_port: cannot listen on {cfg.health_host}:{cfg.health_port} "
+                f"({e.strerror or e})"
+            ) from None
+        self.health_server = server
+        log.info("health endpoint: http://%s:%d/healthz and /readyz", cfg.health_host, server.port)
+        try:
+            yield
+        finally:
+            server.close()
+            self.health_server = None
 
     def _run(self, clients: WorkerClients) -> int:
         cfg = self.config
@@ -257,6 +299,7 @@ class Worker:
             cfg.worker_id,
             self._workdir,
             on_cancel=self._on_cancel,
+            observer=self.observer,
         )
         self._register(clients)
         heart = Heartbeater(
@@ -309,7 +352,12 @@ class Worker:
             lanes=self.config.lanes,
             version=__version__,
             concurrency=self.config.concurrency,
-            metadata={"handlers": self.registry.names(), "burst": self.config.burst},
+            metadata={
+                "handlers": self.registry.names(),
+                "burst": self.config.burst,
+                # the dead-worker alert and fleet_metrics judge staleness by this interval
+                "heartbeat_seconds": self.config.heartbeat_interval([]),
+            },
         )
 
     def _claim_loop(
@@ -318,6 +366,7 @@ class Worker:
         cfg = self.config
         backoff = 0.5
         while not self._stopping.is_set():
+            self.health.turn()
             self._kick.clear()
             self._let_slots_gather()
             if self._claim_unheard and not self._adopt_unheard(clients, executor, heart):
@@ -332,7 +381,9 @@ class Worker:
                         cfg.worker_id, lanes=cfg.lanes, limit=free, lease_seconds=cfg.lease_seconds
                     )
                     backoff = 0.5
+                    self.health.claimed()
                 except PulserOpsError as e:
+                    self.health.claim_failed(f"{e.code}: {e}")
                     if isinstance(e, TransportError):
                         self._claim_unheard = True  # it may have committed as the link died
                     log.warning("claim failed (%s); retrying in %.1fs", e, backoff)
@@ -423,6 +474,11 @@ class Worker:
         if run.cancel_requested:
             held.stop("cancel", run.cancel_reason or "cancel requested")
         self.held.add(held)
+        # [issue 17 observer] the claim, and the slots now in use
+        ready = max(run.available_at, run.created_at)
+        waited = (run.claimed_at - ready).total_seconds() if run.claimed_at else 0.0
+        self.observer.runs_claimed(run.lane, run.template, waited)
+        self.observer.slots(len(self.held), self.config.concurrency)
         self._run_threads.submit(lambda: self._execute(executor, held))
 
     def _execute(self, executor: RunExecutor, held: HeldRun) -> None:
@@ -437,6 +493,11 @@ class Worker:
                 if ending == "abandoned":  # before it leaves ``held``: see _adopt_unheard
                     self._abandoned.add((held.run_id, held.attempt))
             self.held.remove(held.run_id)
+            # [issue 17 observer] the run this worker stops holding, and the slots
+            outcome: RunOutcome = "retried" if ending == "failed" and held.retried else ending
+            took = time.monotonic() - held.claimed_monotonic
+            self.observer.run_finished(held.run.lane, held.run.template, outcome, took)
+            self.observer.slots(len(self.held), self.config.concurrency)
             self._ended.set()
             self._kick.set()
         log.info("run %s attempt %d: %s", held.run_id, held.attempt, ending)

@@ -25,9 +25,10 @@ from ... import calls
 from ... import models as m
 from ...artifacts import plan as plan_artifact
 from ...errors import InvalidInput, PulserOpsError
+from ...instrumentation import observe_enqueue, receive, settle
 from ...transport.base import AsyncTransport
 from .. import inputs
-from ..inputs import CompletionLike, EventLike, RunRequestLike
+from ..inputs import CompletionLike, EventLike, RunRequestLike, SpecDocLike
 from .concurrency import AsyncSubscribing, AsyncSubscription, run_blocking
 
 
@@ -60,12 +61,15 @@ class AsyncRuns(_Namespace):
         req = inputs.one_request(
             template, params, lane, priority, run_after, idempotency_key, session_id, max_attempts
         )
-        created = await self._t.execute(calls.enqueue_runs([req]))
+        created = await self.create_many([req])
         return created[0]
 
     async def create_many(self, runs: Iterable[RunRequestLike]) -> builtins.list[m.Run]:
         """Enqueue several runs in one call and one transaction."""
-        return await self._t.execute(calls.enqueue_runs(inputs.requests(runs)))
+        with observe_enqueue(inputs.requests(runs)) as seen:
+            created = await self._t.execute(calls.enqueue_runs(seen.requests))
+            seen.created(created)
+        return created
 
     async def claim(
         self,
@@ -77,7 +81,11 @@ class AsyncRuns(_Namespace):
     ) -> builtins.list[m.Run]:
         """Claim up to ``limit`` runs of these lanes for ``worker_id``; each claim bumps the
         run's ``attempt``, which fences every later call about it."""
-        return await self._t.execute(calls.claim_runs(worker_id, lanes, limit, lease_seconds))
+        call = calls.claim_runs(worker_id, lanes, limit, lease_seconds)
+        with receive(calls.lane_list(lanes) or m.LANES, worker_id) as got:
+            claimed = await self._t.execute(call)
+            got.extend(claimed)
+        return claimed
 
     async def heartbeat(
         self, run_id: UUID | str, worker_id: str, attempt: int, *, lease_seconds: int | None = None
@@ -111,11 +119,15 @@ class AsyncRuns(_Namespace):
     ) -> m.Run:
         """Record how a claimed run ended; the result's status is ``queued`` when a failure was
         scheduled for retry."""
-        return await self._t.execute(
-            calls.complete_run(
-                run_id, worker_id, attempt, str(status), result, error, error_class, retryable
+        with settle([(str(run_id), attempt, str(status))], worker_id) as outcomes:
+            run = await self._t.execute(
+                calls.complete_run(
+                    run_id, worker_id, attempt, str(status), result, error, error_class, retryable
+                )
             )
-        )
+            if run.status == m.RunStatus.QUEUED:
+                outcomes[str(run.id)] = "retried"
+        return run
 
     async def complete_many(
         self, worker_id: str, completions: Iterable[CompletionLike]
@@ -128,13 +140,18 @@ class AsyncRuns(_Namespace):
         items = inputs.completions(completions)
         if not items:
             return []
-        return await self._t.execute(calls.complete_runs(worker_id, items))
+        asked = [(str(c.run_id), c.attempt, str(c.status)) for c in items]
+        with settle(asked, worker_id) as outcomes:
+            done = await self._t.execute(calls.complete_runs(worker_id, items))
+            outcomes.update(inputs.settled_outcomes(done))
+        return done
 
     async def release(
         self, run_id: UUID | str, worker_id: str, attempt: int, reason: str | None = None
     ) -> m.Run:
         """Give a claimed run back to the queue, its attempt given back (graceful shutdown)."""
-        return await self._t.execute(calls.release_run(run_id, worker_id, attempt, reason))
+        with settle([(str(run_id), attempt, "released")], worker_id):
+            return await self._t.execute(calls.release_run(run_id, worker_id, attempt, reason))
 
     async def get(self, run_id: UUID | str) -> m.Run:
         return await self._t.execute(calls.get_run(run_id))
@@ -434,6 +451,31 @@ class AsyncSessions(_Namespace):
         return await self._t.execute(calls.list_sessions(limit))
 
 
+class AsyncSpecDocs(_Namespace):
+    """Spec kit documents: saved by the worker that generated them (fenced by its lease), read
+    by their owner (RLS) by run or by session."""
+
+    async def put(
+        self,
+        run_id: UUID | str,
+        worker_id: str,
+        attempt: int,
+        docs: Iterable[SpecDocLike],
+    ) -> builtins.list[m.SpecDoc]:
+        """Save (or, on a retried attempt, replace) the run's documents, one row per path."""
+        items = inputs.spec_docs(docs)
+        return await self._t.execute(calls.put_spec_docs(run_id, worker_id, attempt, items))
+
+    async def list(
+        self,
+        *,
+        run_id: UUID | str | None = None,
+        session_id: UUID | str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[m.SpecDoc]:
+        return await self._t.execute(calls.list_spec_docs(run_id, session_id, limit))
+
+
 class AsyncLanes(_Namespace):
     """The four lanes: pause them, cap their concurrency, see their queues."""
 
@@ -501,6 +543,54 @@ class AsyncWorkers(_Namespace):
         return await self._t.execute(calls.deregister_worker(worker_id, status))
 
 
+class AsyncMonitoring(_Namespace):
+    """What monitors read: the fleet's gauges and performance per template and step kind."""
+
+    async def fleet(
+        self,
+        *,
+        exact_limit: int | None = None,
+        stale_beats: float | None = None,
+        forget_seconds: int | None = None,
+        timeout_ms: int | None = None,
+    ) -> m.FleetMetrics:
+        """Queue depth and age per lane, running, stuck and finished runs, workers and slots,
+        at a bounded cost: exact below ``exact_limit`` (10,000) runs per lane, estimates above
+        (``exact=False``). ``timeout_ms`` arms a statement_timeout (direct PostgreSQL) after
+        which the answer comes from estimates."""
+        return await self._t.execute(
+            calls.fleet_metrics(
+                exact_limit=exact_limit,
+                stale_beats=stale_beats,
+                forget_seconds=forget_seconds,
+                timeout_ms=timeout_ms,
+            )
+        )
+
+    async def performance(
+        self, period: str = "day", *, max_exact: int | None = None, step_runs: int | None = None
+    ) -> m.PerformanceStats:
+        """Throughput, queue wait and run duration percentiles per template, step duration
+        percentiles per kind, over the last ``hour``, ``day`` or ``week``; sampled above
+        ``max_exact`` (10,000) finished runs (``exact=False``)."""
+        return await self._t.execute(
+            calls.performance_stats(period, max_exact=max_exact, step_runs=step_runs)
+        )
+
+
+class AsyncAlerts(_Namespace):
+    """Alert incidents: evaluate the rules (what ``pulser-ops alerts`` does), list them."""
+
+    async def evaluate(self, rules: Mapping[str, Any]) -> builtins.list[m.AlertNotice]:
+        """Evaluate the rules once (service role): incidents open, remind or resolve, and the
+        notices to send come back. ``pulser_ops.alerts.Rules`` builds ``rules`` with defaults."""
+        return await self._t.execute(calls.evaluate_alerts(rules))
+
+    async def list(self, status: str | None = None, *, limit: int = 50) -> builtins.list[m.Alert]:
+        """Incidents, firing first, newest first; ``status``: ``firing`` or ``resolved``."""
+        return await self._t.execute(calls.list_alerts(status, limit))
+
+
 class AsyncClient(AsyncSubscribing):
     """The client: one namespace per area. Build it with ``await pulser_ops.aconnect()``."""
 
@@ -512,8 +602,11 @@ class AsyncClient(AsyncSubscribing):
         self.artifacts = AsyncArtifacts(transport)
         self.templates = AsyncTemplates(transport)
         self.sessions = AsyncSessions(transport)
+        self.spec_docs = AsyncSpecDocs(transport)
         self.lanes = AsyncLanes(transport)
         self.workers = AsyncWorkers(transport)
+        self.monitoring = AsyncMonitoring(transport)
+        self.alerts = AsyncAlerts(transport)
 
     def subscribe(
         self,

@@ -20,9 +20,10 @@ from ... import calls
 from ... import models as m
 from ...artifacts import plan as plan_artifact
 from ...errors import InvalidInput, PulserOpsError
+from ...instrumentation import observe_enqueue, receive, settle
 from ...transport.base import Transport
 from .. import inputs
-from ..inputs import CompletionLike, EventLike, RunRequestLike
+from ..inputs import CompletionLike, EventLike, RunRequestLike, SpecDocLike
 from .concurrency import Subscribing, Subscription, run_blocking
 
 
@@ -55,12 +56,15 @@ class Runs(_Namespace):
         req = inputs.one_request(
             template, params, lane, priority, run_after, idempotency_key, session_id, max_attempts
         )
-        created = self._t.execute(calls.enqueue_runs([req]))
+        created = self.create_many([req])
         return created[0]
 
     def create_many(self, runs: Iterable[RunRequestLike]) -> builtins.list[m.Run]:
         """Enqueue several runs in one call and one transaction."""
-        return self._t.execute(calls.enqueue_runs(inputs.requests(runs)))
+        with observe_enqueue(inputs.requests(runs)) as seen:
+            created = self._t.execute(calls.enqueue_runs(seen.requests))
+            seen.created(created)
+        return created
 
     def claim(
         self,
@@ -72,7 +76,11 @@ class Runs(_Namespace):
     ) -> builtins.list[m.Run]:
         """Claim up to ``limit`` runs of these lanes for ``worker_id``; each claim bumps the
         run's ``attempt``, which fences every later call about it."""
-        return self._t.execute(calls.claim_runs(worker_id, lanes, limit, lease_seconds))
+        call = calls.claim_runs(worker_id, lanes, limit, lease_seconds)
+        with receive(calls.lane_list(lanes) or m.LANES, worker_id) as got:
+            claimed = self._t.execute(call)
+            got.extend(claimed)
+        return claimed
 
     def heartbeat(
         self, run_id: UUID | str, worker_id: str, attempt: int, *, lease_seconds: int | None = None
@@ -106,11 +114,15 @@ class Runs(_Namespace):
     ) -> m.Run:
         """Record how a claimed run ended; the result's status is ``queued`` when a failure was
         scheduled for retry."""
-        return self._t.execute(
-            calls.complete_run(
-                run_id, worker_id, attempt, str(status), result, error, error_class, retryable
+        with settle([(str(run_id), attempt, str(status))], worker_id) as outcomes:
+            run = self._t.execute(
+                calls.complete_run(
+                    run_id, worker_id, attempt, str(status), result, error, error_class, retryable
+                )
             )
-        )
+            if run.status == m.RunStatus.QUEUED:
+                outcomes[str(run.id)] = "retried"
+        return run
 
     def complete_many(
         self, worker_id: str, completions: Iterable[CompletionLike]
@@ -123,13 +135,18 @@ class Runs(_Namespace):
         items = inputs.completions(completions)
         if not items:
             return []
-        return self._t.execute(calls.complete_runs(worker_id, items))
+        asked = [(str(c.run_id), c.attempt, str(c.status)) for c in items]
+        with settle(asked, worker_id) as outcomes:
+            done = self._t.execute(calls.complete_runs(worker_id, items))
+            outcomes.update(inputs.settled_outcomes(done))
+        return done
 
     def release(
         self, run_id: UUID | str, worker_id: str, attempt: int, reason: str | None = None
     ) -> m.Run:
         """Give a claimed run back to the queue, its attempt given back (graceful shutdown)."""
-        return self._t.execute(calls.release_run(run_id, worker_id, attempt, reason))
+        with settle([(str(run_id), attempt, "released")], worker_id):
+            return self._t.execute(calls.release_run(run_id, worker_id, attempt, reason))
 
     def get(self, run_id: UUID | str) -> m.Run:
         return self._t.execute(calls.get_run(run_id))
@@ -429,6 +446,31 @@ class Sessions(_Namespace):
         return self._t.execute(calls.list_sessions(limit))
 
 
+class SpecDocs(_Namespace):
+    """Spec kit documents: saved by the worker that generated them (fenced by its lease), read
+    by their owner (RLS) by run or by session."""
+
+    def put(
+        self,
+        run_id: UUID | str,
+        worker_id: str,
+        attempt: int,
+        docs: Iterable[SpecDocLike],
+    ) -> builtins.list[m.SpecDoc]:
+        """Save (or, on a retried attempt, replace) the run's documents, one row per path."""
+        items = inputs.spec_docs(docs)
+        return self._t.execute(calls.put_spec_docs(run_id, worker_id, attempt, items))
+
+    def list(
+        self,
+        *,
+        run_id: UUID | str | None = None,
+        session_id: UUID | str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[m.SpecDoc]:
+        return self._t.execute(calls.list_spec_docs(run_id, session_id, limit))
+
+
 class Lanes(_Namespace):
     """The four lanes: pause them, cap their concurrency, see their queues."""
 
@@ -496,6 +538,54 @@ class Workers(_Namespace):
         return self._t.execute(calls.deregister_worker(worker_id, status))
 
 
+class Monitoring(_Namespace):
+    """What monitors read: the fleet's gauges and performance per template and step kind."""
+
+    def fleet(
+        self,
+        *,
+        exact_limit: int | None = None,
+        stale_beats: float | None = None,
+        forget_seconds: int | None = None,
+        timeout_ms: int | None = None,
+    ) -> m.FleetMetrics:
+        """Queue depth and age per lane, running, stuck and finished runs, workers and slots,
+        at a bounded cost: exact below ``exact_limit`` (10,000) runs per lane, estimates above
+        (``exact=False``). ``timeout_ms`` arms a statement_timeout (direct PostgreSQL) after
+        which the answer comes from estimates."""
+        return self._t.execute(
+            calls.fleet_metrics(
+                exact_limit=exact_limit,
+                stale_beats=stale_beats,
+                forget_seconds=forget_seconds,
+                timeout_ms=timeout_ms,
+            )
+        )
+
+    def performance(
+        self, period: str = "day", *, max_exact: int | None = None, step_runs: int | None = None
+    ) -> m.PerformanceStats:
+        """Throughput, queue wait and run duration percentiles per template, step duration
+        percentiles per kind, over the last ``hour``, ``day`` or ``week``; sampled above
+        ``max_exact`` (10,000) finished runs (``exact=False``)."""
+        return self._t.execute(
+            calls.performance_stats(period, max_exact=max_exact, step_runs=step_runs)
+        )
+
+
+class Alerts(_Namespace):
+    """Alert incidents: evaluate the rules (what ``pulser-ops alerts`` does), list them."""
+
+    def evaluate(self, rules: Mapping[str, Any]) -> builtins.list[m.AlertNotice]:
+        """Evaluate the rules once (service role): incidents open, remind or resolve, and the
+        notices to send come back. ``pulser_ops.alerts.Rules`` builds ``rules`` with defaults."""
+        return self._t.execute(calls.evaluate_alerts(rules))
+
+    def list(self, status: str | None = None, *, limit: int = 50) -> builtins.list[m.Alert]:
+        """Incidents, firing first, newest first; ``status``: ``firing`` or ``resolved``."""
+        return self._t.execute(calls.list_alerts(status, limit))
+
+
 class Client(Subscribing):
     """The client: one namespace per area. Build it with ``pulser_ops.connect()``."""
 
@@ -507,8 +597,11 @@ class Client(Subscribing):
         self.artifacts = Artifacts(transport)
         self.templates = Templates(transport)
         self.sessions = Sessions(transport)
+        self.spec_docs = SpecDocs(transport)
         self.lanes = Lanes(transport)
         self.workers = Workers(transport)
+        self.monitoring = Monitoring(transport)
+        self.alerts = Alerts(transport)
 
     def subscribe(
         self,

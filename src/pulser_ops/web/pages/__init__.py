@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
-from . import board, live, login, run, runs, static, workers
+from . import board, live, login, metrics, performance, run, runs, static, workers
 
 if TYPE_CHECKING:
     from ..room import ControlRoom
 
-PAGES = (static, live, login, board, runs, run, workers)
+PAGES = (static, live, login, board, runs, run, workers, performance, metrics)
 
 
 def add_all(router: APIRouter, room: ControlRoom) -> None:

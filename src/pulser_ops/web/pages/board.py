@@ -1,10 +1,13 @@
 """The Runboard: a column per lane (depth by status, oldest queued, 1-hour throughput, paused
-flag and concurrency cap), running runs as cards with a heartbeat, and the stuck-run banner.
+flag and concurrency cap), running runs as cards with a heartbeat, the stuck-run banner and
+the firing alert incidents.
 
 One SQL call (``board_snapshot``) per refresh, shared by every tab of the same identity."""
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -15,7 +18,7 @@ from .. import charts
 
 if TYPE_CHECKING:
     from ...client import AsyncClient
-    from ...models import BoardSnapshot
+    from ...models import Alert, BoardSnapshot
     from ..auth import Principal
     from ..room import ControlRoom
 
@@ -24,7 +27,14 @@ async def snapshot(room: ControlRoom, who: Principal, client: AsyncClient) -> Bo
     return await room.reads.get((who.client_key, "board"), client.lanes.board)
 
 
-def _context(snap: BoardSnapshot) -> dict[str, object]:
+async def firing(room: ControlRoom, who: Principal, client: AsyncClient) -> list[Alert]:
+    """The firing alert incidents (``pulser-ops alerts`` or the sweeper's ``--alerts``)."""
+    return await room.reads.get(
+        (who.client_key, "alerts"), partial(client.alerts.list, "firing", limit=20)
+    )
+
+
+def _context(snap: BoardSnapshot, alerts: list[Alert]) -> dict[str, object]:
     lanes = []
     for lane in snap.lanes:
         depth = charts.stacked_bar(
@@ -41,21 +51,27 @@ def _context(snap: BoardSnapshot) -> dict[str, object]:
         )
         cards = [r for r in snap.running if r.lane == lane.lane]
         lanes.append({"lane": lane, "depth": depth, "spark": spark, "cards": cards})
-    return {"snap": snap, "lanes": lanes}
+    critical = any(a.severity == "critical" for a in alerts)
+    return {"snap": snap, "lanes": lanes, "alerts": alerts, "alerts_critical": critical}
 
 
 def add(router: APIRouter, room: ControlRoom) -> None:
+    async def context(who: Principal, client: AsyncClient) -> dict[str, object]:
+        snap, alerts = await asyncio.gather(
+            snapshot(room, who, client), firing(room, who, client)
+        )
+        return _context(snap, alerts)
+
     @router.get("/", name="ops.board")
     async def board_page(request: Request) -> Response:
         who, client = await room.client(request)
-        snap = await snapshot(room, who, client)
-        return room.render(request, "board.html", {"page": "ops.board", **_context(snap)})
+        ctx = await context(who, client)
+        return room.render(request, "board.html", {"page": "ops.board", **ctx})
 
     @router.get("/partials/board", name="ops.board_partial")
     async def board_partial(request: Request) -> Response:
         who, client = await room.client(request)
-        snap = await snapshot(room, who, client)
-        return room.render(request, "partials/board.html", _context(snap))
+        return room.render(request, "partials/board.html", await context(who, client))
 
     @router.post("/lanes/{lane}", name="ops.lane")
     async def set_lane(
@@ -77,5 +93,4 @@ def add(router: APIRouter, room: ControlRoom) -> None:
             value = max_running.strip()
             await client.lanes.set_concurrency(lane, int(value) if value.isdigit() else None)
         room.reads.forget()
-        snap = await snapshot(room, who, client)
-        return room.render(request, "partials/board.html", _context(snap))
+        return room.render(request, "partials/board.html", await context(who, client))

@@ -140,7 +140,7 @@
     if (e.ctrlKey || e.metaKey || e.altKey || tag === "input" || tag === "textarea" || tag === "select" || e.target.isContentEditable) return;
     if (pending === "g") {
       pending = null;
-      var dest = { b: body.dataset.board, r: body.dataset.runs, w: body.dataset.workers }[e.key];
+      var dest = { b: body.dataset.board, r: body.dataset.runs, w: body.dataset.workers, p: body.dataset.performance }[e.key];
       if (dest) { e.preventDefault(); window.location.href = dest; }
       return;
     }
