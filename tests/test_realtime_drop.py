@@ -98,16 +98,18 @@ async def test_no_change_is_lost_across_dropped_connections(sb: StandIn, service
             await got.until(lambda xs: 6 in event_seqs(xs), "the events before the drop")
             joins_at_drop = sb.realtime_joins
 
-            for round_ in range(3):
-                # Drop a live socket: wait for the rejoin after the previous drop first (the
-                # commits below take milliseconds, far less than a reconnect).
-                joined = sb.realtime_joins
+            async def rejoined(after: int) -> int:
+                """Until the subscription joined again after a drop (the commits below take
+                milliseconds, far less than a reconnect): each drop hits a live socket."""
                 for _ in range(600):
-                    if round_ == 0 or joined > joins_at_drop:
+                    if sb.realtime_joins > after:
                         break
                     await asyncio.sleep(0.05)
-                    joined = sb.realtime_joins
-                joins_at_drop = joined
+                return sb.realtime_joins
+
+            for round_ in range(3):
+                if round_:
+                    joins_at_drop = await rejoined(joins_at_drop)
                 dropped = await asyncio.to_thread(sb.drop_realtime_connections)
                 assert dropped >= 1
                 # These commits race the reconnect: some land while no socket is open.
@@ -120,6 +122,7 @@ async def test_no_change_is_lost_across_dropped_connections(sb: StandIn, service
             # The last changes land while every socket keeps being dropped, and are decoded by
             # the Realtime feed before it is allowed to stay up: nothing comes after them, so
             # only the catch-up after the final reconnect can deliver them.
+            await rejoined(joins_at_drop)
             with realtime_outage(sb):
                 for i in range(3):
                     await asyncio.to_thread(service.events.log, run.id, f"last {i}")

@@ -85,6 +85,7 @@ def test_delete_over_the_cap_removes_every_file(env: Env, client: Client) -> Non
     _no_files_left(env)
 
 
+@pytest.mark.slow
 async def test_catch_up_sees_every_changed_run(env: Env, client: Client) -> None:
     template(client)
     runs = _create(client)

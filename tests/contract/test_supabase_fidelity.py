@@ -173,6 +173,7 @@ async def test_an_expired_token_ends_the_subscription_with_permission_denied(
     assert sb.app.realtime.expired_channels >= 1
 
 
+@pytest.mark.slow
 async def test_a_token_provider_keeps_a_subscription_alive_past_expiry(
     env: Env, client: Client, sb: Any
 ) -> None:
