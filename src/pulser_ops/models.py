@@ -459,11 +459,15 @@ ChangeTable = Literal["runs", "run_events", "run_steps", "artifacts", "workers"]
 
 class Change(_Row):
     """One live update. ``kind`` is INSERT/UPDATE/DELETE, or SNAPSHOT for catch-up rows that were
-    fetched after a (re)connect rather than pushed; consumers treat both the same."""
+    fetched after a (re)connect rather than pushed; consumers treat both the same.
+
+    A DELETE of a run (``runs.delete``, ``prune``) carries only ``run_id``: the row is gone, and
+    Realtime sends nothing but the primary key of a deleted row."""
 
     table: ChangeTable
     kind: Literal["INSERT", "UPDATE", "DELETE", "SNAPSHOT"]
     run: Run | None = None
+    run_id: UUID | None = None
     event: RunEvent | None = None
     step: RunStep | None = None
     artifact: Artifact | None = None

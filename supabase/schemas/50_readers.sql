@@ -202,8 +202,13 @@ $$;
 
 -- Catch-up after a reconnect: runs that changed at or after `since` (plus every unfinished run
 -- touched since, found through the partial indexes), so a subscriber misses nothing.
+-- In (updated_at, id) order, and `after_id` continues after the row (`since`, `after_id`): a
+-- keyset for callers that read it page by page (the Data API returns at most max_rows rows per
+-- call). A run that changes while they page moves behind the cursor and is read again, never
+-- skipped; runs that changed in one transaction share updated_at, which the id tells apart.
 create function public.runs_changed_since(since timestamptz, lanes text[] default null,
-                                          max_rows integer default 1000)
+                                          max_rows integer default 1000,
+                                          after_id uuid default null)
 returns setof public.runs
 language plpgsql stable set search_path = '' as $$
 begin
@@ -211,9 +216,11 @@ begin
   return query
   select x.* from public.runs x
   where x.updated_at >= runs_changed_since.since
+    and (runs_changed_since.after_id is null
+         or (x.updated_at, x.id) > (runs_changed_since.since, runs_changed_since.after_id))
     and (runs_changed_since.lanes is null or x.lane = any(runs_changed_since.lanes))
     and (x.status in ('queued', 'running') or x.finished_at >= runs_changed_since.since)
-  order by x.updated_at
+  order by x.updated_at, x.id
   limit least(greatest(coalesce(runs_changed_since.max_rows, 1000), 1), 10000);
 end
 $$;

@@ -132,7 +132,7 @@ grant execute on function
   public.list_run_events(uuid, bigint, integer), public.list_run_steps(uuid),
   public.list_artifacts(uuid), public.get_artifact(uuid, text, integer), public.list_templates(),
   public.get_template(text), public.list_lanes(), public.list_sessions(integer),
-  public.list_workers(), public.runs_changed_since(timestamptz, text[], integer),
+  public.list_workers(), public.runs_changed_since(timestamptz, text[], integer, uuid),
   public.get_runs(uuid[]), public.get_lane_stats(), public.get_worker_health(),
   public.list_stuck_runs(integer), public.delete_runs(uuid[]), public.control_plane_info(),
   public.list_spec_docs(uuid, uuid, integer),

@@ -58,6 +58,11 @@ class _Namespace:
         self._t = transport
 
 
+def _at_most(n: int, cap: int | None) -> int:
+    """``n``, or the transport's row cap when that is smaller."""
+    return n if cap is None else min(n, cap)
+
+
 class AsyncRuns(_Namespace):
     """Runs: enqueue, claim, heartbeat, complete, cancel, read, sweep and prune them."""
 
@@ -358,20 +363,30 @@ class AsyncRuns(_Namespace):
     ) -> int:
         """Delete finished runs older than ``older_than`` (with their events, steps, artifact
         rows and files), one bounded batch at a time. Returns how many runs went;
-        ``on_batch`` hears the running total after each batch (for progress)."""
+        ``on_batch`` hears the running total after each batch (for progress).
+
+        Over the Supabase API a batch is at most the API's row cap (``max_rows``): the files
+        of a batch are removed right after it, so every deleted run's files are accounted for."""
+        step = _at_most(batch, self._t.max_rows)
         total = 0
         while True:
-            n = await self._delete(calls.prune_runs(older_than, batch))
+            n = await self._delete(calls.prune_runs(older_than, step))
             total += n
             if on_batch is not None:
                 on_batch(total)
-            if n < batch:
+            if n < step:
                 return total
 
     @checked
     async def delete(self, run_ids: Items[Id]) -> int:
-        """Delete finished runs by id (events, steps, artifact rows and files too)."""
-        return await self._delete(calls.delete_runs(run_ids))
+        """Delete finished runs by id (events, steps, artifact rows and files too), in batches
+        of at most the API's row cap, each batch's files removed right after it."""
+        ids = builtins.list(run_ids)
+        step = _at_most(len(ids), self._t.max_rows) or 1
+        total = 0
+        for start in range(0, len(ids), step):
+            total += await self._delete(calls.delete_runs(ids[start : start + step]))
+        return total
 
     async def _delete(self, call: calls.Call[builtins.list[m.PruneResult]]) -> int:
         gone = await self._t.execute(call)
