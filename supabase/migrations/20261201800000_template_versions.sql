@@ -504,10 +504,12 @@ begin
   -- order, so that seq (the claim's tiebreak within a created_at) keeps it.
   insert into public.runs (id, template, lane, status, priority, attempt, max_attempts,
                            lease_seconds, params, session_id, owner_id, idempotency_key,
-                           available_at, sweep_count, version, created_at, updated_at)
+                           available_at, sweep_count, version, created_at, updated_at,
+                           template_version)
   select q.id, q.template, q.lane, q.status, q.priority, q.attempt, q.max_attempts,
          q.lease_seconds, q.params, q.session_id, q.owner_id, q.idempotency_key,
-         q.available_at, q.sweep_count, q.version, q.created_at, q.updated_at
+         q.available_at, q.sweep_count, q.version, q.created_at, q.updated_at,
+         q.template_version
   from unnest(rows) with ordinality as q
   order by q.ordinality
     on conflict ((coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), idempotency_key)

@@ -81,7 +81,7 @@ async def test_operators_run_but_never_edit_and_see_only_their_own(sb: StandIn) 
             == 404
         assert (await http.get(f"/runs/{held.id}/artifacts/out.bin?attempt=1")).status_code == 404
         assert (await http.get(session)).status_code == 404
-        assert (await http.post(f"{session}/send", data={"text": "status"})).status_code == 403
-        assert (await http.post(f"/runs/{run.id}/cancel")).status_code == 403
+        assert (await http.post(f"{session}/send", data={"text": "status"})).status_code == 404
+        assert (await http.post(f"/runs/{run.id}/cancel")).status_code == 404  # not theirs: unknown
     with pulser_ops.connect(supabase_url=sb.url, supabase_key=sb.service_key) as svc:
         assert svc.runs.get(run.id).status == "running"  # claimed above; bob changed nothing

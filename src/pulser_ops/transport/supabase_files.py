@@ -62,6 +62,7 @@ class SupabaseFileStore:
     def __init__(self, settings: Settings, *, clients: Callable[[], Client] | None = None) -> None:
         """``clients``: the supabase-py client to use (the sync transport's, for the current
         token); without it the store opens its own."""
+        self._settings = settings
         self._http: httpx.Client | None = None
         if clients is None:
             self._http = sync_http(settings)
@@ -103,7 +104,7 @@ class SupabaseFileStore:
         """Asks for the first bytes only (``Range``, which Storage honours) through a one-minute
         signed URL, and stops reading at ``max_bytes`` even if the range is ignored."""
         url = self.signed_url(path, 60)
-        http = self._http or sync_http()
+        http = self._http or sync_http(self._settings)
         wanted = {"Range": f"bytes=0-{max(max_bytes, 1) - 1}"}
         try:
             with http.stream("GET", url, headers=wanted) as r:
