@@ -341,7 +341,7 @@ begin
   ),
   per as (
     select coalesce(w.template, '') as template, grouping(w.template) = 1 as total,
-           sum(w.weight) as runs,
+           coalesce(sum(w.weight), 0) as runs,  -- the total row of an empty window too
            coalesce(sum(w.weight) filter (where w.status = 'succeeded'), 0) as succeeded,
            coalesce(sum(w.weight) filter (where w.status = 'failed'), 0) as failed,
            coalesce(sum(w.weight) filter (where w.status = 'cancelled'), 0) as cancelled,

@@ -84,6 +84,16 @@ def test_an_operator_sees_the_numbers_of_their_own_runs(env: Env, client: Client
         assert {q.lane: q for q in client.monitoring.fleet().lanes}["C"].queued == 5
 
 
+def test_performance_of_a_window_with_no_finished_run(client: Client) -> None:
+    """A fresh project: the total counts zero runs (its sum over no rows was null, and
+    ``pulser-ops stats`` could not read the reply)."""
+    template(client)
+    client.runs.create("hello", {"name": "still queued"})
+    stats = client.monitoring.performance("hour")
+    assert stats.templates == [] and stats.steps == []
+    assert (stats.total.runs, stats.total.per_hour, sum(stats.total.series)) == (0, 0, 0)
+
+
 def test_performance_percentiles_per_template_and_step_kind(env: Env, client: Client) -> None:
     template(client, max_attempts=1)
     template(client, "other", max_attempts=1)
