@@ -147,6 +147,81 @@ async def test_zip_lists_entries_each_viewable(env: Env, client: Client) -> None
         assert (await b.get(_url(run.id, "bundle.zip") + "&entry=nope")).status_code == 404
 
 
+def _hostile_zip() -> bytes:
+    """Names and contents meant to break out: a path that climbs, markup in a name, script in
+    an SVG and in HTML, a zip inside the zip, an entry that claims to be encrypted, and 70 MiB
+    of zeros packed into a few kilobytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("../../etc/passwd", "root:x:0:0")
+        z.writestr("<img src=x onerror=alert(1)>.md", "[x](javascript:alert(2)) <script>alert(3)</script>")
+        z.writestr("evil.svg", '<svg onload="alert(4)"><script>alert(5)</script></svg>')
+        z.writestr("page.html", "<script>alert(6)</script>")
+        z.writestr("inner.zip", _zip())
+        z.writestr("locked.txt", "secret")
+        z.writestr("bomb.txt", b"\0" * (70 << 20))
+    # locked.txt "encrypted": the flag set in its central directory record (offset 8), which
+    # zipfile reads and then refuses the entry without a password
+    data = bytearray(buf.getvalue())
+    record = data.rindex(b"PK\x01\x02", 0, data.rindex(b"locked.txt"))
+    data[record + 8] |= 0x1
+    return bytes(data)
+
+
+async def test_a_hostile_zip_stays_inert_and_is_never_inflated_whole(
+    env: Env, client: Client
+) -> None:
+    template(client)
+    run = claimed(client)
+    data = _hostile_zip()
+    assert len(data) < 200_000
+    client.artifacts.put(run.id, "evil.zip", data, content_type="application/zip", attempt=1)
+    zip_url = _url(run.id, "evil.zip")
+    async with board(env) as b:
+        listing = (await b.get(zip_url)).text
+        assert "&lt;img src=x onerror=alert(1)&gt;.md" in listing and "<img src=x" not in listing
+        assert "../../etc/passwd" in listing
+        for entry, want in (
+            ("<img src=x onerror=alert(1)>.md", "&lt;script&gt;alert(3)&lt;/script&gt;"),
+            ("evil.svg", "offered as a download only"),
+            ("page.html", "&lt;script&gt;alert(6)&lt;/script&gt;"),
+            ("inner.zip", "the first bytes"),  # its bytes, not the outer archive's listing
+            ("../../etc/passwd", "root:x:0:0"),  # a name inside the archive, nothing more
+        ):
+            page = await b.get(f"{zip_url}&entry={quote(entry)}")
+            assert page.status_code == 200 and want in page.text, entry
+            assert "<script>alert" not in page.text and 'href="javascript' not in page.text
+        locked = await b.get(f"{zip_url}&entry=locked.txt")
+        assert locked.status_code == 422 and "cannot read locked.txt" in locked.text
+        bomb = await b.get(f"{zip_url}&entry=bomb.txt")
+        assert bomb.status_code == 200 and 'id="truncated"' in bomb.text
+        assert "Showing the first 1,048,576 bytes of 73,400,320" in bomb.text
+        too_big = await b.get(_url(run.id, "evil.zip", raw=True) + "&entry=bomb.txt&download=1")
+        assert too_big.status_code == 422 and "download evil.zip itself" in too_big.text
+        svg = await b.get(_url(run.id, "evil.zip", raw=True) + "&entry=evil.svg")
+        assert svg.headers["content-disposition"].startswith("attachment")
+        assert svg.headers["content-type"] == "application/octet-stream"
+        assert "sandbox" in svg.headers["content-security-policy"]
+        page = await b.get(_url(run.id, "evil.zip", raw=True) + "&entry=page.html&download=1")
+        assert page.status_code == 200 and page.content == b"<script>alert(6)</script>"
+        assert page.headers["content-disposition"].startswith('attachment; filename="page.html"')
+
+
+async def test_a_zip_of_many_entries_lists_the_first_ones(env: Env, client: Client) -> None:
+    template(client)
+    run = claimed(client)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(2500):
+            z.writestr(f"f{i:04d}.txt", "")
+    client.artifacts.put(run.id, "many.zip", buf.getvalue(), content_type="application/zip",
+                         attempt=1)  # fmt: skip
+    async with board(env) as b:
+        listing = (await b.get(_url(run.id, "many.zip"))).text
+    assert "f1999.txt" in listing and "f2000.txt" not in listing
+    assert "Listing the first 2,000 of 2,500 entries" in listing
+
+
 async def test_diff_of_one_name_across_attempts_and_across_runs(env: Env, client: Client) -> None:
     template(client, max_attempts=2)
     run = claimed(client)

@@ -54,9 +54,10 @@ def test_zip_entries_and_bounded_reads() -> None:
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("a/big.txt", "x" * 100_000)
         z.writestr("empty/", "")
-    entries = viewers.zip_entries(buf.getvalue())
+    entries, total = viewers.zip_entries(buf.getvalue())
     assert [(e.name, e.size, e.is_dir) for e in entries] == [("a/big.txt", 100_000, False),
                                                               ("empty/", 0, True)]
+    assert total == 2 and viewers.zip_entries(buf.getvalue(), limit=1)[1] == 2
     data, size = viewers.zip_read(buf.getvalue(), "a/big.txt", 10)
     assert (data, size) == (b"x" * 10, 100_000)
     with pytest.raises(KeyError):

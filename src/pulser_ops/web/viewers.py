@@ -15,6 +15,7 @@ import json
 import mimetypes
 import posixpath
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,6 +36,11 @@ DIFF_LIMIT = 256 << 10
 DIFF_MAX_LINES = 5000
 #: A zip is listed (its directory sits at its end, so it is read whole) up to this size.
 ZIP_LIMIT = 32 << 20
+#: Entries of a zip listed at most (its directory can name far more than a page can show).
+ZIP_MAX_ENTRIES = 2000
+#: A zip entry is downloaded on its own up to this size, inflated; a bigger one only inside
+#: the whole zip (so a bomb is never inflated whole).
+ENTRY_DOWNLOAD_LIMIT = 64 << 20
 #: Images bigger than this are offered as a download only.
 IMAGE_LIMIT = 20 << 20
 #: Nodes of a JSON tree rendered at most.
@@ -249,21 +255,39 @@ class ZipEntry:
         return viewer_for(self.name, content_type_of(self.name))
 
 
-def zip_entries(data: bytes) -> list[ZipEntry]:
-    """The archive's listing (raises ``zipfile.BadZipFile`` for anything else)."""
+class ZipEntryProblem(Exception):
+    """An entry that is there but cannot be read: encrypted, an unknown compression method,
+    corrupt data (a hostile or broken archive)."""
+
+
+def zip_entries(data: bytes, limit: int = ZIP_MAX_ENTRIES) -> tuple[list[ZipEntry], int]:
+    """The archive's first ``limit`` entries and how many it has (raises
+    ``zipfile.BadZipFile`` for anything that is not a zip)."""
     with zipfile.ZipFile(io.BytesIO(data)) as z:
-        return [
-            ZipEntry(i.filename, i.file_size, i.compress_size, i.is_dir()) for i in z.infolist()
-        ]
+        infos = z.infolist()
+        shown = [ZipEntry(i.filename, i.file_size, i.compress_size, i.is_dir())
+                 for i in infos[:limit]]  # fmt: skip
+        return shown, len(infos)
+
+
+def zip_names(data: bytes) -> set[str]:
+    """Every entry's name (what a markdown entry's relative links may point at)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return set(z.namelist())
 
 
 def zip_read(data: bytes, entry: str, limit: int) -> tuple[bytes, int]:
-    """The first ``limit`` bytes of one entry, and its full size (``KeyError``: no entry).
-    Read in pieces, so a zip bomb is never inflated past the limit."""
+    """The first ``limit`` bytes of one entry, and the size its header claims (``KeyError``:
+    no entry; ``ZipEntryProblem``: it cannot be read). Inflated in pieces, so a zip bomb is
+    never inflated past the limit."""
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         info = z.getinfo(entry)
-        with z.open(info) as f:
-            return f.read(limit), info.file_size
+        try:
+            with z.open(info) as f:
+                return f.read(limit), info.file_size
+        except (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, EOFError,
+                OSError, ValueError) as e:  # fmt: skip
+            raise ZipEntryProblem(f"cannot read {entry} in the archive: {e}") from None
 
 
 # --- diff ------------------------------------------------------------------------------------

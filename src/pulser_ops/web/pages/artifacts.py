@@ -172,18 +172,22 @@ async def view_context(
 ) -> dict[str, Any]:
     """What the viewer shows for an artifact (or one entry of a zip artifact)."""
     name, ctype, size = a.name, a.content_type, a.size_bytes
-    entries: list[v.ZipEntry] = []
+    entry_names: set[str] = set()
     if entry is not None:
         data_zip = await _zip_bytes(client, a)
         try:
-            entries = v.zip_entries(data_zip)
+            entry_names = v.zip_names(data_zip)
             data, size = v.zip_read(data_zip, entry, v.VIEW_LIMIT + 1)
         except (zipfile.BadZipFile, KeyError):
             raise NotFound(f"no entry {entry!r} in {a.name}") from None
+        except v.ZipEntryProblem as e:
+            raise InvalidInput(str(e)) from None
         truncated = len(data) > v.VIEW_LIMIT
         data = data[: v.VIEW_LIMIT]
         name, ctype = entry, v.content_type_of(entry)
         viewer = v.viewer_for(entry, ctype)
+        if viewer == "zip":  # a zip inside the zip: its bytes, and a download
+            viewer = "binary"
     else:
         viewer = v.viewer_for(a.name, a.content_type, a.kind)
         data, truncated = b"", False
@@ -197,7 +201,7 @@ async def view_context(
     if viewer in ("markdown", "json", "text", "svg") and text is None:
         viewer = ctx["viewer"] = "binary"
     if viewer == "markdown" and text is not None:
-        names = {e.name for e in entries} if entry is not None else set()
+        names = entry_names
         if entry is None:
             names = {x.name for x in await client.artifacts.list(a.run_id)}
         ctx["html"] = v.markdown(text, _resolver(links, a, entry, names))
@@ -216,7 +220,7 @@ async def view_context(
         ctx["too_big"] = size > v.IMAGE_LIMIT
     elif viewer == "zip":
         try:
-            ctx["entries"] = v.zip_entries(await _zip_bytes(client, a))
+            ctx["entries"], ctx["entry_count"] = v.zip_entries(await _zip_bytes(client, a))
         except InvalidInput as e:
             ctx["zip_error"] = str(e)
         except zipfile.BadZipFile:
@@ -274,12 +278,18 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         download = q.get("download") == "1"
         entry = q.get("entry")
         if entry is not None:
+            limit = v.ENTRY_DOWNLOAD_LIMIT if download else v.IMAGE_LIMIT
             try:
-                data, size = v.zip_read(await _zip_bytes(client, a), entry, v.IMAGE_LIMIT + 1)
+                data, _ = v.zip_read(await _zip_bytes(client, a), entry, limit + 1)
             except (zipfile.BadZipFile, KeyError):
                 raise NotFound(f"no entry {entry!r} in {a.name}") from None
-            if size > v.IMAGE_LIMIT and not download:
-                raise InvalidInput(f"{entry} is too big to show; download {a.name}")
+            except v.ZipEntryProblem as e:
+                raise InvalidInput(str(e)) from None
+            if len(data) > limit:  # by what inflates, not by the size its header claims
+                raise InvalidInput(
+                    f"{entry} is over {limit:,} bytes: download {a.name} itself"
+                    if download else f"{entry} is too big to show; download it"
+                )
             return raw_response(data, v.content_type_of(entry), entry, download)
         if a.storage_path is not None and not _is_local(client):
             # Supabase Storage: a short-lived URL signed with the operator's own JWT.
