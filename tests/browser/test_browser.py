@@ -128,6 +128,7 @@ def test_the_live_log_appends_while_the_run_works_and_closes_when_it_ends(
     sdk.runs.complete(run.id, "w-log", held.attempt, "succeeded", result={"ok": True})
     expect(log.locator(".log-end")).to_contain_text("the run ended")
     expect(page.locator("#log-state")).to_have_text("ended")  # no longer says live
+    expect(page.locator("#timeline")).to_contain_text("succeeded")  # the timeline follows too
     texts = log.locator(".logline .msg").all_inner_texts()
     assert [t for t in texts if t.startswith("working")] == [
         f"working {i} <b>not bold</b>" for i in range(5)]  # fmt: skip

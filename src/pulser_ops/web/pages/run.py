@@ -15,7 +15,7 @@ from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
 from ...errors import InvalidInput, NotFound
-from ...models import LANES, Artifact, RunEvent
+from ...models import LANES, Artifact, Run, RunEvent
 from .. import timeline
 from ..ids import uuid_or_404
 from ..logtail import Closing
@@ -59,6 +59,15 @@ async def _summary(
     }  # fmt: skip
 
 
+async def _timeline(
+    room: ControlRoom, who: Principal, client: AsyncClient, run: Run
+) -> list[timeline.Moment]:
+    events = await room.reads.get(
+        (who.client_key, "timeline", run.id), lambda: client.events.timeline(run.id)
+    )
+    return timeline.build(run, events)
+
+
 def add(router: APIRouter, room: ControlRoom) -> None:
     @router.get("/runs/{run_id}", name="ops.run")
     async def run_page(request: Request, run_id: str) -> Response:
@@ -70,7 +79,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
             template = await client.templates.get(ctx["run"].template)
         except NotFound:
             template = None
-        moments = timeline.build(ctx["run"], await client.events.timeline(rid))
+        moments = await _timeline(room, who, client, ctx["run"])
         return room.render(
             request,
             "run.html",
@@ -94,6 +103,15 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         who, client = await room.client(request)
         ctx = await _summary(room, request, who, client, uuid_or_404(run_id))
         return room.render(request, "partials/run_summary.html", ctx)
+
+    @router.get("/partials/runs/{run_id}/timeline", name="ops.run_timeline")
+    async def run_timeline(request: Request, run_id: str) -> Response:
+        """The attempts timeline again, as the run moves on (the page's live refresh)."""
+        who, client = await room.client(request)
+        rid = uuid_or_404(run_id)
+        run = await room.reads.get((who.client_key, "run", rid), lambda: client.runs.get(rid))
+        moments = await _timeline(room, who, client, run)
+        return room.render(request, "partials/run_timeline.html", {"timeline": moments})
 
     @router.get("/runs/{run_id}/log", name="ops.run_log", include_in_schema=False)
     async def run_log(request: Request, run_id: str) -> Response:
