@@ -154,7 +154,7 @@ grant execute on function
   -- evaluate_alerts stays with the service role (it writes incidents and events)
   public.fleet_metrics(integer, numeric, integer), public.performance_stats(text, integer, integer),
   public.list_alerts(text, integer), pulser_ops.lane_queues(integer),
-  pulser_ops.runs_rows_estimate(), pulser_ops.worker_beat(jsonb),
+  pulser_ops.runs_rows_estimate(), pulser_ops.worker_beat(jsonb), pulser_ops.metrics_read_budget(),
   pulser_ops.require_between(numeric, text, numeric, numeric),
   pulser_ops.percentiles(double precision[]),
   -- the template editor (40_templates_lanes_workers.sql): validation is pure and writes nothing

@@ -143,6 +143,7 @@ insert into fn_class values
   ('pulser_ops.require_between(numeric, text, numeric, numeric)', 'pure'),
   ('pulser_ops.runs_rows_estimate()', 'pure'),
   ('pulser_ops.worker_beat(jsonb)', 'pure'),
+  ('pulser_ops.metrics_read_budget()', 'pure'),
   ('pulser_ops.run_children_notify()', 'trigger'),
   ('pulser_ops.runs_notify()', 'trigger'),
   ('pulser_ops.runs_notify_delete()', 'trigger'),
