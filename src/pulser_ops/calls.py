@@ -521,6 +521,26 @@ def list_run_events(run_id: UUID | str, after_seq: int, limit: int) -> Call[list
     )
 
 
+def list_run_timeline(run_id: UUID | str, limit: int = 500) -> Call[list[m.RunEvent]]:
+    return Call(
+        "list_run_timeline",
+        _args(run_id=(_uuid(run_id, "run_id"), "uuid"), max_rows=(limit, "integer")),
+        many(m.RunEvent),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_last_run_events(run_id: UUID | str, limit: int = 20) -> Call[list[m.RunEvent]]:
+    return Call(
+        "list_last_run_events",
+        _args(run_id=(_uuid(run_id, "run_id"), "uuid"), max_rows=(limit, "integer")),
+        many(m.RunEvent),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
 def put_artifact(
     run_id: UUID | str,
     name: str,
@@ -553,10 +573,15 @@ def put_artifact(
     )
 
 
-def get_artifact(run_id: UUID | str, name: str) -> Call[m.Artifact]:
+def get_artifact(run_id: UUID | str, name: str, attempt: int | None = None) -> Call[m.Artifact]:
+    """``attempt`` None: the latest attempt that saved ``name``."""
     return Call(
         "get_artifact",
-        _args(run_id=(_uuid(run_id, "run_id"), "uuid"), name=(name, "text")),
+        _args(
+            run_id=(_uuid(run_id, "run_id"), "uuid"),
+            name=(name, "text"),
+            attempt=(attempt, "integer"),
+        ),
         one(m.Artifact),
         retry_safe=True,
         read_only=True,
@@ -610,6 +635,57 @@ def get_template(name: str) -> Call[m.Template]:
     )
 
 
+def get_template_version(name: str, version: int) -> Call[m.Template]:
+    return Call(
+        "get_template_version",
+        _args(name=(name, "text"), version=(version, "integer")),
+        one(m.Template),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_template_versions(name: str, limit: int = 100) -> Call[list[m.TemplateVersion]]:
+    return Call(
+        "list_template_versions",
+        _args(name=(name, "text"), max_rows=(limit, "integer")),
+        many(m.TemplateVersion),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_template_summaries() -> Call[list[m.TemplateSummary]]:
+    return Call(
+        "list_template_summaries", {}, many(m.TemplateSummary), retry_safe=True, read_only=True
+    )
+
+
+def validate_template(template: Any) -> Call[list[m.FieldProblem]]:
+    """Any JSON value: the SQL names what is wrong with it (nothing is written)."""
+    return Call(
+        "validate_template",
+        {"template": Arg(template, "jsonb")},
+        many(m.FieldProblem),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def validate_params(template: str, params: Any) -> Call[list[m.FieldProblem]]:
+    return Call(
+        "validate_params",
+        {"template": Arg(template, "text"), "params": Arg(params, "jsonb")},
+        many(m.FieldProblem),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def delete_template(name: str) -> Call[m.Template]:
+    return Call("delete_template", _args(name=(name, "text")), one(m.Template))
+
+
 def create_session(title: str | None, metadata: Mapping[str, Any] | None) -> Call[m.Session]:
     return Call(
         "create_session",
@@ -632,6 +708,55 @@ def list_sessions(limit: int = 100) -> Call[list[m.Session]]:
         "list_sessions",
         _args(max_rows=(limit, "integer")),
         many(m.Session),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_session_summaries(limit: int = 100) -> Call[list[m.SessionSummary]]:
+    return Call(
+        "list_session_summaries",
+        _args(max_rows=(limit, "integer")),
+        many(m.SessionSummary),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def add_session_messages(
+    session_id: UUID | str, messages: Sequence[m.MessageIn]
+) -> Call[list[m.SessionMessage]]:
+    return Call(
+        "add_session_messages",
+        _args(
+            session_id=(_uuid(session_id, "session_id"), "uuid"),
+            messages=([x.model_dump(mode="json", exclude_none=True) for x in messages], "jsonb"),
+        ),
+        many(m.SessionMessage),
+    )
+
+
+def list_session_messages(
+    session_id: UUID | str, *, before_id: int | None = None, limit: int = 200
+) -> Call[list[m.SessionMessage]]:
+    return Call(
+        "list_session_messages",
+        _args(
+            session_id=(_uuid(session_id, "session_id"), "uuid"),
+            before_id=(before_id, "bigint"),
+            max_rows=(limit, "integer"),
+        ),
+        many(m.SessionMessage),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_session_runs(session_id: UUID | str, limit: int = 100) -> Call[list[m.SessionRun]]:
+    return Call(
+        "list_session_runs",
+        _args(session_id=(_uuid(session_id, "session_id"), "uuid"), max_rows=(limit, "integer")),
+        many(m.SessionRun),
         retry_safe=True,
         read_only=True,
     )

@@ -27,6 +27,7 @@ Status = Literal["ok", "warn", "fail"]
 #: Every public function the SDK calls (kept in step with calls.py by a test).
 REQUIRED_FUNCTIONS = frozenset(
     {
+        "add_session_messages",
         "append_run_events",
         "board_snapshot",
         "bulk_cancel_runs",
@@ -40,6 +41,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "create_session",
         "delete_runs",
         "delete_session",
+        "delete_template",
         "deregister_worker",
         "enqueue_run",
         "enqueue_runs",
@@ -50,19 +52,27 @@ REQUIRED_FUNCTIONS = frozenset(
         "get_run",
         "get_runs",
         "get_template",
+        "get_template_version",
         "get_worker_health",
         "heartbeat_run",
         "heartbeat_runs",
         "list_alerts",
         "list_artifacts",
         "list_held_runs",
+        "list_last_run_events",
         "list_lanes",
         "list_run_events",
         "list_run_steps",
+        "list_run_timeline",
         "list_runs",
+        "list_session_messages",
+        "list_session_runs",
+        "list_session_summaries",
         "list_sessions",
         "list_spec_docs",
         "list_stuck_runs",
+        "list_template_summaries",
+        "list_template_versions",
         "list_templates",
         "list_workers",
         "performance_stats",
@@ -79,6 +89,8 @@ REQUIRED_FUNCTIONS = frozenset(
         "sweep_expired_runs",
         "upsert_template",
         "upsert_templates",
+        "validate_params",
+        "validate_template",
     }
 )
 PUBLISHED = frozenset({"runs", "run_steps", "run_events", "artifacts", "workers"})

@@ -123,7 +123,6 @@ declare
   v_after timestamptz;
   v_key text;
   prop text;
-  sub jsonb;
   msg text;
   existing public.runs;
   rows public.runs[] := '{}';
@@ -164,13 +163,9 @@ begin
         using errcode = 'PO404', detail = path || '.template';
     end if;
 
-    v_params := coalesce(pulser_ops.field(item, 'params', 'object', path), '{}'::jsonb);
     -- Defaults from the schema fill missing top-level params, so handlers see one shape.
-    for prop, sub in select * from jsonb_each(coalesce(t.params_schema -> 'properties', '{}')) loop
-      if sub ? 'default' and not v_params ? prop then
-        v_params := v_params || jsonb_build_object(prop, sub -> 'default');
-      end if;
-    end loop;
+    v_params := pulser_ops.params_with_defaults(t.params_schema,
+                  coalesce(pulser_ops.field(item, 'params', 'object', path), '{}'::jsonb));
     -- The default schema ({"type": "object"}) says nothing field() has not checked already.
     msg := case when t.params_schema = '{"type": "object"}'::jsonb then null
                 else pulser_ops.schema_violation(t.params_schema, v_params, 'params') end;
@@ -259,6 +254,7 @@ begin
     r.version := 1;
     r.created_at := now();
     r.updated_at := now();
+    r.template_version := t.version;
     rows := rows || r;
     out_ids := out_ids || r.id;
   end loop;
@@ -267,10 +263,12 @@ begin
   -- order, so that seq (the claim's tiebreak within a created_at) keeps it.
   insert into public.runs (id, template, lane, status, priority, attempt, max_attempts,
                            lease_seconds, params, session_id, owner_id, idempotency_key,
-                           available_at, sweep_count, version, created_at, updated_at)
+                           available_at, sweep_count, version, created_at, updated_at,
+                           template_version)
   select q.id, q.template, q.lane, q.status, q.priority, q.attempt, q.max_attempts,
          q.lease_seconds, q.params, q.session_id, q.owner_id, q.idempotency_key,
-         q.available_at, q.sweep_count, q.version, q.created_at, q.updated_at
+         q.available_at, q.sweep_count, q.version, q.created_at, q.updated_at,
+         q.template_version
   from unnest(rows) with ordinality as q
   order by q.ordinality
     on conflict ((coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), idempotency_key)
@@ -699,7 +697,8 @@ begin
            error_class text, retryable boolean, steps jsonb, events jsonb)
   ),
   locked as materialized (
-    select r.id, r.status, r.worker_id, r.attempt, r.max_attempts, r.cancel_requested_at, r.template
+    select r.id, r.status, r.worker_id, r.attempt, r.max_attempts, r.cancel_requested_at, r.template,
+           r.template_version
     from public.runs r
     where r.id = any(ids)
   ),
@@ -720,7 +719,15 @@ begin
            t.retry_backoff_seconds, t.retry_backoff_max_seconds, t.retry_jitter
     from items i
     left join locked l on l.id = i.run_id
-    left join public.run_templates t on t.name = l.template
+    -- The retry policy of the template version the run was enqueued with (the current
+    -- template only for a run enqueued before versions existed).
+    left join lateral (
+      select p.* from public.run_template_versions v
+      cross join lateral jsonb_populate_record(null::public.run_templates, v.definition) p
+      where v.template = l.template and v.version = l.template_version
+      union all
+      select c.* from public.run_templates c where c.name = l.template and l.template_version is null
+    ) t on true
   ),
   decided as (
     select z.*,

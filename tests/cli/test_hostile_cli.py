@@ -8,9 +8,10 @@ escapes the command (no traceback), and a failure is either click's usage messag
 exactly one ``error:`` line on stderr. ``-m slow`` runs a larger budget.
 
 A few commands run until stopped or start processes (``worker``, ``ui``, ``demo``, ``local``,
-``sweep``'s loop, ``metrics``, ``doctor --smoke``, ``db push``, which applies migrations): they
-are left out here, each for its reason in ``SKIPPED``; their arguments are parsed by the same
-helpers. ``alerts`` loops unless ``--once``, so it is always given ``--once`` (``FORCED_FLAGS``).
+``sweep``'s loop, ``metrics``, ``mcp``, ``doctor --smoke``, ``db push``, which applies
+migrations): they are left out here, each for its reason in ``SKIPPED``; their arguments are
+parsed by the same helpers. ``alerts`` loops unless ``--once``, so it is always given ``--once``
+(``FORCED_FLAGS``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ SKIPPED = {
     "sweep": "passes its arguments on to the sweeper, whose --loop runs until stopped",
     "db push": "applies migrations",
     "metrics": "serves /metrics until stopped",
+    "mcp": "serves an MCP client on stdin (or over HTTP) until it goes",
 }
 #: Flags that would make a command wait for something outside the test.
 SKIPPED_FLAGS = {"smoke"}

@@ -213,13 +213,25 @@ class Storage:
             raise no_such_key()
         return row
 
-    def _file_response(self, row: dict[str, Any], bucket: str, name: str) -> Response:
+    def _file_response(self, row: dict[str, Any], bucket: str, name: str,
+                       request: Request | None = None) -> Response:
         meta = row["metadata"] or {}
         data = self._path(bucket, name).read_bytes()
         headers = {"ETag": meta.get("eTag", ""), "Cache-Control": meta.get("cacheControl", ""),
-                   "Last-Modified": format_datetime(row["updated_at"].astimezone(UTC), usegmt=True)}
-        return Response(data, media_type=meta.get("mimetype", "application/octet-stream"),
-                        headers=headers)
+                   "Last-Modified": format_datetime(row["updated_at"].astimezone(UTC), usegmt=True),
+                   "Accept-Ranges": "bytes"}
+        media = meta.get("mimetype", "application/octet-stream")
+        # One byte range ("bytes=a-b" or "bytes=a-"), as Storage serves: 206 with Content-Range.
+        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", (request.headers.get("range", "")
+                                                     if request is not None else ""))
+        if wanted and data:
+            start = int(wanted.group(1))
+            end = min(int(wanted.group(2) or len(data) - 1), len(data) - 1)
+            if start <= end:
+                headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+                return Response(data[start:end + 1], status_code=206, media_type=media,
+                                headers=headers)
+        return Response(data, media_type=media, headers=headers)
 
     async def _store(self, caller: Caller, bucket: str, name: str, request: Request,
                      *, upsert: bool, owner: str | None) -> JSONResponse:
@@ -268,14 +280,14 @@ class Storage:
         caller = _caller(request, self.secret)
         bucket, name = request.path_params["bucket"], _valid_key(request.path_params["name"])
         row = await self._find(caller, bucket, name)
-        return self._file_response(row, bucket, name)
+        return self._file_response(row, bucket, name, request)
 
     async def download_public(self, request: Request) -> Response:
         bucket, name = request.path_params["bucket"], _valid_key(request.path_params["name"])
         if not (await self._bucket(bucket))["public"]:
             raise no_such_bucket()
         row = await self._find(SUPERUSER, bucket, name)
-        return self._file_response(row, bucket, name)
+        return self._file_response(row, bucket, name, request)
 
     async def info(self, request: Request) -> Response:
         caller = _caller(request, self.secret)
@@ -322,7 +334,7 @@ class Storage:
         bucket, name = request.path_params["bucket"], _valid_key(request.path_params["name"])
         self._redeem(request, bucket, name)
         row = await self._find(SUPERUSER, bucket, name)
-        return self._file_response(row, bucket, name)
+        return self._file_response(row, bucket, name, request)
 
     async def sign_upload(self, request: Request) -> Response:
         caller = _caller(request, self.secret)

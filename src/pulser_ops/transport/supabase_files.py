@@ -62,6 +62,7 @@ class SupabaseFileStore:
     def __init__(self, settings: Settings, *, clients: Callable[[], Client] | None = None) -> None:
         """``clients``: the supabase-py client to use (the sync transport's, for the current
         token); without it the store opens its own."""
+        self._settings = settings
         self._http: httpx.Client | None = None
         if clients is None:
             self._http = sync_http(settings)
@@ -98,6 +99,30 @@ class SupabaseFileStore:
         except httpx.HTTPError as e:
             raise translate_http_error(e) from None
         return data
+
+    def head(self, path: str, max_bytes: int) -> bytes:
+        """Asks for the first bytes only (``Range``, which Storage honours) through a one-minute
+        signed URL, and stops reading at ``max_bytes`` even if the range is ignored."""
+        url = self.signed_url(path, 60)
+        http = self._http or sync_http(self._settings)
+        wanted = {"Range": f"bytes=0-{max(max_bytes, 1) - 1}"}
+        try:
+            with http.stream("GET", url, headers=wanted) as r:
+                if r.status_code == 404:
+                    raise NotFound(f"file {path} not found in bucket {BUCKET}")
+                if r.status_code >= 400:
+                    raise StorageError(f"storage error for {path} ({r.status_code})")
+                got = bytearray()
+                for chunk in r.iter_bytes():
+                    got += chunk
+                    if len(got) >= max_bytes:
+                        break
+                return bytes(got[:max_bytes])
+        except httpx.HTTPError as e:
+            raise translate_http_error(e) from None
+        finally:
+            if http is not self._http:
+                http.close()
 
     def signed_url(self, path: str, expires_in: int) -> str:
         check_object_path(path)

@@ -129,7 +129,7 @@ class RunExecutor:
         """Run every step of ``held`` and settle the run; never raises for a run's failure."""
         run = held.run
         try:
-            loaded = self._templates.get(run.template)
+            loaded = self._templates.get(run.template, run.template_version)
         except NotFound:
             return self._complete(
                 held,
