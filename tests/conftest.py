@@ -16,6 +16,28 @@ from tests.support.databases import MigratedTemplate, build_migrated_template, u
 from tests.support.pgcluster import PgCluster, start_cluster
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-mode",
+        choices=["once", "new_episodes", "none", "all"],
+        default=None,
+        help="tests/live: record missing cassettes against SUPABASE_URL (docs/SUPABASE.md)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the live suite out unless asked for: ``-m live`` or ``tests/live`` named."""
+    asked = "live" in (config.getoption("markexpr") or "") or any(
+        "tests/live" in str(a).replace("\\", "/") for a in config.args
+    )
+    if asked:
+        return
+    live = [i for i in items if i.get_closest_marker("live")]
+    if live:
+        config.hook.pytest_deselected(items=live)
+        items[:] = [i for i in items if not i.get_closest_marker("live")]
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """A running cluster (logical WAL, pg_cron preloaded) on a free 127.0.0.1 port."""

@@ -159,6 +159,7 @@ def _pulser_ops(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProces
     )  # fmt: skip
 
 
+@pytest.mark.slow  # 11-35 s: it starts a server in a fresh private directory
 @ROOT_ONLY
 def test_root_in_a_private_directory_keeps_the_data_where_postgres_can_reach_it(
     base: Path,

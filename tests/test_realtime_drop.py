@@ -14,21 +14,20 @@ import asyncio
 import contextlib
 import itertools
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 import pulser_ops
 from pulser_ops import Client, TransportError
 from pulser_ops.subscribe import subscribe
-from pulser_ops.transport.base import Record
+from pulser_ops.transport.base import Ready, Record
 from tests.contract.helpers import template
 from tests.contract.subs import Collector, event_seqs, run_versions
 from tests.standin import StandIn
 from tests.support.databases import MigratedTemplate
+from tests.support.standins import migrated_standin, wait_until_decoded
 
 SECRET = "realtime-drop-test-secret-with-at-least-32-bytes"
 #: Longer than the test: recovery must come from drop detection, not the silence watchdog.
@@ -54,33 +53,12 @@ def realtime_outage(sb: StandIn) -> Iterator[None]:
         thread.join(timeout=30)
 
 
-def wait_until_decoded(db_url: str) -> None:
-    """Until the stand-in's logical slot has consumed everything committed so far."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        row = conn.execute("select pg_current_wal_lsn()").fetchone()
-        assert row is not None
-        for _ in range(600):
-            done = conn.execute(
-                "select coalesce(bool_and(confirmed_flush_lsn >= %s::pg_lsn), false)"
-                " from pg_replication_slots"
-                " where slot_type = 'logical' and database = current_database()",
-                (row[0],),
-            ).fetchone()
-            if done is not None and done[0]:
-                return
-            time.sleep(0.1)
-    raise AssertionError("the Realtime feed never decoded the last changes")
-
-
 @pytest.fixture(scope="module")
 def sb(migrated_template: MigratedTemplate, tmp_path_factory: pytest.TempPathFactory
        ) -> Iterator[StandIn]:
-    url = migrated_template.clone(prefix="rt")
-    try:
-        with StandIn(url, SECRET, tmp_path_factory.mktemp("rt-storage")) as standin:
-            yield standin
-    finally:
-        migrated_template.cluster.drop_database(url.rsplit("/", 1)[1])
+    with migrated_standin(migrated_template, tmp_path_factory, prefix="rt",
+                          secret=SECRET) as standin:
+        yield standin
 
 
 @pytest.fixture
@@ -95,6 +73,8 @@ async def test_feed_reports_a_dropped_socket(sb: StandIn, service: Client) -> No
     ac = await pulser_ops.aconnect(supabase_url=sb.url, supabase_key=sb.service_key)
     async with ac, ac.transport.feed(frozenset({"runs"})) as feed:
         it = feed.__aiter__()
+        # Realtime pushes changes only once it says the feed is live.
+        assert isinstance(await asyncio.wait_for(it.__anext__(), 60), Ready)
         run = await asyncio.to_thread(service.runs.create, "drop-feed", {})
         first = await asyncio.wait_for(it.__anext__(), 60)
         assert isinstance(first, Record) and first.row["id"] == str(run.id)
@@ -116,8 +96,20 @@ async def test_no_change_is_lost_across_dropped_connections(sb: StandIn, service
             for i in range(5):
                 await asyncio.to_thread(service.events.log, run.id, f"before {i}")
             await got.until(lambda xs: 6 in event_seqs(xs), "the events before the drop")
+            joins_at_drop = sb.realtime_joins
+
+            async def rejoined(after: int) -> int:
+                """Until the subscription joined again after a drop (the commits below take
+                milliseconds, far less than a reconnect): each drop hits a live socket."""
+                for _ in range(600):
+                    if sb.realtime_joins > after:
+                        break
+                    await asyncio.sleep(0.05)
+                return sb.realtime_joins
 
             for round_ in range(3):
+                if round_:
+                    joins_at_drop = await rejoined(joins_at_drop)
                 dropped = await asyncio.to_thread(sb.drop_realtime_connections)
                 assert dropped >= 1
                 # These commits race the reconnect: some land while no socket is open.
@@ -130,6 +122,7 @@ async def test_no_change_is_lost_across_dropped_connections(sb: StandIn, service
             # The last changes land while every socket keeps being dropped, and are decoded by
             # the Realtime feed before it is allowed to stay up: nothing comes after them, so
             # only the catch-up after the final reconnect can deliver them.
+            await rejoined(joins_at_drop)
             with realtime_outage(sb):
                 for i in range(3):
                     await asyncio.to_thread(service.events.log, run.id, f"last {i}")

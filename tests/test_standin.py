@@ -21,11 +21,10 @@ from realtime.types import RealtimeSubscribeStates
 from storage3.exceptions import StorageApiError
 from supabase import AsyncClientOptions, ClientOptions, acreate_client, create_client
 
-from pulser_ops.resources import bootstrap_sql
 from tests.standin import StandIn
 from tests.standin.auth import sign
-from tests.support.databases import unique_name
 from tests.support.pgcluster import PgCluster
+from tests.support.standins import scratch_database
 
 SECRET = "standin-test-secret-with-at-least-32-bytes!"
 USER_A = str(uuid.uuid4())
@@ -89,15 +88,8 @@ create policy own_delete on storage.objects for delete to authenticated
 
 @pytest.fixture(scope="module")
 def standin_db(pg_cluster: PgCluster) -> Iterator[str]:
-    name = unique_name("standin")
-    url = pg_cluster.create_database(name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(bootstrap_sql().encode())
-        conn.execute(SCRATCH_SQL.encode())
-    try:
+    with scratch_database(pg_cluster, prefix="standin", sql=SCRATCH_SQL) as url:
         yield url
-    finally:
-        pg_cluster.drop_database(name)
 
 
 @pytest.fixture(scope="module")
@@ -169,9 +161,15 @@ def test_rpc_unknown_function_or_arguments_is_pgrst202(sb: StandIn) -> None:
 
 @pytest.mark.parametrize(
     ("sqlstate", "status"),
+    # PostgREST v14.12 ``pgErrorStatus``, one row per case of its table
     [("P0001", 400), ("P0002", 500), ("23505", 409), ("23503", 409), ("22023", 400),
      ("42P01", 404), ("08006", 503), ("53300", 503), ("53400", 500), ("40001", 500),
-     ("57014", 500), ("28000", 403), ("PT402", 402), ("XX001", 400)],
+     ("57014", 500), ("28000", 403), ("PT402", 402), ("XX001", 500), ("XX000", 500),
+     ("09000", 500), ("0L000", 403), ("0P000", 403), ("21000", 500), ("25001", 500),
+     ("25006", 405), ("2D000", 500), ("38000", 500), ("39000", 500), ("3B000", 500),
+     ("42P17", 500), ("54000", 500), ("55P03", 500), ("57P01", 503), ("58000", 500),
+     ("F0000", 500), ("HV000", 500), ("42883", 404), ("42501", 403), ("PTXYZ", 500),
+     ("22000", 400), ("23514", 400)],
 )
 def test_rpc_error_mapping(sb: StandIn, sqlstate: str, status: int) -> None:
     client = create_client(sb.url, sb.service_key)
@@ -359,12 +357,18 @@ def test_storage_rejects_path_traversal(sb: StandIn) -> None:
 
 # ---------------------------------------------------------------------- Realtime
 async def _subscribe(client: Any, topic: str, events: asyncio.Queue[Any],
-                     states: asyncio.Queue[Any], **binding: Any) -> Any:
+                     states: asyncio.Queue[Any], readies: asyncio.Queue[Any] | None = None,
+                     **binding: Any) -> Any:
     channel = client.channel(topic)
     channel.on_postgres_changes(binding.pop("event", "*"), events.put_nowait,
                                 schema="public", table="items", **binding)
+    readies = asyncio.Queue() if readies is None else readies
+    channel.on_system(lambda p: readies.put_nowait(p.message)
+                      if p.message == "Subscribed to PostgreSQL" else None)
     await channel.subscribe(lambda state, _err: states.put_nowait(state))
     assert await asyncio.wait_for(states.get(), 20) == RealtimeSubscribeStates.SUBSCRIBED
+    # Like the real server, the change feed is live only from the system "ready" message.
+    await asyncio.wait_for(readies.get(), 20)
     return channel
 
 
@@ -429,7 +433,8 @@ async def test_realtime_resubscribes_after_dropped_connections(
         AsyncClientOptions(realtime={"auto_reconnect": True, "initial_backoff": 0.1}))
     events: asyncio.Queue[Any] = asyncio.Queue()
     states: asyncio.Queue[Any] = asyncio.Queue()
-    await _subscribe(client, "drop", events, states, event="INSERT")
+    readies: asyncio.Queue[Any] = asyncio.Queue()
+    await _subscribe(client, "drop", events, states, readies, event="INSERT")
     joins = sb.realtime_joins
     try:
         dropped = await asyncio.to_thread(sb.drop_realtime_connections)
@@ -437,6 +442,7 @@ async def test_realtime_resubscribes_after_dropped_connections(
         assert await asyncio.wait_for(states.get(), 20) == RealtimeSubscribeStates.CHANNEL_ERROR
         assert await asyncio.wait_for(states.get(), 20) == RealtimeSubscribeStates.SUBSCRIBED
         assert sb.realtime_joins > joins
+        await asyncio.wait_for(readies.get(), 20)
         async with await psycopg.AsyncConnection.connect(standin_db, autocommit=True) as conn:
             await conn.execute("insert into public.items (id, label) values (21, 'after')")
         ev = (await asyncio.wait_for(events.get(), 20))["data"]

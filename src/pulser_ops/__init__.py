@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .client import AsyncClient, Client
 from .client.inputs import Text, checked
-from .config import Settings, resolve
+from .config import Settings, TokenProvider, resolve
 from .errors import (
     AlreadyTerminal,
     ConfigurationError,
@@ -23,6 +23,7 @@ from .errors import (
     InvalidInput,
     InvalidParams,
     LeaseLost,
+    LockTimeout,
     MigrationError,
     NotFound,
     PermissionDenied,
@@ -58,6 +59,7 @@ from .models import (
     WorkerHealth,
     WorkerInfo,
 )
+from .tokens import SupabaseSession
 
 __version__ = "0.1.0"
 
@@ -84,12 +86,17 @@ def connect(
     *,
     supabase_url: Text | None = None,
     supabase_key: Text | None = None,
-    access_token: Text | None = None,
+    access_token: Text | TokenProvider | None = None,
     home: str | Path | None = None,
     storage_dir: str | Path | None = None,
     prepare: bool | None = None,
+    max_rows: int | None = None,
 ) -> Client:
-    """A sync ``Client``: explicit arguments, else the environment, else the embedded database."""
+    """A sync ``Client``: explicit arguments, else the environment, else the embedded database.
+
+    ``access_token``: a user's JWT, or a provider of fresh ones (a callable, e.g.
+    ``SupabaseSession``) for a client that lives longer than a token. ``max_rows``: the Data
+    API's row cap (default ``PULSER_OPS_MAX_ROWS``, else Supabase's 1000)."""
     settings = resolve(
         database_url,
         supabase_url=supabase_url,
@@ -98,6 +105,7 @@ def connect(
         home=home,
         storage_dir=storage_dir,
         prepare=prepare,
+        max_rows=max_rows,
     )
     url = _database_url(settings)
     client: Client
@@ -145,10 +153,11 @@ async def aconnect(
     *,
     supabase_url: Text | None = None,
     supabase_key: Text | None = None,
-    access_token: Text | None = None,
+    access_token: Text | TokenProvider | None = None,
     home: str | Path | None = None,
     storage_dir: str | Path | None = None,
     prepare: bool | None = None,
+    max_rows: int | None = None,
 ) -> AsyncClient:
     """An ``AsyncClient``, resolved like ``connect()``."""
     return await _aconnect(
@@ -160,6 +169,7 @@ async def aconnect(
             home=home,
             storage_dir=storage_dir,
             prepare=prepare,
+            max_rows=max_rows,
         )
     )
 
@@ -182,6 +192,7 @@ __all__ = [
     "Lane",
     "LaneStats",
     "LeaseLost",
+    "LockTimeout",
     "MigrationError",
     "NotFound",
     "PermissionDenied",
@@ -199,9 +210,11 @@ __all__ = [
     "StepRecord",
     "StorageError",
     "StuckRun",
+    "SupabaseSession",
     "SweepResult",
     "Template",
     "Timeout",
+    "TokenProvider",
     "TransportError",
     "WorkerHealth",
     "WorkerInfo",

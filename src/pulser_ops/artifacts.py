@@ -98,7 +98,8 @@ def plan(
                 attempt=attempt,
             ),
         )
-    path = f"{calls._uuid(run_id, 'run_id')}/{storage_key(name)}"
+    # Each attempt keeps its own files (the SQL checks the same layout).
+    path = f"{calls._uuid(run_id, 'run_id')}/{attempt or 0}/{storage_key(name)}"
     return ArtifactPlan(
         Upload(path, raw, ctype),
         calls.put_artifact(

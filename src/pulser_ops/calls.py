@@ -9,7 +9,7 @@ of their own, so both transports run the very same functions with the very same 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Generic, TypeVar
@@ -44,10 +44,37 @@ class Decode(Generic[T]):
 
     rows: Callable[[Sequence[Row]], T]
     json: Callable[[str], T]
+    #: The call returns a set of rows (a list), which an API row cap can cut (``Paging``).
+    is_set: bool = False
 
     @classmethod
     def from_rows(cls, rows: Callable[[Sequence[Row]], T]) -> Decode[T]:
         return cls(rows, lambda text: rows(from_json(text)))
+
+
+@dataclass(frozen=True)
+class Paging:
+    """How a call that returns rows goes through an API that answers with at most
+    ``max_rows`` rows per call (PostgREST's ``db-max-rows``: 1000 on Supabase). The function
+    still runs in full there and only the reply is cut, so a call that could return more is
+    sent in parts, each at or under the cap, and every row the SQL touched is accounted for:
+
+    - ``each``: a list argument whose items yield at most one row each (enqueue, complete,
+      heartbeat, get or delete by id): sent in slices of at most ``max_rows`` items, the rows
+      joined (``order`` restores the SQL's order across slices);
+    - ``limit`` with ``after``: a keyset read (list_runs, runs_changed_since, events, search):
+      pages of at most ``max_rows``, each continuing after the last row of the one before;
+    - ``limit`` alone: the call uses its rows up (claim, sweep, prune): sent again with at most
+      ``max_rows`` until it comes back short or the limit is reached.
+
+    Any other set-returning call is sent whole; if its reply is cut anyway (the project's cap
+    is lower than configured), a read is continued from where the reply stopped and a write
+    fails with ``ConfigurationError`` (see ``transport/paging.py``)."""
+
+    each: str | None = None
+    limit: str | None = None
+    after: Callable[[Mapping[str, Arg], Row], dict[str, Arg]] | None = None
+    order: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,12 @@ class Call(Generic[T]):
     #: armed by the direct transport for this call alone; over Supabase the API role's own
     #: timeout applies. For functions that catch the cancel and answer from estimates.
     statement_timeout_ms: int | None = None
+    #: How to send it under an API row cap; None: one row, or a plain set (see ``Paging``).
+    paging: Paging | None = None
+
+    def with_args(self, **changed: Arg) -> Call[T]:
+        """The same call with some arguments replaced (a slice, a page, a smaller limit)."""
+        return replace(self, args={**self.args, **changed})
 
 
 def _args(**kwargs: tuple[Any, str]) -> dict[str, Arg]:
@@ -94,7 +127,7 @@ def one(model: type[M]) -> Decode[M]:
 @cache
 def many(model: type[M]) -> Decode[list[M]]:
     rows_of = _list_of(model)
-    return Decode(rows_of.validate_python, rows_of.validate_json)
+    return Decode(rows_of.validate_python, rows_of.validate_json, is_set=True)
 
 
 def _uuid(value: UUID | str, name: str) -> str:
@@ -131,6 +164,36 @@ def lane_list(lanes: Iterable[str] | str | None) -> list[str] | None:
     return list(lanes)
 
 
+def _each(arg: str, order: Callable[[Any], Any] | None = None) -> Paging:
+    return Paging(each=arg, order=order)
+
+
+def _drain(arg: str) -> Paging:
+    return Paging(limit=arg)
+
+
+def _by_created(runs: list[m.Run]) -> list[m.Run]:
+    return sorted(runs, key=lambda r: (r.created_at, r.id))
+
+
+def _after_run_id(args: Mapping[str, Arg], last: Row) -> dict[str, Arg]:
+    return {"after_id": Arg(str(last["id"]), "uuid")}
+
+
+def _after_change(args: Mapping[str, Arg], last: Row) -> dict[str, Arg]:
+    return {"since": Arg(str(last["updated_at"]), "timestamptz"),
+            "after_id": Arg(str(last["id"]), "uuid")}  # fmt: skip
+
+
+def _after_seq(args: Mapping[str, Arg], last: Row) -> dict[str, Arg]:
+    return {"after_seq": Arg(int(last["seq"]), "bigint")}
+
+
+def _after_created(args: Mapping[str, Arg], last: Row) -> dict[str, Arg]:
+    cursor = {"created_at": str(last["created_at"]), "id": str(last["id"])}
+    return {"filter": Arg({**args["filter"].value, "before": cursor}, "jsonb")}
+
+
 # --- runs ---------------------------------------------------------------------------------------
 
 
@@ -145,6 +208,7 @@ def enqueue_runs(requests: Sequence[m.RunRequest]) -> Call[list[m.Run]]:
         _args(runs=([_run_request_json(r) for r in requests], "jsonb")),
         many(m.Run),
         retry_safe=keyed,
+        paging=_each("runs"),
     )
 
 
@@ -160,6 +224,7 @@ def claim_runs(
             lease_seconds=(lease_seconds, "integer"),
         ),
         many(m.Run),
+        paging=_drain("max_runs"),
     )
 
 
@@ -188,6 +253,7 @@ def heartbeat_runs(
         _args(worker_id=(worker_id, "text"), runs=(runs, "jsonb")),
         many(m.HeartbeatBatchItem),
         retry_safe=True,
+        paging=_each("runs"),
     )
 
 
@@ -309,6 +375,7 @@ def complete_runs_items(
         _args(worker_id=(worker_id, "text"), runs=(list(items), "jsonb")),
         many(m.CompleteBatchItem),
         retry_safe=True,
+        paging=_each("runs"),
     )
 
 
@@ -352,7 +419,12 @@ def get_run(run_id: UUID | str) -> Call[m.Run]:
 def get_runs(run_ids: Iterable[UUID | str]) -> Call[list[m.Run]]:
     ids = [_uuid(r, "run_ids") for r in run_ids]
     return Call(
-        "get_runs", _args(run_ids=(ids, "uuid[]")), many(m.Run), retry_safe=True, read_only=True
+        "get_runs",
+        _args(run_ids=(ids, "uuid[]")),
+        many(m.Run),
+        retry_safe=True,
+        read_only=True,
+        paging=_each("run_ids", order=_by_created),
     )
 
 
@@ -385,6 +457,7 @@ def list_runs(
         many(m.Run),
         retry_safe=True,
         read_only=True,
+        paging=Paging(limit="max_rows", after=_after_run_id),
     )
 
 
@@ -401,6 +474,7 @@ def runs_changed_since(
         many(m.Run),
         retry_safe=True,
         read_only=True,
+        paging=Paging(limit="max_rows", after=_after_change),
     )
 
 
@@ -415,7 +489,12 @@ def list_stuck_runs(limit: int = 100) -> Call[list[m.StuckRun]]:
 
 
 def sweep_expired_runs(limit: int) -> Call[list[m.SweepResult]]:
-    return Call("sweep_expired_runs", _args(max_runs=(limit, "integer")), many(m.SweepResult))
+    return Call(
+        "sweep_expired_runs",
+        _args(max_runs=(limit, "integer")),
+        many(m.SweepResult),
+        paging=_drain("max_runs"),
+    )
 
 
 def prune_runs(older_than: timedelta | float, limit: int) -> Call[list[m.PruneResult]]:
@@ -423,6 +502,7 @@ def prune_runs(older_than: timedelta | float, limit: int) -> Call[list[m.PruneRe
         "prune_runs",
         _args(older_than_seconds=(_seconds(older_than), "numeric"), max_runs=(limit, "integer")),
         many(m.PruneResult),
+        paging=_drain("max_runs"),
     )
 
 
@@ -472,7 +552,12 @@ def list_run_steps(run_id: UUID | str) -> Call[list[m.RunStep]]:
 
 def append_run_events(events: Sequence[m.EventIn]) -> Call[list[m.RunEvent]]:
     payload = [e.model_dump(mode="json", exclude_none=True) for e in events]
-    return Call("append_run_events", _args(events=(payload, "jsonb")), many(m.RunEvent))
+    return Call(
+        "append_run_events",
+        _args(events=(payload, "jsonb")),
+        many(m.RunEvent),
+        paging=_each("events"),
+    )
 
 
 def list_run_events(run_id: UUID | str, after_seq: int, limit: int) -> Call[list[m.RunEvent]]:
@@ -483,6 +568,27 @@ def list_run_events(run_id: UUID | str, after_seq: int, limit: int) -> Call[list
             after_seq=(after_seq, "bigint"),
             max_rows=(limit, "integer"),
         ),
+        many(m.RunEvent),
+        retry_safe=True,
+        read_only=True,
+        paging=Paging(limit="max_rows", after=_after_seq),
+    )
+
+
+def list_run_timeline(run_id: UUID | str, limit: int = 500) -> Call[list[m.RunEvent]]:
+    return Call(
+        "list_run_timeline",
+        _args(run_id=(_uuid(run_id, "run_id"), "uuid"), max_rows=(limit, "integer")),
+        many(m.RunEvent),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_last_run_events(run_id: UUID | str, limit: int = 20) -> Call[list[m.RunEvent]]:
+    return Call(
+        "list_last_run_events",
+        _args(run_id=(_uuid(run_id, "run_id"), "uuid"), max_rows=(limit, "integer")),
         many(m.RunEvent),
         retry_safe=True,
         read_only=True,
@@ -521,10 +627,15 @@ def put_artifact(
     )
 
 
-def get_artifact(run_id: UUID | str, name: str) -> Call[m.Artifact]:
+def get_artifact(run_id: UUID | str, name: str, attempt: int | None = None) -> Call[m.Artifact]:
+    """``attempt`` None: the latest attempt that saved ``name``."""
     return Call(
         "get_artifact",
-        _args(run_id=(_uuid(run_id, "run_id"), "uuid"), name=(name, "text")),
+        _args(
+            run_id=(_uuid(run_id, "run_id"), "uuid"),
+            name=(name, "text"),
+            attempt=(attempt, "integer"),
+        ),
         one(m.Artifact),
         retry_safe=True,
         read_only=True,
@@ -564,6 +675,7 @@ def upsert_templates(templates: Sequence[Mapping[str, Any]]) -> Call[list[m.Temp
         ),
         many(m.Template),
         retry_safe=True,
+        paging=_each("templates"),
     )
 
 
@@ -575,6 +687,57 @@ def get_template(name: str) -> Call[m.Template]:
     return Call(
         "get_template", _args(name=(name, "text")), one(m.Template), retry_safe=True, read_only=True
     )
+
+
+def get_template_version(name: str, version: int) -> Call[m.Template]:
+    return Call(
+        "get_template_version",
+        _args(name=(name, "text"), version=(version, "integer")),
+        one(m.Template),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_template_versions(name: str, limit: int = 100) -> Call[list[m.TemplateVersion]]:
+    return Call(
+        "list_template_versions",
+        _args(name=(name, "text"), max_rows=(limit, "integer")),
+        many(m.TemplateVersion),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_template_summaries() -> Call[list[m.TemplateSummary]]:
+    return Call(
+        "list_template_summaries", {}, many(m.TemplateSummary), retry_safe=True, read_only=True
+    )
+
+
+def validate_template(template: Any) -> Call[list[m.FieldProblem]]:
+    """Any JSON value: the SQL names what is wrong with it (nothing is written)."""
+    return Call(
+        "validate_template",
+        {"template": Arg(template, "jsonb")},
+        many(m.FieldProblem),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def validate_params(template: str, params: Any) -> Call[list[m.FieldProblem]]:
+    return Call(
+        "validate_params",
+        {"template": Arg(template, "text"), "params": Arg(params, "jsonb")},
+        many(m.FieldProblem),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def delete_template(name: str) -> Call[m.Template]:
+    return Call("delete_template", _args(name=(name, "text")), one(m.Template))
 
 
 def create_session(title: str | None, metadata: Mapping[str, Any] | None) -> Call[m.Session]:
@@ -599,6 +762,55 @@ def list_sessions(limit: int = 100) -> Call[list[m.Session]]:
         "list_sessions",
         _args(max_rows=(limit, "integer")),
         many(m.Session),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_session_summaries(limit: int = 100) -> Call[list[m.SessionSummary]]:
+    return Call(
+        "list_session_summaries",
+        _args(max_rows=(limit, "integer")),
+        many(m.SessionSummary),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def add_session_messages(
+    session_id: UUID | str, messages: Sequence[m.MessageIn]
+) -> Call[list[m.SessionMessage]]:
+    return Call(
+        "add_session_messages",
+        _args(
+            session_id=(_uuid(session_id, "session_id"), "uuid"),
+            messages=([x.model_dump(mode="json", exclude_none=True) for x in messages], "jsonb"),
+        ),
+        many(m.SessionMessage),
+    )
+
+
+def list_session_messages(
+    session_id: UUID | str, *, before_id: int | None = None, limit: int = 200
+) -> Call[list[m.SessionMessage]]:
+    return Call(
+        "list_session_messages",
+        _args(
+            session_id=(_uuid(session_id, "session_id"), "uuid"),
+            before_id=(before_id, "bigint"),
+            max_rows=(limit, "integer"),
+        ),
+        many(m.SessionMessage),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def list_session_runs(session_id: UUID | str, limit: int = 100) -> Call[list[m.SessionRun]]:
+    return Call(
+        "list_session_runs",
+        _args(session_id=(_uuid(session_id, "session_id"), "uuid"), max_rows=(limit, "integer")),
+        many(m.SessionRun),
         retry_safe=True,
         read_only=True,
     )
@@ -710,7 +922,13 @@ def deregister_worker(worker_id: str, status: str = "stopped") -> Call[m.WorkerI
 
 def delete_runs(run_ids: Iterable[UUID | str]) -> Call[list[m.PruneResult]]:
     ids = [_uuid(r, "run_ids") for r in run_ids]
-    return Call("delete_runs", _args(run_ids=(ids, "uuid[]")), many(m.PruneResult), retry_safe=True)
+    return Call(
+        "delete_runs",
+        _args(run_ids=(ids, "uuid[]")),
+        many(m.PruneResult),
+        retry_safe=True,
+        paging=_each("run_ids"),
+    )
 
 
 def _info(rows: Sequence[Row]) -> dict[str, Any]:
@@ -768,6 +986,7 @@ def search_runs(filter: m.RunFilter | Mapping[str, Any] | None, limit: int) -> C
         many(m.Run),
         retry_safe=True,
         read_only=True,
+        paging=Paging(limit="max_rows", after=_after_created),
     )
 
 

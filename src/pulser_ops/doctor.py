@@ -3,7 +3,9 @@
 Every check reads the deployment through the same SDK and transports users run, so a green
 doctor means workers and operators will work. ``smoke`` pushes one real run through enqueue,
 claim, heartbeat, artifact (a Storage file), events, a live change and completion, then deletes
-what it made.
+what it made. Over Supabase it also tries what a hosted project limits (``doctor_platform``):
+the row cap, the key, a change before Realtime is ready, one too big for Realtime, an artifact
+name Storage may refuse, a deleted run reaching a subscriber.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from . import calls, resources
 from .client import Client
 from .db.migrate import parse_replaces
 from .errors import PulserOpsError
-from .models import LANES, RunStatus
+from .models import LANES, Change, RunStatus
 
 Status = Literal["ok", "warn", "fail"]
 
 #: Every public function the SDK calls (kept in step with calls.py by a test).
 REQUIRED_FUNCTIONS = frozenset(
     {
+        "add_session_messages",
         "append_run_events",
         "board_snapshot",
         "bulk_cancel_runs",
@@ -38,6 +41,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "create_session",
         "delete_runs",
         "delete_session",
+        "delete_template",
         "deregister_worker",
         "enqueue_run",
         "enqueue_runs",
@@ -48,19 +52,27 @@ REQUIRED_FUNCTIONS = frozenset(
         "get_run",
         "get_runs",
         "get_template",
+        "get_template_version",
         "get_worker_health",
         "heartbeat_run",
         "heartbeat_runs",
         "list_alerts",
         "list_artifacts",
         "list_held_runs",
+        "list_last_run_events",
         "list_lanes",
         "list_run_events",
         "list_run_steps",
+        "list_run_timeline",
         "list_runs",
+        "list_session_messages",
+        "list_session_runs",
+        "list_session_summaries",
         "list_sessions",
         "list_spec_docs",
         "list_stuck_runs",
+        "list_template_summaries",
+        "list_template_versions",
         "list_templates",
         "list_workers",
         "performance_stats",
@@ -77,6 +89,8 @@ REQUIRED_FUNCTIONS = frozenset(
         "sweep_expired_runs",
         "upsert_template",
         "upsert_templates",
+        "validate_params",
+        "validate_template",
     }
 )
 PUBLISHED = frozenset({"runs", "run_steps", "run_events", "artifacts", "workers"})
@@ -241,6 +255,9 @@ def run_checks(client: Client) -> tuple[list[Check], dict[str, Any] | None]:
         )
     else:
         out.append(Check("keys", "fail", f"caller is {caller}", "use the service role key"))
+    from . import doctor_platform as platform
+
+    out += [c for c in (platform.key_style(client), platform.access_token(client)) if c]
     try:
         lanes = client.lanes.list()
         paused = [lane.id for lane in lanes if lane.paused]
@@ -257,11 +274,31 @@ def run_checks(client: Client) -> tuple[list[Check], dict[str, Any] | None]:
     return out, info
 
 
+class _Seen:
+    """The changes a smoke subscription delivered, searchable after the fact."""
+
+    def __init__(self, sub: Any) -> None:
+        self.sub = sub
+        self.items: list[Change] = []
+
+    def until(self, want: Callable[[Change], bool], timeout: float) -> Change | None:
+        found = next((c for c in self.items if want(c)), None)
+        end = time.monotonic() + timeout
+        while found is None and time.monotonic() < end:
+            change = self.sub.next(timeout=max(0.1, end - time.monotonic()))
+            if change is not None:
+                self.items.append(change)
+                found = change if want(change) else None
+        return found
+
+
 def smoke(
     client: Client, *, timeout: float = 20.0, say: Callable[[str], None] = lambda s: None
 ) -> list[Check]:
     """One real run end to end, then clean up. Never leaves another run claimed: a run it
     claims by mistake (someone else's, same lane and priority) is released at once."""
+    from . import doctor_platform as platform
+
     out: list[Check] = []
     worker = f"doctor-{uuid.uuid4().hex[:8]}"
     lanes = [lane.id for lane in client.lanes.list() if not lane.paused]
@@ -282,7 +319,8 @@ def smoke(
     created = [run.id]
     try:
         with client.subscribe(runs=[run.id]) as sub:
-            first = sub.next(timeout=timeout)
+            seen = _Seen(sub)
+            first = seen.until(lambda c: True, timeout)
             if first is None:
                 out.append(
                     Check(
@@ -333,6 +371,25 @@ def smoke(
                 )
                 return out
             out.append(Check("claim", "ok", f"claimed {str(run.id)[:8]} from lane {lane}"))
+            # On Supabase the claim lands right after the join, before Realtime says the feed is
+            # live ("Subscribed to PostgreSQL"): it must still reach the subscriber.
+            early = seen.until(
+                lambda c: c.run is not None and c.run.version >= mine.version, timeout
+            )
+            out.append(
+                Check(
+                    "realtime ready",
+                    "ok",
+                    f"a change right after subscribing arrived ({early.kind})",
+                )
+                if early
+                else Check(
+                    "realtime ready",
+                    "fail",
+                    "a change right after subscribing was lost",
+                    "upgrade pulser-ops: it catches up when Realtime's feed is ready",
+                )
+            )
             beat = client.runs.heartbeat(run.id, worker, mine.attempt)
             out.append(Check("heartbeat", "ok", f"lease until {beat.lease_expires_at:%H:%M:%S}"))
             payload = uuid.uuid4().bytes * 4096
@@ -346,15 +403,13 @@ def smoke(
                     f"{client.transport.files.describe()}",
                 )
             )
+            out.append(platform.unicode_artifact(client, run.id, mine.attempt))
             client.events.log(run.id, "doctor was here")
-            client.runs.complete(run.id, worker, mine.attempt, "succeeded", result={"doctor": True})
-            end = time.monotonic() + timeout
-            live = None
-            while time.monotonic() < end:
-                change = sub.next(timeout=max(0.1, end - time.monotonic()))
-                if change and change.run and change.run.status == RunStatus.SUCCEEDED:
-                    live = change
-                    break
+            big = platform.big_result()
+            client.runs.complete(run.id, worker, mine.attempt, "succeeded", result=big)
+            live = seen.until(
+                lambda c: c.run is not None and c.run.status == RunStatus.SUCCEEDED, timeout
+            )
             if live is None:
                 out.append(
                     Check(
@@ -372,16 +427,38 @@ def smoke(
                         f"saw the run succeed ({live.kind})",
                     )
                 )
+                whole = live.run is not None and live.run.result == big
+                out.append(
+                    Check(
+                        "large change",
+                        "ok" if whole else "fail",
+                        "a result over Realtime's 1 MiB payload limit arrived whole"
+                        if whole
+                        else "a change over Realtime's payload limit arrived stripped",
+                        "" if whole else "upgrade pulser-ops: it reads such rows back by id",
+                    )
+                )
             out.append(Check("complete", "ok", "succeeded"))
+            client.runs.delete(created)
+            created = []
+            gone = seen.until(lambda c: c.kind == "DELETE" and c.run_id == run.id, timeout)
+            out.append(
+                Check("deleted run", "ok", "the subscriber heard the run was deleted")
+                if gone
+                else Check(
+                    "deleted run", "fail", "the DELETE of the run never reached the subscriber"
+                )
+            )
     finally:
         try:
-            current = client.runs.get(run.id)
-            if not current.is_terminal:
-                client.runs.cancel(run.id, reason="doctor cleanup")
-            deadline = time.monotonic() + timeout
-            while not client.runs.get(run.id).is_terminal and time.monotonic() < deadline:
-                time.sleep(0.2)
-            client.runs.delete(created)
+            if created:
+                current = client.runs.get(run.id)
+                if not current.is_terminal:
+                    client.runs.cancel(run.id, reason="doctor cleanup")
+                deadline = time.monotonic() + timeout
+                while not client.runs.get(run.id).is_terminal and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                client.runs.delete(created)
             out.append(Check("cleanup", "ok", "smoke run, its events and files deleted"))
         except PulserOpsError as e:
             out.append(
@@ -392,7 +469,10 @@ def smoke(
                     f"delete run {run.id} by hand",
                 )
             )
-    return out
+    # After the smoke run's subscription is closed: its thousands of changes are nobody's.
+    out += platform.row_cap(client, SMOKE_TEMPLATE, lane, say)
+    wrong = platform.wrong_key(client)
+    return out + ([wrong] if wrong else [])
 
 
 __all__ = ["LANES", "REQUIRED_FUNCTIONS", "Check", "run_checks", "smoke"]

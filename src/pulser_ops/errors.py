@@ -102,6 +102,14 @@ class Timeout(TransportError):
     code = "timeout"
 
 
+class LockTimeout(Timeout):
+    """A statement waited too long for a lock (SQLSTATE 55P03; Supabase's API roles have an
+    8 s ``lock_timeout``). The server rolled the statement back, so sending it again is safe
+    for every call, and the SDK does."""
+
+    code = "lock_timeout"
+
+
 class ConfigurationError(PulserOpsError):
     """The SDK was not told (or could not work out) where the control plane is."""
 
@@ -288,6 +296,7 @@ _BY_SQLSTATE: dict[str, type[PulserOpsError]] = {
     "22021": InvalidInput,
     "22P05": InvalidInput,
     "57014": Timeout,
+    "55P03": LockTimeout,
     # A function or table that is not there (PostgREST says PGRST202/404 for the same thing):
     # on a direct connection it means the migrations were not applied.
     "42883": NotFound,
@@ -335,6 +344,7 @@ ALL_ERRORS: tuple[type[PulserOpsError], ...] = (
     PermissionDenied,
     TransportError,
     Timeout,
+    LockTimeout,
     ConfigurationError,
     MigrationError,
     StorageError,

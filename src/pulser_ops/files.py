@@ -1,9 +1,9 @@
 """Where artifact files live: Supabase Storage, or a local directory.
 
-Files always sit at ``<run id>/<key>`` in the ``run-artifacts`` bucket, so the Storage policies
-that mirror the runs' RLS apply to them; the key is the artifact's name made a valid Storage key
-(``storage_key``). Without Supabase (a direct or embedded database) the same layout is kept
-under a local directory, so a name that works on one transport works on the other.
+Files always sit at ``<run id>/<attempt>/<key>`` in the ``run-artifacts`` bucket, so the
+Storage policies that mirror the runs' RLS apply to them; the key is the artifact's name made a
+valid Storage key (``storage_key``). Without Supabase (a direct or embedded database) the same
+layout is kept under a local directory, so a name that works on one transport works on the other.
 """
 
 from __future__ import annotations
@@ -114,6 +114,10 @@ class FileStore(Protocol):
 
     def get(self, path: str) -> bytes: ...
 
+    def head(self, path: str, max_bytes: int) -> bytes:
+        """The first ``max_bytes`` of a file, without reading the rest (a viewer's preview)."""
+        ...
+
     def signed_url(self, path: str, expires_in: int) -> str: ...
 
     def remove(self, paths: list[str]) -> None: ...
@@ -158,6 +162,14 @@ class LocalFileStore:
         target = self._path(path)
         try:
             return target.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"file {path} not found in {self.root}") from None
+
+    def head(self, path: str, max_bytes: int) -> bytes:
+        target = self._path(path)
+        try:
+            with target.open("rb") as f:
+                return f.read(max(0, max_bytes))
         except FileNotFoundError:
             raise NotFound(f"file {path} not found in {self.root}") from None
 

@@ -74,6 +74,9 @@ class Run(_Row):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
+    #: The template version this run executes (its steps, timeout and retry policy), fixed when
+    #: it was enqueued; None only for runs that finished before templates had versions.
+    template_version: int | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -177,6 +180,51 @@ class Template(_Row):
     timeout_seconds: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: 1, then one more for each change of the definition (read-only: the database sets it)
+    version: int = 1
+
+
+#: Fields of a template the database sets (never sent to ``upsert``).
+TEMPLATE_READ_ONLY = frozenset({"created_at", "updated_at", "version"})
+
+
+class TemplateVersion(_Row):
+    """One recorded definition of a template: every settable field but its name."""
+
+    template: str
+    version: int
+    definition: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class TemplateSummary(_Row):
+    """A template as the Templates tab lists it: with when a run of it was last enqueued
+    (among the runs the caller can see)."""
+
+    name: str
+    description: str = ""
+    default_lane: LaneId = "A"
+    version: int = 1
+    steps: list[Any] = Field(default_factory=list)
+    max_attempts: int = 3
+    lease_seconds: int = 60
+    timeout_seconds: int | None = None
+    updated_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    @property
+    def step_kinds(self) -> list[str]:
+        return [str(s.get("kind", "?")) if isinstance(s, dict) else "?" for s in self.steps]
+
+
+class FieldProblem(_Row):
+    """One problem of a template or of params, named by its field (``""``: the whole)."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
 
 
 class Session(_Row):
@@ -185,6 +233,52 @@ class Session(_Row):
     title: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
+
+
+class SessionSummary(Session):
+    """A session as the Chat tab lists it."""
+
+    messages: int = 0
+    runs: int = 0
+    active_runs: int = 0
+    last_activity_at: datetime
+
+
+MessageKind = Literal["command", "reply", "error", "note"]
+
+
+class SessionMessage(_Row):
+    """One message of a session's conversation: what an operator typed (``command``) and
+    what the room answered (``reply``, ``error``); ``run_id``: the run it is about."""
+
+    id: int
+    session_id: UUID
+    at: datetime
+    author_id: UUID | None = None
+    author: str = ""
+    kind: MessageKind
+    body: str = ""
+    run_id: UUID | None = None
+    data: dict[str, Any] | None = None
+
+
+class MessageIn(_Request):
+    """A message to append to a session."""
+
+    kind: MessageKind
+    body: Text
+    run_id: UUID | None = None
+    data: JsonObject | None = None
+
+
+class ArtifactRef(_Row):
+    """An artifact named on a run card (no content)."""
+
+    name: str
+    attempt: int | None = None
+    kind: str = "text"
+    content_type: str = ""
+    size_bytes: int = 0
 
 
 class SpecDoc(_Row):
@@ -365,11 +459,15 @@ ChangeTable = Literal["runs", "run_events", "run_steps", "artifacts", "workers"]
 
 class Change(_Row):
     """One live update. ``kind`` is INSERT/UPDATE/DELETE, or SNAPSHOT for catch-up rows that were
-    fetched after a (re)connect rather than pushed; consumers treat both the same."""
+    fetched after a (re)connect rather than pushed; consumers treat both the same.
+
+    A DELETE of a run (``runs.delete``, ``prune``) carries only ``run_id``: the row is gone, and
+    Realtime sends nothing but the primary key of a deleted row."""
 
     table: ChangeTable
     kind: Literal["INSERT", "UPDATE", "DELETE", "SNAPSHOT"]
     run: Run | None = None
+    run_id: UUID | None = None
     event: RunEvent | None = None
     step: RunStep | None = None
     artifact: Artifact | None = None
@@ -437,6 +535,14 @@ class RunningCard(_Row):
     created_at: datetime
     priority: int = 0
     last_event: LastEvent | None = None
+
+
+class SessionRun(_Row):
+    """A run of a session as its live card: the run, its last event and its artifacts."""
+
+    run: Run
+    last_event: LastEvent | None = None
+    artifacts: list[ArtifactRef] = Field(default_factory=list)
 
 
 class LaneBoard(_Row):

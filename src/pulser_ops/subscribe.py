@@ -11,6 +11,12 @@ Realtime loses subscriptions on reconnect (supabase-py #1134, realtime-py #213).
 
 A watchdog forces a reconnect when the feed has been silent for too long while the catch-up
 query shows that something changed (the symptom of a silently dead Realtime channel).
+
+Realtime acknowledges a join before its change feed is live and says so later ("Subscribed to
+PostgreSQL", the feed's ``Ready``): a change committed in between is never pushed, so the
+catch-up runs again when ``Ready`` arrives. A deleted run cannot be read back: it is delivered
+as a ``DELETE`` change carrying only its id (``Change.run_id``). A catch-up cannot see what was
+deleted while no feed listened, except for ``runs=[ids]``: an id seen before and gone now.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
+from pydantic import ValidationError
+
 from . import calls
 from . import models as m
 from .errors import InvalidInput, TransportError
-from .transport.base import AsyncTransport, FeedItem, Hint, Record
+from .transport.base import AsyncTransport, FeedItem, Hint, Ready, Record
 
 ChangeKind = Literal["INSERT", "UPDATE", "DELETE", "SNAPSHOT"]
 
@@ -108,6 +116,17 @@ class _State:
             if self.wants_run(run) and self.fresh_run(run)
         ]
 
+    def deleted(self, run_ids: Iterable[str]) -> list[m.Change]:
+        """DELETE changes for the runs this subscriber follows: every run of ``runs=True``
+        (when lanes narrow it, the runs seen in those lanes), or the ``runs=[...]`` given."""
+        out = []
+        for rid in run_ids:
+            seen = self.lanes is None or rid in self.versions
+            if rid in self.run_ids or (self.all_runs and seen):
+                self.versions.pop(rid, None)
+                out.append(m.Change(table="runs", kind="DELETE", run_id=UUID(rid)))
+        return out
+
     def fresh_run(self, run: m.Run) -> bool:
         key = str(run.id)
         if self.versions.get(key, 0) >= run.version:
@@ -152,7 +171,9 @@ async def _catch_up(client: Subscriber, st: _State) -> list[m.Change]:
         )
     elif st.run_ids:
         runs = await client.transport.execute(calls.get_runs(st.run_ids))
-        out += st.run_changes(runs, "SNAPSHOT")
+        # A run seen before and gone now was deleted while no feed was listening.
+        gone = (st.run_ids & st.versions.keys()) - {str(r.id) for r in runs}
+        out += st.deleted(sorted(gone)) + st.run_changes(runs, "SNAPSHOT")
     for run_id in sorted(st.event_runs):
         out += await _event_changes(client, st, run_id)
     if st.workers:
@@ -161,10 +182,23 @@ async def _catch_up(client: Subscriber, st: _State) -> list[m.Change]:
 
 
 async def _resolve(client: Subscriber, st: _State, item: Hint | Record) -> list[m.Change]:
+    if isinstance(item, Record) and item.kind == "DELETE":
+        # Only the primary key of a deleted row is known; events, steps and artifacts go with
+        # their run, whose own DELETE says so.
+        rid = item.row.get("id")
+        return st.deleted([str(rid)]) if item.table == "runs" and rid is not None else []
     if item.table == "runs":
+        if isinstance(item, Hint) and item.deleted:
+            return st.deleted(item.ids or ())
         if isinstance(item, Record):
-            run = m.Run.model_validate(item.row)
-            return st.run_changes([run], item.kind)
+            try:
+                run = m.Run.model_validate(item.row)
+            except ValidationError:
+                # Not a whole run (a payload Realtime trimmed): read it back by id.
+                rid = item.row.get("id")
+                item = Hint("runs", None if rid is None else (str(rid),))
+            else:
+                return st.run_changes([run], item.kind)
         if item.ids is None:
             return await _catch_up(client, st)
         wanted = [i for i in item.ids if st.all_runs or i in st.run_ids]
@@ -248,6 +282,12 @@ async def subscribe(
                         if isinstance(item, TransportError):
                             raise item
                         if isinstance(item, str):
+                            continue
+                        if isinstance(item, Ready):
+                            # The feed is live only now: what changed since the catch-up above
+                            # was never pushed.
+                            for change in await _catch_up(client, st):
+                                yield change
                             continue
                         for change in await _resolve(client, st, item):
                             yield change

@@ -61,7 +61,22 @@ create table public.run_templates (
   timeout_seconds           integer check (timeout_seconds is null or timeout_seconds > 0),
   created_at                timestamptz not null default now(),
   updated_at                timestamptz not null default now(),
-  constraint run_templates_backoff_cap check (retry_backoff_max_seconds >= retry_backoff_seconds)
+  constraint run_templates_backoff_cap check (retry_backoff_max_seconds >= retry_backoff_seconds),
+  -- Set by the run_templates_version trigger: 1, then one more for each change of the definition.
+  version                   integer not null default 1 check (version >= 1)
+);
+
+-- Every definition a template has had, recorded by triggers on run_templates (see "Template
+-- versions" in 40_templates_lanes_workers.sql). A run executes the version it was enqueued
+-- with (runs.template_version), whatever the template becomes later.
+create table public.run_template_versions (
+  template   text not null references public.run_templates (name)
+               on update cascade on delete cascade,
+  version    integer not null check (version >= 1),
+  -- the template's settable fields (everything but name, version and timestamps)
+  definition jsonb not null check (jsonb_typeof(definition) = 'object'),
+  created_at timestamptz not null default now(),
+  primary key (template, version)
 );
 
 -- Each template's params schema, compiled once per version: when the template is written (the
@@ -124,6 +139,9 @@ create table public.runs (
   -- Enqueue order: the claim's tiebreak among runs of one priority and created_at (a batch of
   -- create_many shares its created_at, a transaction's now()). Last: columns are appended.
   seq                 bigint generated always as identity,
+  -- the template version enqueue stamped (run_template_versions); null only on runs that
+  -- finished before versions existed
+  template_version    integer,
   constraint runs_attempt_range check (attempt between 0 and max_attempts),
   constraint runs_finished_iff_terminal
     check ((status in ('succeeded', 'failed', 'cancelled')) = (finished_at is not null)),
@@ -198,7 +216,6 @@ create table public.artifacts (
   sha256         text check (sha256 is null or sha256 ~ '^[0-9a-f]{64}$'),
   metadata       jsonb not null default '{}' check (jsonb_typeof(metadata) = 'object'),
   created_at     timestamptz not null default now(),
-  unique (run_id, name),
   -- New names are held to 255 bytes by put_artifact (pulser_ops.artifact_name_problem); this
   -- check is the looser rule of rows written before 2026-12, kept so that they stay valid.
   constraint artifacts_name_is_relative_path check (
@@ -206,14 +223,21 @@ create table public.artifacts (
     and name !~ '(^/|\\|//|(^|/)\.\.?(/|$)|/$|[[:cntrl:]])'),
   constraint artifacts_inline_xor_storage
     check ((inline_text is null) <> (storage_path is null)),
-  -- The file sits in its run's folder (the Storage policy reads the run id from it); its key
-  -- within is pulser_ops.storage_key(name), which put_artifact checks. (Until 2026-12 the key
-  -- was the name itself, as rows written then still say.)
+  -- The file sits in its run's folder (the Storage policy reads the run id from it): at
+  -- '<run id>/<attempt, 0 for none>/' || pulser_ops.storage_key(name), which put_artifact
+  -- checks. (Until 2026-12 it was '<run id>/<name>', as rows written then still say.)
   constraint artifacts_storage_path_in_run_folder
     check (storage_path is null
            or (storage_bucket is not null and split_part(storage_path, '/', 1) = run_id::text
                and storage_path <> run_id::text || '/'))
 );
+-- Each attempt keeps its own artifacts: a retry that saves "report.md" again does not replace
+-- the earlier attempt's (the control room diffs them).
+create unique index artifacts_run_attempt_name_key
+  on public.artifacts (run_id, (coalesce(attempt, 0)), name);
+-- No two artifacts share a file.
+create unique index artifacts_storage_path_key
+  on public.artifacts (storage_path) where storage_path is not null;
 
 create table public.spec_docs (
   id         uuid primary key default gen_random_uuid(),
@@ -237,6 +261,24 @@ comment on column public.spec_docs.run_id is 'The run that generated this docume
 comment on column public.spec_docs.path is 'The document''s path in its kit (spec/<name>/prd.md, specs/001-<name>/spec.md, ...).';
 create index spec_docs_session_idx on public.spec_docs (session_id);
 create index spec_docs_owner_idx on public.spec_docs (owner_id);
+
+-- A session as a conversation (the control room's Chat tab): what an operator typed and what
+-- the room answered, in order. The runs the session started are runs.session_id; the room shows
+-- their live cards and their ends between these messages.
+create table public.session_messages (
+  id         bigint generated always as identity primary key,
+  session_id uuid not null references public.sessions (id) on delete cascade,
+  at         timestamptz not null default now(),
+  author_id  uuid,
+  author     text not null default '' check (char_length(author) <= 200),
+  kind       text not null check (kind in ('command', 'reply', 'error', 'note')),
+  body       text not null default '' check (octet_length(body) <= 16384),
+  -- the run a message is about (the run a `run` command started): the room shows its live card
+  run_id     uuid references public.runs (id) on delete set null,
+  data       jsonb check (data is null or jsonb_typeof(data) = 'object')
+);
+create index session_messages_session_idx on public.session_messages (session_id, id);
+create index session_messages_run_idx on public.session_messages (run_id) where run_id is not null;
 
 create table public.workers (
   id           text primary key check (char_length(id) between 1 and 200),

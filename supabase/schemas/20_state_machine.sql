@@ -109,7 +109,9 @@ create type pulser_ops.enqueue_item as (
   reuse uuid,
   -- Its first problem, numbered in the order enqueue_runs checks (pulser_ops.enqueue_refuse
   -- words it): reading the batch compiles no message.
-  refused smallint
+  refused smallint,
+  -- The version of its template it is enqueued with (the worker runs that version).
+  template_version integer
 );
 
 -- The value, or null when it is not a timestamp (the two errors enqueue reports as such).
@@ -284,7 +286,8 @@ begin
     from fields f
   ),
   looked_up as (
-    select y.*, t.name as t_name, t.lease_seconds, t.params_schema, tp.walk,
+    select y.*, t.name as t_name, t.lease_seconds, t.params_schema, t.version as t_version,
+           tp.walk,
            case when jsonb_typeof(y.j_params) = 'object' or y.j_params is null
                 then coalesce(tp.defaults, '{}') || coalesce(y.j_params, '{}') end as v_params,
            coalesce(y.v_lane_given, t.default_lane) as v_lane,
@@ -340,7 +343,7 @@ begin
            case when a.refused is null then a.v_priority end,
            case when a.refused is null then a.v_max end, a.lease_seconds, a.v_params,
            a.v_session, a.v_owner, a.v_key, greatest(now(), coalesce(a.v_after, now())), null,
-           a.refused
+           a.refused, a.t_version
          )::pulser_ops.enqueue_item order by a.n),
          bool_or(a.v_key is not null)
     into items, keyed
@@ -372,7 +375,8 @@ begin
              a.n, a.id, a.template, a.lane, a.priority, a.max_attempts, a.lease_seconds, a.params,
              a.session_id, a.owner_id, a.idempotency_key, a.available_at, a.reuse_id,
              coalesce(a.refused, case when a.reuse_template <> a.template
-                                        or a.reuse_params <> a.params then 20 end)
+                                        or a.reuse_params <> a.params then 20 end),
+             a.template_version
            )::pulser_ops.enqueue_item order by a.n)
       into items
     from answered a;
@@ -391,10 +395,11 @@ begin
       with inserted as (
         insert into public.runs (id, template, lane, status, priority, attempt, max_attempts,
                                  lease_seconds, params, session_id, owner_id, idempotency_key,
-                                 available_at, sweep_count, version, created_at, updated_at)
+                                 available_at, sweep_count, version, created_at, updated_at,
+                                 template_version)
         select i.id, i.template, i.lane, 'queued', i.priority, 0, i.max_attempts,
                i.lease_seconds, i.params, i.session_id, i.owner_id, null, i.available_at, 0, 1,
-               now(), now()
+               now(), now(), i.template_version
         from unnest(items) as i
         order by i.n
         returning *
@@ -404,9 +409,11 @@ begin
   end if;
   insert into public.runs (id, template, lane, status, priority, attempt, max_attempts,
                            lease_seconds, params, session_id, owner_id, idempotency_key,
-                           available_at, sweep_count, version, created_at, updated_at)
+                           available_at, sweep_count, version, created_at, updated_at,
+                           template_version)
   select i.id, i.template, i.lane, 'queued', i.priority, 0, i.max_attempts, i.lease_seconds,
-         i.params, i.session_id, i.owner_id, i.idempotency_key, i.available_at, 0, 1, now(), now()
+         i.params, i.session_id, i.owner_id, i.idempotency_key, i.available_at, 0, 1, now(), now(),
+         i.template_version
   from unnest(items) as i
   where i.reuse is null
   order by i.n
@@ -830,7 +837,8 @@ begin
            error_class text, retryable boolean, steps jsonb, events jsonb)
   ),
   locked as materialized (
-    select r.id, r.status, r.worker_id, r.attempt, r.max_attempts, r.cancel_requested_at, r.template
+    select r.id, r.status, r.worker_id, r.attempt, r.max_attempts, r.cancel_requested_at, r.template,
+           r.template_version
     from public.runs r
     where r.id = any(ids)
   ),
@@ -851,7 +859,15 @@ begin
            t.retry_backoff_seconds, t.retry_backoff_max_seconds, t.retry_jitter
     from items i
     left join locked l on l.id = i.run_id
-    left join public.run_templates t on t.name = l.template
+    -- The retry policy of the template version the run was enqueued with (the current
+    -- template only for a run enqueued before versions existed).
+    left join lateral (
+      select p.* from public.run_template_versions v
+      cross join lateral jsonb_populate_record(null::public.run_templates, v.definition) p
+      where v.template = l.template and v.version = l.template_version
+      union all
+      select c.* from public.run_templates c where c.name = l.template and l.template_version is null
+    ) t on true
   ),
   decided as (
     select z.*,

@@ -229,14 +229,19 @@ begin
 end
 $$;
 
--- An artifact of a run: small text inline, anything else in the private run-artifacts bucket
--- at '<run id>/' || storage_key(name) (the worker uploads it through the Storage API first).
+-- An artifact of a run's attempt: small text inline, anything else in the private run-artifacts
+-- bucket at '<run id>/<attempt, 0 for none>/' || storage_key(name) (the worker uploads it
+-- through the Storage API first). Putting the same name in the same attempt replaces it; each
+-- attempt keeps its own. ('<run id>/' || storage_key(name), the layout before artifacts were
+-- kept per attempt, is still accepted from older SDKs.)
 create function public.put_artifact(
   run_id uuid, name text, kind text default 'text', content_type text default null,
   inline_text text default null, storage_path text default null, size_bytes bigint default null,
   sha256 text default null, metadata jsonb default '{}', attempt integer default null
 ) returns public.artifacts
 language plpgsql volatile set search_path = '' as $$
+-- every variable is written put_artifact.<name>, so bare names in the conflict target are columns
+#variable_conflict use_column
 declare
   a public.artifacts;
   problem text;
@@ -254,10 +259,14 @@ begin
     raise exception 'inline_text is % bytes; the inline limit is 65536 bytes: upload it to Storage instead',
       octet_length(put_artifact.inline_text) using errcode = 'PO400';
   end if;
-  if put_artifact.storage_path is not null and put_artifact.storage_path
-     is distinct from put_artifact.run_id::text || '/' || pulser_ops.storage_key(put_artifact.name) then
+  if put_artifact.storage_path is not null
+     and put_artifact.storage_path not in (
+       put_artifact.run_id::text || '/' || coalesce(put_artifact.attempt, 0) || '/'
+         || pulser_ops.storage_key(put_artifact.name),
+       put_artifact.run_id::text || '/' || pulser_ops.storage_key(put_artifact.name)) then
     raise exception 'storage_path must be %',
-      put_artifact.run_id::text || '/' || pulser_ops.storage_key(put_artifact.name)
+      put_artifact.run_id::text || '/' || coalesce(put_artifact.attempt, 0) || '/'
+        || pulser_ops.storage_key(put_artifact.name)
       using errcode = 'PO400';
   end if;
   if not exists (select 1 from public.runs r where r.id = put_artifact.run_id) then
@@ -271,13 +280,16 @@ begin
     put_artifact.inline_text,
     case when put_artifact.storage_path is not null then 'run-artifacts' end,
     put_artifact.storage_path, put_artifact.sha256, coalesce(put_artifact.metadata, '{}'))
-  on conflict on constraint artifacts_run_id_name_key do update
-    set attempt = excluded.attempt, kind = excluded.kind, content_type = excluded.content_type,
+  on conflict (run_id, (coalesce(attempt, 0)), name) do update
+    set kind = excluded.kind, content_type = excluded.content_type,
         size_bytes = excluded.size_bytes, inline_text = excluded.inline_text,
         storage_bucket = excluded.storage_bucket, storage_path = excluded.storage_path,
         sha256 = excluded.sha256, metadata = excluded.metadata, created_at = now()
   returning x.* into a;
   return a;
+exception when unique_violation then
+  raise exception 'storage_path % already holds another artifact of run %', put_artifact.storage_path,
+    put_artifact.run_id using errcode = 'PO409';
 end
 $$;
 

@@ -196,10 +196,8 @@ declare
 begin
   insert into pulser_ops.template_params (template, defaults, walk)
   values (new.name,
-          coalesce((select jsonb_object_agg(p.key, p.value -> 'default')
-                    from jsonb_each(case when jsonb_typeof(new.params_schema -> 'properties') = 'object'
-                                         then new.params_schema -> 'properties' else '{}' end) as p
-                    where p.value ? 'default'), '{}'),
+          -- the defaults alone: what params_with_defaults adds to empty params
+          pulser_ops.params_with_defaults(new.params_schema, '{}'),
           rules is null)
   on conflict (template) do update set defaults = excluded.defaults, walk = excluded.walk;
   delete from pulser_ops.template_params_rules r where r.template = new.name;
@@ -277,54 +275,198 @@ begin
 end
 $$;
 
+-- One problem of a template or of a run's params, named by its field (validate_template,
+-- validate_params), so a form can show it next to that field.
+create type public.field_problem as (field text, message text);
+
+-- The params a run gets: the caller's, with the schema's top-level defaults filled in (so
+-- handlers see one shape). Shared by enqueue_runs and validate_params.
+create function pulser_ops.params_with_defaults(schema jsonb, params jsonb) returns jsonb
+language plpgsql immutable set search_path = '' as $$
+declare
+  v jsonb := params_with_defaults.params;
+  prop text;
+  sub jsonb;
+begin
+  for prop, sub in select * from jsonb_each(coalesce(schema -> 'properties', '{}')) loop
+    if sub ? 'default' and not v ? prop then
+      v := v || jsonb_build_object(prop, sub -> 'default');
+    end if;
+  end loop;
+  return v;
+end
+$$;
+
+-- Every problem of params for a template, field by field, without enqueueing: the run form's
+-- live validation. Each field is checked by schema_violation (the check enqueue_runs makes) on
+-- the schema cut down to that one property; then the whole schema once more, so anything
+-- enqueue would refuse is reported here too. field: the param's path without 'params.' ('' for
+-- the params object itself).
+create function public.validate_params(template text, params jsonb) returns setof public.field_problem
+language plpgsql stable set search_path = '' as $$
+declare
+  s jsonb;
+  v jsonb;
+  req jsonb;
+  cut jsonb;
+  k text;
+  msg text;
+  seen text[] := '{}';
+begin
+  perform pulser_ops.check_caller();
+  select t.params_schema into s from public.run_templates t where t.name = validate_params.template;
+  if not found then
+    raise exception 'unknown template %', validate_params.template using errcode = 'PO404';
+  end if;
+  if jsonb_typeof(validate_params.params) is distinct from 'object' then
+    return next row('', 'expected an object')::public.field_problem;
+    return;
+  end if;
+  v := pulser_ops.params_with_defaults(s, validate_params.params);
+  req := case jsonb_typeof(s -> 'required') when 'array' then s -> 'required' else '[]' end;
+  for k in
+    select p from jsonb_object_keys(coalesce(s -> 'properties', '{}')) p
+    union select r from jsonb_array_elements_text(req) r
+    union select x from jsonb_object_keys(v) x
+    order by 1
+  loop
+    cut := '{"type": "object"}';
+    if s -> 'properties' ? k then
+      cut := cut || jsonb_build_object('properties', jsonb_build_object(k, s -> 'properties' -> k));
+    end if;
+    if req ? k then
+      cut := cut || jsonb_build_object('required', jsonb_build_array(k));
+    end if;
+    if s ? 'additionalProperties' then
+      cut := cut || jsonb_build_object('additionalProperties', s -> 'additionalProperties');
+    end if;
+    msg := pulser_ops.schema_violation(cut,
+      case when v ? k then jsonb_build_object(k, v -> k) else '{}' end, 'params');
+    if msg is not null then
+      seen := seen || msg;
+      return next row(regexp_replace(split_part(msg, ': ', 1), '^params\.?', ''),
+                      substr(msg, strpos(msg, ': ') + 2))::public.field_problem;
+    end if;
+  end loop;
+  msg := pulser_ops.schema_violation(s, v, 'params');
+  if msg is not null and not msg = any(seen) then
+    return next row(regexp_replace(split_part(msg, ': ', 1), '^params\.?', ''),
+                    substr(msg, strpos(msg, ': ') + 2))::public.field_problem;
+  end if;
+end
+$$;
+
 -- ---------------------------------------------------------------------------
 -- Templates
 -- ---------------------------------------------------------------------------
+
+-- A template's problems, each as (field, message), in the order upsert_template reports them:
+-- the one list of template checks, shared by upsert_template (which raises the first) and
+-- validate_template (the control room's live validation, which shows each next to its field).
+-- The table's CHECK constraints stay as the last line of defence.
+
+create function pulser_ops.template_problems(template jsonb) returns setof public.field_problem
+language plpgsql immutable set search_path = '' as $$
+declare
+  t jsonb := template_problems.template;
+  k text;
+  want text;
+  lo numeric;
+  hi numeric;
+  problem text;
+  step jsonb;
+  i integer := 0;
+begin
+  if jsonb_typeof(t) is distinct from 'object' then
+    return next row('', 'expected an object')::public.field_problem;
+    return;
+  end if;
+  for k in select jsonb_object_keys(t) loop
+    if k not in ('name', 'description', 'params_schema', 'steps', 'default_lane', 'max_attempts',
+                 'retry_backoff_seconds', 'retry_backoff_max_seconds', 'retry_jitter',
+                 'non_retryable_errors', 'lease_seconds', 'timeout_seconds') then
+      return next row(k, 'unknown field')::public.field_problem;
+    end if;
+  end loop;
+  if coalesce(t ->> 'name', '') !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
+    return next row('name', format('must match ^[a-z0-9][a-z0-9_.-]{0,62}$ (got %s)',
+                                   coalesce(t ->> 'name', 'nothing')))::public.field_problem;
+  end if;
+  problem := pulser_ops.schema_problem(coalesce(t -> 'params_schema', '{"type": "object"}'),
+                                       'params_schema');
+  if problem is null and coalesce(t -> 'params_schema' ->> 'type', 'object') <> 'object' then
+    problem := 'params_schema.type: the params of a run are always an object';
+  end if;
+  if problem is not null then
+    return next row(split_part(problem, ': ', 1),
+                    substr(problem, strpos(problem, ': ') + 2))::public.field_problem;
+  end if;
+  if t ? 'steps' then
+    if jsonb_typeof(t -> 'steps') <> 'array' then
+      return next row('steps', 'expected an array')::public.field_problem;
+    else
+      for step in select jsonb_array_elements(t -> 'steps') loop
+        if jsonb_typeof(step) <> 'object'
+           or coalesce(step ->> 'kind', '') not in ('shell', 'http', 'python', 'mcp', 'docker') then
+          return next row(format('steps[%s].kind', i),
+                          'must be shell, http, python, mcp or docker')::public.field_problem;
+        end if;
+        i := i + 1;
+      end loop;
+    end if;
+  end if;
+  if jsonb_typeof(t -> 'description') not in ('string', 'null') then
+    return next row('description', 'expected a string')::public.field_problem;
+  elsif char_length(t ->> 'description') > 2000 then
+    return next row('description', 'at most 2000 characters')::public.field_problem;
+  end if;
+  if jsonb_typeof(t -> 'default_lane') <> 'null'
+     and (jsonb_typeof(t -> 'default_lane') <> 'string' or t ->> 'default_lane' not in ('A', 'B', 'C', 'D')) then
+    return next row('default_lane', 'must be one of A, B, C, D')::public.field_problem;
+  end if;
+  for k, want, lo, hi in values
+    ('max_attempts', 'integer', 1, 100), ('retry_backoff_seconds', 'number', 0, null),
+    ('retry_backoff_max_seconds', 'number', 0, null), ('retry_jitter', 'number', 0, 1),
+    ('lease_seconds', 'integer', 5, 86400), ('timeout_seconds', 'integer', 1, null)
+  loop
+    if t ? k and t -> k <> 'null'::jsonb then
+      if not pulser_ops.json_type_matches(t -> k, want) then
+        return next row(k, format('expected %s %s, got %s', case want when 'integer' then 'an' else 'a' end,
+                                  want, jsonb_typeof(t -> k)))::public.field_problem;
+      elsif (t ->> k)::numeric < lo or (t ->> k)::numeric > hi then
+        return next row(k, case when hi is null then format('must be at least %s', lo)
+                                else format('must be between %s and %s', lo, hi) end)::public.field_problem;
+      end if;
+    end if;
+  end loop;
+  if pulser_ops.json_type_matches(coalesce(t -> 'retry_backoff_seconds', '5'), 'number')
+     and pulser_ops.json_type_matches(coalesce(t -> 'retry_backoff_max_seconds', '600'), 'number')
+     and coalesce(t ->> 'retry_backoff_max_seconds', '600')::numeric
+         < coalesce(t ->> 'retry_backoff_seconds', '5')::numeric then
+    return next row('retry_backoff_max_seconds',
+                    format('must be at least retry_backoff_seconds (%s)',
+                           coalesce(t ->> 'retry_backoff_seconds', '5')))::public.field_problem;
+  end if;
+  if t ? 'non_retryable_errors' and t -> 'non_retryable_errors' <> 'null'::jsonb
+     and (jsonb_typeof(t -> 'non_retryable_errors') <> 'array' or exists (
+          select 1 from jsonb_array_elements(t -> 'non_retryable_errors') e
+          where jsonb_typeof(e) <> 'string')) then
+    return next row('non_retryable_errors', 'expected an array of error class names')::public.field_problem;
+  end if;
+end
+$$;
 
 create function pulser_ops.upsert_template(template jsonb) returns public.run_templates
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   t public.run_templates;
-  prop text;
-  problem text;
-  step jsonb;
-  i integer := 0;
+  bad public.field_problem;
 begin
   perform pulser_ops.require_admin('change templates');
-  if jsonb_typeof(upsert_template.template) is distinct from 'object' then
-    raise exception 'template: expected an object' using errcode = 'PO400';
-  end if;
-  for prop in select jsonb_object_keys(upsert_template.template) loop
-    if prop not in ('name', 'description', 'params_schema', 'steps', 'default_lane', 'max_attempts',
-                    'retry_backoff_seconds', 'retry_backoff_max_seconds', 'retry_jitter',
-                    'non_retryable_errors', 'lease_seconds', 'timeout_seconds') then
-      raise exception 'template.%: unknown field', prop using errcode = 'PO400';
-    end if;
-  end loop;
-  if coalesce(upsert_template.template ->> 'name', '') !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' then
-    raise exception 'template.name: must match ^[a-z0-9][a-z0-9_.-]{0,62}$ (got %)',
-      coalesce(upsert_template.template ->> 'name', 'nothing') using errcode = 'PO400';
-  end if;
-  problem := pulser_ops.schema_problem(coalesce(upsert_template.template -> 'params_schema',
-                                                '{"type": "object"}'), 'template.params_schema');
-  if problem is null and coalesce(upsert_template.template -> 'params_schema' ->> 'type', 'object') <> 'object' then
-    problem := 'template.params_schema.type: the params of a run are always an object';
-  end if;
-  if problem is not null then
-    raise exception '%', problem using errcode = 'PO400';
-  end if;
-  if upsert_template.template ? 'steps' then
-    if jsonb_typeof(upsert_template.template -> 'steps') <> 'array' then
-      raise exception 'template.steps: expected an array' using errcode = 'PO400';
-    end if;
-    for step in select jsonb_array_elements(upsert_template.template -> 'steps') loop
-      if jsonb_typeof(step) <> 'object'
-         or coalesce(step ->> 'kind', '') not in ('shell', 'http', 'python', 'mcp', 'docker') then
-        raise exception 'template.steps[%].kind: must be shell, http, python, mcp or docker', i
-          using errcode = 'PO400';
-      end if;
-      i := i + 1;
-    end loop;
+  select * into bad from pulser_ops.template_problems(upsert_template.template) limit 1;
+  if bad.field is not null then
+    raise exception '%: %', case when bad.field = '' then 'template' else 'template.' || bad.field end,
+      bad.message using errcode = 'PO400';
   end if;
   begin
     t := jsonb_populate_record(null::public.run_templates,
@@ -407,6 +549,138 @@ comment on function public.upsert_templates(jsonb) is
   'Create or update several templates in one transaction: all of them, or none.';
 
 -- ---------------------------------------------------------------------------
+-- Template versions: what a run keeps from its template
+-- ---------------------------------------------------------------------------
+-- Each change of a template's definition (every settable field: steps, params schema, default
+-- lane, retry policy, lease, timeout, description) makes a new version, recorded in
+-- run_template_versions by the two triggers below, so every path that changes a template
+-- (upsert_template, the seed, an edit in Studio) is versioned. enqueue_runs stamps each run with
+-- the version current at that moment (runs.template_version) and copies max_attempts and
+-- lease_seconds into the run; the worker executes that version's steps and timeout, and
+-- complete_runs applies that version's retry policy. Editing a template therefore never changes
+-- a run that is already enqueued; the runs enqueued after the edit get the new version.
+
+create function pulser_ops.template_definition(t public.run_templates) returns jsonb
+language sql immutable set search_path = '' as $$
+  select to_jsonb(t) - array['name', 'version', 'created_at', 'updated_at']
+$$;
+
+create function pulser_ops.template_versioning() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if tg_op = 'INSERT' then
+    new.version := 1;
+  elsif pulser_ops.template_definition(new) is distinct from pulser_ops.template_definition(old) then
+    new.version := old.version + 1;
+  else
+    new.version := old.version;
+  end if;
+  return new;
+end
+$$;
+
+-- Security definer: whoever may change a template records its version (operators never can).
+create function pulser_ops.record_template_version() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  insert into public.run_template_versions (template, version, definition)
+  values (new.name, new.version, pulser_ops.template_definition(new))
+  on conflict (template, version) do nothing;
+  return null;
+end
+$$;
+
+create trigger run_templates_version before insert or update on public.run_templates
+  for each row execute function pulser_ops.template_versioning();
+create trigger run_templates_record_version after insert or update on public.run_templates
+  for each row execute function pulser_ops.record_template_version();
+
+-- One version of a template, shaped like the template (what the worker executes for a run).
+create function public.get_template_version(name text, version integer) returns public.run_templates
+language plpgsql stable set search_path = '' as $$
+declare
+  v public.run_template_versions;
+begin
+  perform pulser_ops.check_caller();
+  select * into v from public.run_template_versions x
+   where x.template = get_template_version.name and x.version = get_template_version.version;
+  if not found then
+    raise exception 'template % has no version %', get_template_version.name,
+      get_template_version.version using errcode = 'PO404';
+  end if;
+  return jsonb_populate_record(null::public.run_templates, v.definition || jsonb_build_object(
+    'name', v.template, 'version', v.version, 'created_at', v.created_at, 'updated_at', v.created_at));
+end
+$$;
+
+create function public.list_template_versions(name text, max_rows integer default 100)
+returns setof public.run_template_versions
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select v.* from public.run_template_versions v where v.template = list_template_versions.name
+  order by v.version desc
+  limit least(greatest(coalesce(list_template_versions.max_rows, 100), 1), 1000);
+end
+$$;
+
+-- The Templates tab's list: each template with its step kinds and when a run of it was last
+-- enqueued (among the runs the caller can see: security invoker, so RLS applies).
+create function public.list_template_summaries()
+returns table (name text, description text, default_lane text, version integer, steps jsonb,
+               max_attempts integer, lease_seconds integer, timeout_seconds integer,
+               updated_at timestamptz, last_used_at timestamptz)
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select t.name, t.description, t.default_lane, t.version, t.steps, t.max_attempts,
+         t.lease_seconds, t.timeout_seconds, t.updated_at,
+         (select r.created_at from public.runs r where r.template = t.name
+           order by r.created_at desc limit 1)
+  from public.run_templates t
+  order by t.name;
+end
+$$;
+
+-- Live validation (the control room's template editor): every problem upsert_template would
+-- refuse, without writing anything.
+create function public.validate_template(template jsonb) returns setof public.field_problem
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query select * from pulser_ops.template_problems(validate_template.template);
+end
+$$;
+
+-- Delete a template: admins only, and only while no run refers to it (a run keeps its
+-- template's name; prune its runs first). Its versions go with it.
+create function pulser_ops.delete_template(name text) returns public.run_templates
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  t public.run_templates;
+begin
+  perform pulser_ops.require_admin('delete templates');
+  select * into t from public.run_templates x where x.name = delete_template.name for update;
+  if not found then
+    raise exception 'template % not found', delete_template.name using errcode = 'PO404';
+  end if;
+  if exists (select 1 from public.runs r where r.template = delete_template.name) then
+    raise exception 'template % still has runs; prune or delete them first', delete_template.name
+      using errcode = 'PO409';
+  end if;
+  delete from public.run_templates x where x.name = delete_template.name;
+  return t;
+end
+$$;
+
+create function public.delete_template(name text) returns public.run_templates
+language sql volatile set search_path = '' as $$
+  select * from pulser_ops.delete_template(delete_template.name)
+$$;
+
+-- ---------------------------------------------------------------------------
 -- Lanes, sessions, workers
 -- ---------------------------------------------------------------------------
 
@@ -472,6 +746,154 @@ create function public.create_session(title text default null, metadata jsonb de
 returns public.sessions
 language sql volatile set search_path = '' as $$
   select * from pulser_ops.create_session(create_session.title, create_session.metadata)
+$$;
+
+-- Append messages to a session's conversation, in order, in one transaction (a command and the
+-- room's answer to it). Operators may write only to their own sessions; a message may name a
+-- run the caller may see. author: the caller's email (or id) as the JWT says.
+create function pulser_ops.add_session_messages(session_id uuid, messages jsonb)
+returns setof public.session_messages
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  k text := pulser_ops.caller_kind();
+  uid uuid := auth.uid();
+  who text := coalesce(auth.jwt() ->> 'email', auth.jwt() ->> 'sub', pulser_ops.caller_kind());
+  m jsonb;
+  n bigint;
+  path text;
+  v_run uuid;
+  out_ids bigint[] := '{}';
+  new_id bigint;
+begin
+  if k not in ('service', 'admin', 'operator') then
+    raise exception 'permission denied: % callers may not write to sessions', k using errcode = '42501';
+  end if;
+  -- another operator's session is not found, like one that does not exist (no id probing)
+  perform 1 from public.sessions s where s.id = add_session_messages.session_id
+    and (k <> 'operator' or s.owner_id = uid)
+    for key share;
+  if not found then
+    raise exception 'session % not found', add_session_messages.session_id using errcode = 'PO404';
+  end if;
+  if jsonb_typeof(add_session_messages.messages) is distinct from 'array'
+     or jsonb_array_length(add_session_messages.messages) not between 1 and 20 then
+    raise exception 'messages: expected an array of 1 to 20 message objects' using errcode = 'PO400';
+  end if;
+  for m, n in select e, o from jsonb_array_elements(add_session_messages.messages) with ordinality as x(e, o) loop
+    path := format('messages[%s]', n - 1);
+    if jsonb_typeof(m) <> 'object' then
+      raise exception '%: expected an object', path using errcode = 'PO400';
+    end if;
+    if exists (select 1 from jsonb_object_keys(m) f where f not in ('kind', 'body', 'run_id', 'data')) then
+      raise exception '%: unknown field (known: kind, body, run_id, data)', path using errcode = 'PO400';
+    end if;
+    if coalesce(m ->> 'kind', '') not in ('command', 'reply', 'error', 'note') then
+      raise exception '%.kind: must be command, reply, error or note', path using errcode = 'PO400';
+    end if;
+    if jsonb_typeof(m -> 'body') is distinct from 'string' or octet_length(m ->> 'body') > 16384 then
+      raise exception '%.body: expected a string of at most 16384 bytes', path using errcode = 'PO400';
+    end if;
+    if jsonb_typeof(coalesce(m -> 'data', 'null')) not in ('object', 'null') then
+      raise exception '%.data: expected an object', path using errcode = 'PO400';
+    end if;
+    v_run := null;
+    if coalesce(m -> 'run_id', 'null') <> 'null'::jsonb then
+      begin
+        v_run := (m ->> 'run_id')::uuid;
+      exception when invalid_text_representation then
+        raise exception '%.run_id: not a uuid', path using errcode = 'PO400';
+      end;
+      -- the run must exist and be the caller's to see (an operator's own)
+      perform 1 from public.runs r where r.id = v_run
+        and (k in ('service', 'admin') or r.owner_id = uid);
+      if not found then
+        raise exception '%.run_id: run % not found', path, v_run using errcode = 'PO404';
+      end if;
+    end if;
+    insert into public.session_messages as x (session_id, author_id, author, kind, body, run_id, data)
+    values (add_session_messages.session_id, uid, left(who, 200), m ->> 'kind', m ->> 'body', v_run,
+            nullif(m -> 'data', 'null'::jsonb))
+    returning x.id into new_id;
+    out_ids := out_ids || new_id;
+  end loop;
+  return query select x.* from public.session_messages x where x.id = any(out_ids) order by x.id;
+end
+$$;
+
+create function public.add_session_messages(session_id uuid, messages jsonb)
+returns setof public.session_messages
+language sql volatile set search_path = '' as $$
+  select * from pulser_ops.add_session_messages(add_session_messages.session_id,
+                                                add_session_messages.messages)
+$$;
+
+-- A session's conversation: its newest max_rows messages (before before_id, to page back),
+-- oldest first. Security invoker: RLS shows an operator only their own sessions' messages.
+create function public.list_session_messages(session_id uuid, before_id bigint default null,
+                                             max_rows integer default 200)
+returns setof public.session_messages
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select m.* from (
+    select x.* from public.session_messages x
+    where x.session_id = list_session_messages.session_id
+      and (list_session_messages.before_id is null or x.id < list_session_messages.before_id)
+    order by x.id desc
+    limit least(greatest(coalesce(list_session_messages.max_rows, 200), 1), 1000)
+  ) m order by m.id;
+end
+$$;
+
+-- The Chat tab's list: the caller's sessions (an admin's: everyone's), most recently active
+-- first, with how many messages and runs each has and how many runs are still going.
+create function public.list_session_summaries(max_rows integer default 100)
+returns table (id uuid, owner_id uuid, title text, metadata jsonb, created_at timestamptz,
+               messages bigint, runs bigint, active_runs bigint, last_activity_at timestamptz)
+language plpgsql stable set search_path = '' as $$
+#variable_conflict use_column
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select s.id, s.owner_id, s.title, s.metadata, s.created_at, m.messages, r.runs, r.active,
+         greatest(s.created_at, m.last_at, r.last_at)
+  from (select x.* from public.sessions x order by x.created_at desc limit 1000) s
+  cross join lateral (select count(*) as messages, max(x.at) as last_at
+                      from public.session_messages x where x.session_id = s.id) m
+  cross join lateral (select count(*) as runs,
+                             count(*) filter (where x.status in ('queued', 'running')) as active,
+                             max(greatest(x.created_at, x.finished_at)) as last_at
+                      from public.runs x where x.session_id = s.id) r
+  order by 9 desc, s.id
+  limit least(greatest(coalesce(list_session_summaries.max_rows, 100), 1), 1000);
+end
+$$;
+
+-- The runs of a session as live cards: each run with its last event and its artifacts, oldest
+-- first (the newest max_rows of them).
+create function public.list_session_runs(session_id uuid, max_rows integer default 100)
+returns table (run public.runs, last_event jsonb, artifacts jsonb)
+language plpgsql stable set search_path = '' as $$
+#variable_conflict use_column
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select r,
+         (select jsonb_build_object('seq', e.seq, 'at', e.at, 'level', e.level, 'kind', e.kind,
+                                    'message', left(e.message, 500))
+            from public.run_events e where e.run_id = r.id order by e.seq desc limit 1),
+         (select coalesce(jsonb_agg(jsonb_build_object('name', a.name, 'attempt', a.attempt,
+                                                       'kind', a.kind, 'content_type', a.content_type,
+                                                       'size_bytes', a.size_bytes)
+                                    order by a.name, coalesce(a.attempt, 0)), '[]')
+            from public.artifacts a where a.run_id = r.id)
+  from public.runs r
+  where r.id in (select x.id from public.runs x where x.session_id = list_session_runs.session_id
+                 order by x.created_at desc
+                 limit least(greatest(coalesce(list_session_runs.max_rows, 100), 1), 1000))
+  order by r.created_at, r.id;
+end
 $$;
 
 -- Deleting a session: its runs stay (they are the record of what ran), detached from it
@@ -688,7 +1110,7 @@ begin
                            where n.nspname = 'public' and c.relkind = 'r' and not c.relrowsecurity
                              and c.relname in ('lanes', 'sessions', 'run_templates', 'runs',
                                'run_steps', 'run_events', 'artifacts', 'spec_docs', 'workers',
-                               'alerts')),
+                               'run_template_versions', 'session_messages', 'alerts')),
     'server_version', pg_catalog.current_setting('server_version')
   );
 end

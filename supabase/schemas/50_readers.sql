@@ -70,6 +70,42 @@ begin
 end
 $$;
 
+-- A run's lifecycle events (the control room's attempts timeline), however many log lines it
+-- has: every claim, retry, release, sweep, cancel request, re-run and its terminal event. Being
+-- enqueued writes no event (it would cost the hot path an insert per run): the run's created_at
+-- says when.
+create function public.list_run_timeline(run_id uuid, max_rows integer default 500)
+returns setof public.run_events
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select e.* from public.run_events e
+  where e.run_id = list_run_timeline.run_id
+    and e.kind in ('claimed', 'retry_scheduled', 'released', 'swept', 'cancel_requested',
+                   'cancelled', 'succeeded', 'failed', 'rerun', 'rerun_of')
+  order by e.seq
+  limit least(greatest(coalesce(list_run_timeline.max_rows, 500), 1), 5000);
+end
+$$;
+
+-- A run's newest events, oldest first: the tail of its log (chat's `logs`, the MCP server's
+-- get_run), read backwards through the primary key however long the log is.
+create function public.list_last_run_events(run_id uuid, max_rows integer default 20)
+returns setof public.run_events
+language plpgsql stable set search_path = '' as $$
+begin
+  perform pulser_ops.check_caller();
+  return query
+  select t.* from (
+    select e.* from public.run_events e
+    where e.run_id = list_last_run_events.run_id
+    order by e.seq desc
+    limit least(greatest(coalesce(list_last_run_events.max_rows, 20), 1), 1000)
+  ) t order by t.seq;
+end
+$$;
+
 create function public.list_run_steps(run_id uuid) returns setof public.run_steps
 language plpgsql stable set search_path = '' as $$
 begin
@@ -80,24 +116,33 @@ begin
 end
 $$;
 
+-- Every artifact of every attempt, by name then attempt.
 create function public.list_artifacts(run_id uuid) returns setof public.artifacts
 language plpgsql stable set search_path = '' as $$
 begin
   perform pulser_ops.check_caller();
   return query
-  select a.* from public.artifacts a where a.run_id = list_artifacts.run_id order by a.name;
+  select a.* from public.artifacts a where a.run_id = list_artifacts.run_id
+  order by a.name, coalesce(a.attempt, 0);
 end
 $$;
 
-create function public.get_artifact(run_id uuid, name text) returns public.artifacts
+-- One artifact: of the given attempt, or (attempt null) of the latest attempt that saved it.
+create function public.get_artifact(run_id uuid, name text, attempt integer default null)
+returns public.artifacts
 language plpgsql stable set search_path = '' as $$
 declare
   a public.artifacts;
 begin
   perform pulser_ops.check_caller();
-  select * into a from public.artifacts x where x.run_id = get_artifact.run_id and x.name = get_artifact.name;
+  select * into a from public.artifacts x
+   where x.run_id = get_artifact.run_id and x.name = get_artifact.name
+     and (get_artifact.attempt is null or coalesce(x.attempt, 0) = get_artifact.attempt)
+   order by coalesce(x.attempt, 0) desc
+   limit 1;
   if not found then
-    raise exception 'artifact % of run % not found', get_artifact.name, get_artifact.run_id
+    raise exception 'artifact % of run % not found%', get_artifact.name, get_artifact.run_id,
+      case when get_artifact.attempt is null then '' else format(' (attempt %s)', get_artifact.attempt) end
       using errcode = 'PO404';
   end if;
   return a;
@@ -157,8 +202,13 @@ $$;
 
 -- Catch-up after a reconnect: runs that changed at or after `since` (plus every unfinished run
 -- touched since, found through the partial indexes), so a subscriber misses nothing.
+-- In (updated_at, id) order, and `after_id` continues after the row (`since`, `after_id`): a
+-- keyset for callers that read it page by page (the Data API returns at most max_rows rows per
+-- call). A run that changes while they page moves behind the cursor and is read again, never
+-- skipped; runs that changed in one transaction share updated_at, which the id tells apart.
 create function public.runs_changed_since(since timestamptz, lanes text[] default null,
-                                          max_rows integer default 1000)
+                                          max_rows integer default 1000,
+                                          after_id uuid default null)
 returns setof public.runs
 language plpgsql stable set search_path = '' as $$
 begin
@@ -166,9 +216,11 @@ begin
   return query
   select x.* from public.runs x
   where x.updated_at >= runs_changed_since.since
+    and (runs_changed_since.after_id is null
+         or (x.updated_at, x.id) > (runs_changed_since.since, runs_changed_since.after_id))
     and (runs_changed_since.lanes is null or x.lane = any(runs_changed_since.lanes))
     and (x.status in ('queued', 'running') or x.finished_at >= runs_changed_since.since)
-  order by x.updated_at
+  order by x.updated_at, x.id
   limit least(greatest(coalesce(runs_changed_since.max_rows, 1000), 1), 10000);
 end
 $$;

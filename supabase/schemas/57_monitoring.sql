@@ -51,11 +51,20 @@ language sql immutable set search_path = '' as $$
               then (worker_beat.metadata ->> 'heartbeat_seconds')::numeric else 10 end
 $$;
 
+-- How many rows of public.runs a monitoring read looks at per lane, and about how many a
+-- sample of the finished runs holds: about 1 us of heap access each, so a scrape costs a few
+-- milliseconds however large the table (bench/b_metrics.py measures it at 1,000,000 runs).
+create function pulser_ops.metrics_read_budget() returns integer
+language sql immutable set search_path = '' as $$ select 1000 $$;
+
 -- Each lane's queue: depth, the oldest ready run (available_at <= now) and the depth per
--- template. Exact while a lane holds at most cap queued runs (counting stops at cap + 1, so the
--- cost is the cap's, not the queue's). Above it: the planner's estimate of the depth, templates
--- in the proportions of the first cap runs in claim order, and the oldest ready run among the
--- heads of each priority in use (a skip scan of runs_claim_idx, one probe per priority).
+-- template. The depth is exact while a lane holds at most cap queued runs (counted in
+-- runs_claim_idx, stopping at cap + 1, so the cost is the cap's, not the queue's); above it,
+-- the planner's estimate. Reading the rows themselves (for the templates and the oldest ready
+-- run) is what costs a scrape its milliseconds, so at most pulser_ops.metrics_read_budget()
+-- rows are read per lane: up to that depth everything is exact; above it, templates in the
+-- proportions of the first budget runs in claim order, and the oldest ready run among the heads
+-- of each priority in use (a skip scan of runs_claim_idx, one probe per priority).
 create function pulser_ops.lane_queues(cap integer)
 returns table (lane text, paused boolean, max_running integer, queued bigint, exact boolean,
                oldest_ready_at timestamptz, oldest_run_id uuid, templates jsonb)
@@ -64,13 +73,14 @@ declare
   l public.lanes;
   v_n bigint;
   v_t0 timestamptz := now();
+  v_read integer := least(lane_queues.cap, pulser_ops.metrics_read_budget());
 begin
   perform pulser_ops.check_caller();  -- no token that names no user (15_callers.sql)
   for l in select * from public.lanes x order by x.id loop
     select count(*) into v_n from (
       select 1 from public.runs r where r.status = 'queued' and r.lane = l.id
       limit lane_queues.cap + 1) c;
-    if v_n <= lane_queues.cap then
+    if v_n <= v_read then
       return query
       with q as materialized (
         select r.id, r.template, r.available_at from public.runs r
@@ -104,17 +114,18 @@ begin
         where prios.p is not null
         order by h.available_at, h.id limit 1
       ), est as (
-        select greatest(v_n, pulser_ops.estimate_rows(format(
-          'select 1 from public.runs x where x.status = %L and x.lane = %L', 'queued', l.id)))
-          as total
+        select case when v_n <= lane_queues.cap then v_n
+                    else greatest(v_n, pulser_ops.estimate_rows(format(
+                      'select 1 from public.runs x where x.status = %L and x.lane = %L',
+                      'queued', l.id))) end as total
       ), firsts as (
         select r.template from public.runs r where r.status = 'queued' and r.lane = l.id
-        order by r.priority desc, r.created_at limit lane_queues.cap
+        order by r.priority desc, r.created_at limit v_read
       )
-      select l.id, l.paused, l.max_running, (select e.total from est e), false,
+      select l.id, l.paused, l.max_running, (select e.total from est e), v_n <= lane_queues.cap,
              (select h.available_at from heads h), (select h.id from heads h),
              coalesce((select jsonb_object_agg(g.template,
-                                               round(g.runs::numeric * e.total / lane_queues.cap))
+                                               round(g.runs::numeric * e.total / v_read))
                        from (select f.template, count(*) as runs from firsts f
                              group by f.template) g, est e),
                       '{}');
@@ -127,9 +138,10 @@ $$;
 -- Fleet metrics (Prometheus gauges, read at scrape time)
 -- ---------------------------------------------------------------------------
 
--- One round trip per scrape. exact_limit: queued runs counted exactly per lane, and the table
--- size below which finished runs are counted exactly (above: a block sample of about that many
--- rows, scaled up). Workers count while not stopped and seen within forget_seconds; stale once
+-- One round trip per scrape. exact_limit: queued runs counted exactly per lane (their
+-- templates exactly up to pulser_ops.metrics_read_budget() runs, see lane_queues). Finished
+-- runs are counted exactly while the table holds at most the smaller of the two, above that
+-- from a block sample of about that many rows, scaled up. Workers count while not stopped and seen within forget_seconds; stale once
 -- unseen for stale_beats x their heartbeat interval (metadata.heartbeat_seconds, else 10 s).
 -- Two columns, not one: PostgREST answers a single-column table like a scalar.
 create function public.fleet_metrics(
@@ -179,7 +191,7 @@ begin
           from public.runs r where r.status = 'running' group by r.lane, r.template) g;
 
     v_rows := pulser_ops.runs_rows_estimate();
-    if v_rows <= fleet_metrics.exact_limit then
+    if v_rows <= least(fleet_metrics.exact_limit, pulser_ops.metrics_read_budget()) then
       select coalesce(jsonb_agg(jsonb_build_object('lane', g.lane, 'template', g.template,
                                                    'status', g.status, 'runs', g.runs)
                                 order by g.lane, g.template, g.status), '[]')
@@ -189,7 +201,8 @@ begin
             group by r.lane, r.template, r.status) g;
     else
       v_finished_exact := false;
-      v_pct := least(100, 100.0 * fleet_metrics.exact_limit / v_rows);
+      v_pct := least(100, 100.0 * least(fleet_metrics.exact_limit,
+                                         pulser_ops.metrics_read_budget()) / v_rows);
       select coalesce(jsonb_agg(jsonb_build_object('lane', g.lane, 'template', g.template,
                                                    'status', g.status,
                                                    'runs', round(g.runs * 100.0 / v_pct))
@@ -341,7 +354,7 @@ begin
   ),
   per as (
     select coalesce(w.template, '') as template, grouping(w.template) = 1 as total,
-           sum(w.weight) as runs,
+           coalesce(sum(w.weight), 0) as runs,  -- the total row of an empty window too
            coalesce(sum(w.weight) filter (where w.status = 'succeeded'), 0) as succeeded,
            coalesce(sum(w.weight) filter (where w.status = 'failed'), 0) as failed,
            coalesce(sum(w.weight) filter (where w.status = 'cancelled'), 0) as cancelled,

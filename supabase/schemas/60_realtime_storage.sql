@@ -30,6 +30,32 @@ create trigger runs_notify_insert after insert on public.runs
 create trigger runs_notify_update after update on public.runs
   referencing new table as new_rows for each statement execute function pulser_ops.runs_notify();
 
+-- pulser_ops_changes: {"t": table, "ids": [...], "deleted": true} for deleted rows. Unlike
+-- an update, a delete cannot be read back, so the ids are always sent, 150 per notification.
+create function pulser_ops.notify_deleted(tbl text, ids text[]) returns void
+language plpgsql volatile set search_path = '' as $$
+declare
+  i integer := 1;
+begin
+  while i <= coalesce(cardinality(ids), 0) loop
+    perform pg_catalog.pg_notify('pulser_ops_changes', jsonb_build_object(
+      't', tbl, 'ids', to_jsonb(ids[i:i + 149]), 'deleted', true)::text);
+    i := i + 150;
+  end loop;
+end
+$$;
+
+create function pulser_ops.runs_notify_delete() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  perform pulser_ops.notify_deleted('runs', (select array_agg(o.id::text) from old_rows o));
+  return null;
+end
+$$;
+
+create trigger runs_notify_delete after delete on public.runs
+  referencing old table as old_rows for each statement execute function pulser_ops.runs_notify_delete();
+
 create function pulser_ops.run_children_notify() returns trigger
 language plpgsql set search_path = '' as $$
 begin

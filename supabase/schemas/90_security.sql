@@ -20,12 +20,16 @@ alter table public.artifacts enable row level security;
 alter table public.spec_docs enable row level security;
 alter table public.workers enable row level security;
 alter table public.alerts enable row level security;
+alter table public.run_template_versions enable row level security;
+alter table public.session_messages enable row level security;
 
 -- Shared by every signed-in caller; caller_kind() refuses a token that names no user.
 create policy "operators read lanes" on public.lanes for select to authenticated
   using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
 create policy "operators read templates" on public.run_templates for select to authenticated
   using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
+create policy "operators read template versions" on public.run_template_versions for select
+  to authenticated using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
 create policy "operators read workers" on public.workers for select to authenticated
   using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
 -- Alerts are about the fleet (lanes, workers, templates), like the workers table; the run ids an
@@ -43,6 +47,9 @@ create policy "operators read events of their runs" on public.run_events for sel
   using (exists (select 1 from public.runs r where r.id = run_id));
 create policy "operators read artifacts of their runs" on public.artifacts for select to authenticated
   using (exists (select 1 from public.runs r where r.id = run_id));
+-- The sessions policy applies inside: an operator's own sessions, an admin's every one.
+create policy "operators read their sessions' messages" on public.session_messages for select
+  to authenticated using (exists (select 1 from public.sessions s where s.id = session_id));
 -- A spec doc an operator writes (insert, or update) is theirs and in no session or one of
 -- theirs. The check runs before the foreign key's, so another operator's session and one that
 -- does not exist are refused alike (42501): no probing which session ids exist.
@@ -61,15 +68,18 @@ create policy "operators manage their spec docs" on public.spec_docs for all to 
 
 revoke all on public.lanes, public.sessions, public.run_templates, public.runs, public.run_steps,
   public.run_events, public.artifacts, public.spec_docs, public.workers, public.alerts,
-  public.lane_stats, public.worker_health, public.stuck_runs
+  public.lane_stats, public.worker_health, public.stuck_runs, public.run_template_versions,
+  public.session_messages
   from public, anon, authenticated, service_role;
 grant select on public.lanes, public.sessions, public.run_templates, public.runs, public.run_steps,
   public.run_events, public.artifacts, public.workers, public.alerts,
-  public.lane_stats, public.worker_health, public.stuck_runs to authenticated;
+  public.lane_stats, public.worker_health, public.stuck_runs, public.run_template_versions,
+  public.session_messages to authenticated;
 grant select, insert, update, delete on public.spec_docs to authenticated;
 grant select, insert, update, delete on public.lanes, public.sessions, public.run_templates,
   public.runs, public.run_steps, public.run_events, public.artifacts, public.spec_docs,
-  public.workers, public.alerts to service_role;
+  public.workers, public.alerts, public.run_template_versions, public.session_messages
+  to service_role;
 grant select on public.lane_stats, public.worker_health, public.stuck_runs to service_role;
 grant usage on schema pulser_ops to authenticated, service_role;
 -- The compiled params schemas are read by enqueue_runs and written by the templates' trigger,
@@ -110,7 +120,11 @@ begin
                 'list_stuck_runs', 'delete_runs', 'control_plane_info', 'list_held_runs',
                 'search_runs', 'count_runs', 'board_snapshot', 'rerun_run', 'bulk_cancel_runs',
                 'bulk_rerun_runs', 'delete_session', 'put_spec_docs', 'list_spec_docs', 'fleet_metrics',
-                'performance_stats', 'evaluate_alerts', 'list_alerts'))
+                'performance_stats', 'evaluate_alerts', 'list_alerts', 'validate_template',
+                'validate_params', 'list_template_summaries', 'get_template_version',
+                'list_template_versions', 'delete_template', 'add_session_messages',
+                'list_session_messages', 'list_session_summaries', 'list_session_runs',
+                'list_run_timeline', 'list_last_run_events'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.
@@ -129,9 +143,9 @@ grant execute on function
   public.get_run(uuid),
   public.list_runs(text[], text[], text, uuid, timestamptz, timestamptz, boolean, integer, uuid),
   public.list_run_events(uuid, bigint, integer), public.list_run_steps(uuid),
-  public.list_artifacts(uuid), public.get_artifact(uuid, text), public.list_templates(),
+  public.list_artifacts(uuid), public.get_artifact(uuid, text, integer), public.list_templates(),
   public.get_template(text), public.list_lanes(), public.list_sessions(integer),
-  public.list_workers(), public.runs_changed_since(timestamptz, text[], integer),
+  public.list_workers(), public.runs_changed_since(timestamptz, text[], integer, uuid),
   public.get_runs(uuid[]), public.get_lane_stats(), public.get_worker_health(),
   public.list_stuck_runs(integer), public.delete_runs(uuid[]), public.control_plane_info(),
   public.list_spec_docs(uuid, uuid, integer),
@@ -153,7 +167,20 @@ grant execute on function
   -- evaluate_alerts stays with the service role (it writes incidents and events)
   public.fleet_metrics(integer, numeric, integer), public.performance_stats(text, integer, integer),
   public.list_alerts(text, integer), pulser_ops.lane_queues(integer),
-  pulser_ops.runs_rows_estimate(), pulser_ops.worker_beat(jsonb),
+  pulser_ops.runs_rows_estimate(), pulser_ops.worker_beat(jsonb), pulser_ops.metrics_read_budget(),
   pulser_ops.require_between(numeric, text, numeric, numeric),
-  pulser_ops.percentiles(double precision[])
+  pulser_ops.percentiles(double precision[]),
+  -- the template editor (40_templates_lanes_workers.sql): validation is pure and writes nothing
+  public.validate_template(jsonb), public.validate_params(text, jsonb),
+  public.list_template_summaries(), public.get_template_version(text, integer),
+  public.list_template_versions(text, integer), public.delete_template(text),
+  pulser_ops.delete_template(text), pulser_ops.template_problems(jsonb),
+  pulser_ops.schema_problem(jsonb, text), pulser_ops.schema_violation(jsonb, jsonb, text),
+  pulser_ops.json_type_matches(jsonb, text), pulser_ops.params_with_defaults(jsonb, jsonb),
+  -- sessions as conversations (the Chat tab)
+  public.add_session_messages(uuid, jsonb), pulser_ops.add_session_messages(uuid, jsonb),
+  public.list_session_messages(uuid, bigint, integer), public.list_session_summaries(integer),
+  public.list_session_runs(uuid, integer),
+  -- the run detail's attempts timeline
+  public.list_run_timeline(uuid, integer), public.list_last_run_events(uuid, integer)
   to authenticated, service_role;

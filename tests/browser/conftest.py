@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 import pulser_ops
+from pulser_ops import Client
 from pulser_ops.web import create_app
+from tests.contract.helpers import SCHEMA
 
 from .harness import chromium_path, serve
 
@@ -37,8 +39,21 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
+def sdk(db_url: str, tmp_path: Any) -> Iterator[Client]:
+    """The service-role SDK on the test database, with the ``hello`` template."""
+    with pulser_ops.connect(db_url, storage_dir=tmp_path / "files") as c:
+        c.templates.upsert(
+            {"name": "hello", "description": "says hello", "params_schema": SCHEMA,
+             "steps": [{"kind": "shell", "name": "greet", "run": "echo hi"}],
+             "default_lane": "A", "max_attempts": 2, "lease_seconds": 30,
+             "retry_backoff_seconds": 0, "retry_backoff_max_seconds": 0, "retry_jitter": 0}
+        )  # fmt: skip
+        yield c
+
+
+@pytest.fixture
 def base(db_url: str, tmp_path: Any) -> Iterator[str]:
-    """The board over a fresh database, served on a free loopback port; its URL."""
+    """The control room on the same database and files, served on a free loopback port."""
     settings = pulser_ops.resolve(db_url, storage_dir=tmp_path / "files", home=tmp_path / "h")
     with serve(create_app(settings=settings)) as url:
         yield url

@@ -9,29 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 
-import pulser_ops
 from pulser_ops import Client
-from tests.contract.helpers import SCHEMA
 
 from .harness import shot
-
-
-@pytest.fixture
-def sdk(db_url: str, tmp_path: Any) -> Iterator[Client]:
-    with pulser_ops.connect(db_url, storage_dir=tmp_path / "files") as c:
-        c.templates.upsert(
-            {"name": "hello", "description": "says hello", "params_schema": SCHEMA,
-             "steps": [{"kind": "shell", "name": "greet", "run": "echo hi"}],
-             "default_lane": "A", "max_attempts": 2, "lease_seconds": 30,
-             "retry_backoff_seconds": 0, "retry_backoff_max_seconds": 0, "retry_jitter": 0}
-        )  # fmt: skip
-        yield c
 
 
 def test_a_status_change_by_another_process_shows_on_the_board_within_2s(
@@ -143,6 +127,8 @@ def test_the_live_log_appends_while_the_run_works_and_closes_when_it_ends(
     assert log.locator("b").count() == 0
     sdk.runs.complete(run.id, "w-log", held.attempt, "succeeded", result={"ok": True})
     expect(log.locator(".log-end")).to_contain_text("the run ended")
+    expect(page.locator("#log-state")).to_have_text("ended")  # no longer says live
+    expect(page.locator("#timeline")).to_contain_text("succeeded")  # the timeline follows too
     texts = log.locator(".logline .msg").all_inner_texts()
     assert [t for t in texts if t.startswith("working")] == [
         f"working {i} <b>not bold</b>" for i in range(5)]  # fmt: skip

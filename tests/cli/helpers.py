@@ -31,6 +31,8 @@ CLEAN_ENV: dict[str, str | None] = {
     "SUPABASE_PUBLISHABLE_KEY": None,
     "SUPABASE_ANON_KEY": None,
     "PULSER_OPS_ACCESS_TOKEN": None,
+    "PULSER_OPS_REFRESH_TOKEN": None,
+    "PULSER_OPS_MAX_ROWS": None,
     "PULSER_OPS_STORAGE_DIR": None,
     "COLUMNS": "200",
 }

@@ -8,8 +8,10 @@ escapes the command (no traceback), and a failure is either click's usage messag
 exactly one ``error:`` line on stderr. ``-m slow`` runs a larger budget.
 
 A few commands run until stopped or start processes (``worker``, ``ui``, ``demo``, ``local``,
-``sweep``'s loop, ``doctor --smoke``, ``db push``, which applies migrations): they are left out
-here, each for its reason in ``SKIPPED``; their arguments are parsed by the same helpers.
+``sweep``'s loop, ``metrics``, ``mcp``, ``doctor --smoke``, ``db push``, which applies
+migrations): they are left out here, each for its reason in ``SKIPPED``; their arguments are
+parsed by the same helpers. ``alerts`` loops unless ``--once``, so it is always given ``--once``
+(``FORCED_FLAGS``).
 """
 
 from __future__ import annotations
@@ -37,9 +39,13 @@ SKIPPED = {
     "local status": "reads the embedded database's state only",
     "sweep": "passes its arguments on to the sweeper, whose --loop runs until stopped",
     "db push": "applies migrations",
+    "metrics": "serves /metrics until stopped",
+    "mcp": "serves an MCP client on stdin (or over HTTP) until it goes",
 }
 #: Flags that would make a command wait for something outside the test.
 SKIPPED_FLAGS = {"smoke"}
+#: Flags always given, without which a command loops until stopped.
+FORCED_FLAGS = {"alerts": ["--once"]}
 CONNECTION = {"db_url", "supabase_url", "supabase_key", "home"}
 
 EXAMPLES = 3
@@ -108,6 +114,9 @@ def _argv(cmd: click.Command, name: str, data: st.DataObject, text: st.SearchStr
     for p in cmd.params:
         if p.name in CONNECTION or p.name in SKIPPED_FLAGS or p.name is None:
             continue
+        if p.opts and p.opts[0] in FORCED_FLAGS.get(name, []):
+            options.append(p.opts[0])
+            continue
         if p.param_type_name == "argument":
             n = 1 if p.nargs == 1 else data.draw(st.integers(1 if p.required else 0, 3))
             positional += data.draw(st.lists(text, min_size=n, max_size=n))
@@ -152,6 +161,8 @@ _SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, dat
 def test_every_command_is_tried_or_skipped_for_a_reason() -> None:
     assert set(SKIPPED) <= set(COMMANDS), set(SKIPPED) - set(COMMANDS)
     assert len(TRIED) >= 15
+    for name, flags in FORCED_FLAGS.items():
+        assert set(flags) <= {o for p in COMMANDS[name].params for o in p.opts}, name
 
 
 @pytest.mark.parametrize("name", TRIED)

@@ -98,7 +98,7 @@ def test_show_prints_run_steps_artifacts_and_events(
     assert str(run.id) in out and "running" in out and "w-show" in out
     assert "say" in out and "shell" in out
     assert "report.md" in out and "inline" in out
-    assert f"run-artifacts/{run.id}/blob.bin" in out, out
+    assert f"run-artifacts/{run.id}/1/blob.bin" in out, out  # each attempt keeps its own
     assert "said [bold]hello[/bold]" in out
     assert '{"name":"shown"}' in out
     shown = json.loads(assert_ok(cli("runs", "show", str(run.id), "--json")).stdout)

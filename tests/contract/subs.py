@@ -61,6 +61,21 @@ class Collector:
             raise self._task.exception()  # type: ignore[misc]
 
 
+async def feeds_ready(env: Any) -> None:
+    """Until every Realtime channel of the stand-in is live ("Subscribed to PostgreSQL"); at
+    once over PostgreSQL, where LISTEN is live when it returns. For a test that needs a change
+    pushed rather than caught up (a deletion, which no catch-up can see)."""
+    if env.sb is None:
+        return
+    realtime = env.sb.app.realtime
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_SECONDS
+    while not (channels := [ch for c in realtime.connections for ch in c.channels.values()]) \
+            or not all(ch.ready for ch in channels):
+        assert loop.time() < deadline, "the Realtime channels never became ready"
+        await asyncio.sleep(0.02)
+
+
 def event_seqs(items: list[Change], run_id: Any = None) -> list[int]:
     return [c.event.seq for c in items
             if c.event is not None and (run_id is None or str(c.event.run_id) == str(run_id))]

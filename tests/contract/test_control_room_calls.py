@@ -119,3 +119,24 @@ def test_operators_search_count_and_act_only_on_their_runs(env: Env, client: Cli
         with pytest.raises(NotFound):  # as cancel_run: another's run is not found (no probing)
             mine_c.runs.rerun(theirs.id)
     assert client.runs.get(theirs.id).status == "queued"
+
+
+def test_timeline_lists_every_lifecycle_event_however_long_the_log(
+    env: Env, client: Client
+) -> None:
+    template(client, max_attempts=2)
+    run = claimed(client)
+    client.events.append(
+        [{"run_id": run.id, "kind": "log", "message": f"line {i}"} for i in range(1200)])
+    client.runs.complete(run.id, "w1", 1, "failed", error="flaky")
+    [again] = client.runs.claim("w2", lanes=["A"])
+    assert again.attempt == 2
+    client.runs.cancel(run.id, reason="enough")
+    client.runs.complete(run.id, "w2", 2, "cancelled")
+    kinds = [e.kind for e in client.events.timeline(run.id)]
+    assert kinds == ["claimed", "retry_scheduled", "claimed", "cancel_requested", "cancelled"]
+    assert len(client.events.list(run.id)) == 1000  # a first page of the log holds 1 of them
+    tail = client.events.last(run.id, limit=6)
+    assert [e.message if e.kind == "log" else e.kind for e in tail] == [
+        "line 1198", "line 1199", "retry_scheduled", "claimed", "cancel_requested", "cancelled"]
+    assert [e.seq for e in tail] == sorted(e.seq for e in tail)

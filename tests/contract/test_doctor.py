@@ -33,11 +33,25 @@ def test_checks_pass_and_smoke_cleans_up(env: Env) -> None:
         assert next(c for c in checks if c.name == "migrations").status == "ok"
         before = env.sql("select count(*) from public.runs")[0][0]
         results = {c.name: c for c in smoke(client)}
-        for name in ("claim", "heartbeat", "artifact", "realtime", "complete", "cleanup"):
+        for name in ("claim", "heartbeat", "artifact", "realtime", "complete", "cleanup",
+                     "row cap", "call time", "paged delete", "realtime ready", "large change",
+                     "deleted run"):
             assert results[name].status == "ok", results[name]
         assert results["realtime"].detail.endswith("(UPDATE)"), "a live change, not a catch-up read"
+        assert results["row cap"].detail.endswith("1500 returned")
+        assert results["paged delete"].detail.startswith("1500 runs deleted")
+        assert results["paged delete"].detail.endswith("5 of 5 files removed")
+        # A name Storage refuses: until the SDK encodes or refuses such names, a warning.
+        assert results["artifact names"].status in ("ok", "warn")
+        if env.sb is not None:
+            assert results["wrong key"].status == "ok"
+            assert "refused at the gateway" in results["wrong key"].detail
+            assert next(c for c in checks if c.name == "key style").status == "warn"  # legacy
+        else:
+            assert "wrong key" not in results and "key style" not in {c.name for c in checks}
         assert env.sql("select count(*) from public.runs")[0][0] == before, "the smoke run is gone"
         assert env.sql("select count(*) from public.artifacts")[0][0] == 0
+        assert env.state()["storage.objects"] == [] and env.state()["files"] == []
 
 
 def test_smoke_never_keeps_someone_elses_run(env: Env) -> None:

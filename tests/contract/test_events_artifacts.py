@@ -62,7 +62,7 @@ def test_big_text_bytes_and_path_go_to_files(env: Env, client: Client, tmp_path:
     path_art = client.artifacts.put(run.id, "report.json", src, kind="json")
     for art, raw in ((text_art, big.encode()), (bytes_art, blob), (path_art, src.read_bytes())):
         assert not art.is_inline
-        assert art.storage_path == f"{run.id}/{art.name}"
+        assert art.storage_path == f"{run.id}/0/{art.name}"  # attempt 0: none given
         assert art.storage_bucket == "run-artifacts"
         assert (art.size_bytes, art.sha256) == (len(raw), hashlib.sha256(raw).hexdigest())
         assert client.artifacts.download(run.id, art.name) == raw

@@ -74,7 +74,7 @@ def test_any_safe_name_is_stored_the_same_on_both_transports(
 
     art = client.artifacts.put(run.id, name, data)
 
-    key = f"{run.id}/{storage_key(name)}"
+    key = f"{run.id}/0/{storage_key(name)}"  # in the folder of its attempt (0: none given)
     assert (art.name, art.storage_path, art.size_bytes) == (name, key, len(data))
     assert STORAGE_KEY_CHARS.match(key), key
     assert client.artifacts.download(run.id, name) == data
@@ -95,7 +95,7 @@ def test_names_are_limited_in_bytes(env: Env, client: Client) -> None:
     template(client)
     run = claimed(client)
     longest = "n" * 251 + ".bin"  # 255 bytes: a file name a local disk takes too
-    assert client.artifacts.put(run.id, longest, b"x").storage_path == f"{run.id}/{longest}"
+    assert client.artifacts.put(run.id, longest, b"x").storage_path == f"{run.id}/0/{longest}"
     with pytest.raises(InvalidInput, match="at most 255 bytes"):
         client.artifacts.put(run.id, "🚀" * 100, b"x")  # 100 characters, 400 bytes
     with pytest.raises(InvalidInput, match="255"):

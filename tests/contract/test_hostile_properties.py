@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pulser_ops import AsyncClient, Client, PulserOpsError, Run
+from pulser_ops import Artifact, AsyncClient, Client, PulserOpsError, Run
 from pulser_ops.client._sync.client import _Namespace
 from tests.contract.conftest import Env
 from tests.contract.helpers import basic_world, nested_lists
@@ -133,20 +133,38 @@ def _base(w: World) -> dict[str, dict[str, Any]]:
         "events.log": {"run_id": running, "message": "m", "kind": "log", "level": "info",
                        "data": None},
         "events.list": {"run_id": running, "after_seq": 0, "limit": 5},
+        "events.last": {"run_id": running, "limit": 5},
+        "events.timeline": {"run_id": running, "limit": 5},
         "artifacts.put": {"run_id": running, "name": "prop.txt", "data": "x", "kind": None,
                           "content_type": None, "metadata": None, "attempt": None,
                           "inline": None},
-        "artifacts.get": {"run_id": running, "name": "a.txt"},
+        "artifacts.get": {"run_id": running, "name": "a.txt", "attempt": None},
         "artifacts.list": {"run_id": running},
-        "artifacts.download": {"run_id": running, "name": "a.txt"},
-        "artifacts.signed_url": {"run_id": running, "name": "f.bin", "expires_in": 60},
+        "artifacts.download": {"run_id": running, "name": "a.txt", "attempt": None},
+        "artifacts.head": {"artifact": Artifact(id=uuid.uuid4(), run_id=running, name="a.txt",
+                                                kind="text", content_type="text/plain",
+                                                size_bytes=6, inline_text="inline",
+                                                created_at=datetime.now(UTC)),
+                           "max_bytes": 3},
+        "artifacts.signed_url": {"run_id": running, "name": "f.bin", "expires_in": 60,
+                                 "attempt": None},
         "templates.list": {},
         "templates.get": {"name": "hello"},
         "templates.upsert": {"template": {"name": "prop-t"}},
         "templates.upsert_many": {"templates": [{"name": "prop-t"}]},
+        "templates.delete": {"name": "prop-gone"},
+        "templates.summaries": {},
+        "templates.get_version": {"name": "hello", "version": 1},
+        "templates.versions": {"name": "hello", "limit": 5},
+        "templates.validate": {"template": {"name": "prop-t", "max_attempts": 0}},
+        "templates.validate_params": {"name": "hello", "params": {"name": 3}},
         "sessions.create": {"title": "t", "metadata": None},
         "sessions.list": {"limit": 5},
         "sessions.delete": {"session_id": UNKNOWN},
+        "sessions.summaries": {"limit": 5},
+        "sessions.post": {"session_id": UNKNOWN, "messages": [{"kind": "note", "body": "b"}]},
+        "sessions.messages": {"session_id": UNKNOWN, "before_id": None, "limit": 5},
+        "sessions.runs": {"session_id": UNKNOWN, "limit": 5},
         "spec_docs.put": {"run_id": running, "worker_id": "w-other", "attempt": 1,
                           "docs": [{"path": "spec.md", "kind": "note", "content": "c"}]},
         "spec_docs.list": {"run_id": None, "session_id": None, "limit": 5},

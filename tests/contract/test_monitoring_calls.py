@@ -73,6 +73,27 @@ def test_fleet_metrics_estimates_above_the_caps(env: Env, client: Client) -> Non
     assert fleet.finished_sample_percent is not None and fleet.finished_sample_percent < 100
 
 
+def test_a_deep_lane_is_counted_exactly_but_read_only_up_to_the_budget(
+    env: Env, client: Client
+) -> None:
+    """1,500 queued runs (over the 1,000 rows a scrape reads per lane, under exact_limit): the
+    depth is the exact count, the oldest ready run is the first enqueued, and the per-template
+    split comes from the first 1,000 runs in claim order, scaled to the depth."""
+    template(client)
+    template(client, "other")
+    # The first 1,000 in claim order alternate; the last 500 are all "other" (exact split:
+    # 500 hello, 1,000 other), which a scrape does not read.
+    batch = [{"template": "hello" if i % 2 and i < 1000 else "other", "params": {"name": str(i)}}
+             for i in range(1500)]  # fmt: skip
+    first = client.runs.create_many(batch)[0]
+    [budget] = env.sql("select pulser_ops.metrics_read_budget()")
+    assert budget == (1000,)
+    lane = {q.lane: q for q in client.monitoring.fleet().lanes}["A"]
+    assert lane.exact and lane.queued == 1500
+    assert lane.oldest_run_id == first.id
+    assert lane.templates == {"hello": 750, "other": 750}
+
+
 def test_an_operator_sees_the_numbers_of_their_own_runs(env: Env, client: Client) -> None:
     template(client)
     me = Caller("operator", str(uuid.uuid4()))
@@ -82,6 +103,16 @@ def test_an_operator_sees_the_numbers_of_their_own_runs(env: Env, client: Client
         lanes = {q.lane: q for q in mine.monitoring.fleet().lanes}
         assert lanes["C"].queued == 1
         assert {q.lane: q for q in client.monitoring.fleet().lanes}["C"].queued == 5
+
+
+def test_performance_of_a_window_with_no_finished_run(client: Client) -> None:
+    """A fresh project: the total counts zero runs (its sum over no rows was null, and
+    ``pulser-ops stats`` could not read the reply)."""
+    template(client)
+    client.runs.create("hello", {"name": "still queued"})
+    stats = client.monitoring.performance("hour")
+    assert stats.templates == [] and stats.steps == []
+    assert (stats.total.runs, stats.total.per_hour, sum(stats.total.series)) == (0, 0, 0)
 
 
 def test_performance_percentiles_per_template_and_step_kind(env: Env, client: Client) -> None:

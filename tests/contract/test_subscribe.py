@@ -13,7 +13,7 @@ from pulser_ops import Change, Client, InvalidInput, PermissionDenied, Run, RunE
 from pulser_ops.subscribe import subscribe
 from tests.contract.conftest import ANON, Caller, Env
 from tests.contract.helpers import claimed, new_id, template
-from tests.contract.subs import Collector, event_seqs, run_versions
+from tests.contract.subs import Collector, event_seqs, feeds_ready, run_versions
 
 #: Longer than any test: changes must come through the feed, not the silence watchdog.
 NO_WATCHDOG = 3600.0
@@ -172,3 +172,66 @@ async def test_bad_subscriptions_raise_typed_errors(env: Env, client: Client) ->
         with pytest.raises(PermissionDenied):
             await anext(anon.subscribe(runs=True))
     assert env.state() == before
+
+
+async def test_a_deleted_run_is_a_delete_change_and_the_feed_goes_on(
+    env: Env, client: Client
+) -> None:
+    """Deleting a run (``runs.delete``, ``prune``) reaches subscribers as a DELETE carrying only
+    the run's id: Realtime sends no more than the primary key of a deleted row (RLS is on), and
+    over PostgreSQL a NOTIFY names the deleted ids. The subscription carries on."""
+    template(client)
+    run = client.runs.create("hello", {"name": "doomed"})
+    client.runs.cancel(run.id)
+    async with env.aclient() as ac:
+        got = Collector(subscribe(ac, runs=True, since=datetime.now(UTC) - timedelta(minutes=1),
+                                  watchdog_seconds=NO_WATCHDOG))
+        try:
+            await got.until(lambda xs: run_versions(xs, run.id) != [], "the cancelled run")
+            await feeds_ready(env)
+            await asyncio.to_thread(client.runs.delete, [run.id])
+            await got.until(lambda xs: any(c.kind == "DELETE" for c in xs), "the DELETE")
+            later = await asyncio.to_thread(client.runs.create, "hello", {"name": "after"})
+            await got.until(lambda xs: run_versions(xs, later.id) != [], "a run after it")
+        finally:
+            await got.close()
+    [gone] = [c for c in got.items if c.kind == "DELETE"]
+    assert (gone.table, gone.run_id, gone.run) == ("runs", run.id, None)
+
+
+async def test_a_subscriber_to_some_runs_hears_only_of_their_deletion(
+    env: Env, client: Client
+) -> None:
+    template(client)
+    mine, other = (client.runs.create("hello", {"name": n}) for n in ("mine", "other"))
+    for r in (mine, other):
+        client.runs.cancel(r.id)
+    async with env.aclient() as ac:
+        got = Collector(subscribe(ac, runs=[mine.id], watchdog_seconds=NO_WATCHDOG))
+        try:
+            await got.until(lambda xs: run_versions(xs, mine.id) != [], "my run")
+            await feeds_ready(env)
+            await asyncio.to_thread(client.runs.delete, [other.id])
+            await asyncio.to_thread(client.runs.delete, [mine.id])
+            await got.until(lambda xs: any(c.kind == "DELETE" for c in xs), "the DELETE")
+        finally:
+            await got.close()
+    assert [c.run_id for c in got.items if c.kind == "DELETE"] == [mine.id]
+
+
+async def test_a_run_deleted_while_no_feed_listened_is_a_delete_change(
+    env: Env, client: Client
+) -> None:
+    """``runs=[ids]``: a run seen before and missing from the catch-up after a reconnect was
+    deleted in between; no feed pushed it, the catch-up says so."""
+    from pulser_ops.subscribe import _catch_up, _State
+
+    template(client)
+    run = client.runs.create("hello", {"name": "gone while away"})
+    client.runs.cancel(run.id)
+    async with env.aclient() as ac:
+        st = _State([run.id], None, None, False, datetime.now(UTC))
+        assert [c.kind for c in await _catch_up(ac, st)] == ["SNAPSHOT"]
+        await asyncio.to_thread(client.runs.delete, [run.id])
+        [gone] = await _catch_up(ac, st)
+    assert (gone.kind, gone.run_id) == ("DELETE", run.id)

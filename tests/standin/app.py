@@ -17,8 +17,9 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from . import rpc, storage, tables
+from . import auth, rpc, storage, tables
 from .db import make_pool
+from .gateway import Gateway, Keys
 from .gotrue import GoTrue
 from .realtime import Realtime
 
@@ -30,14 +31,20 @@ class StandInApp:
                  public_url: str) -> None:
         self.db_url = db_url
         self.jwt_secret = jwt_secret
+        self.keys = Keys(jwt_secret, auth.make_key(jwt_secret, "anon"),
+                         auth.make_key(jwt_secret, "service_role"))
         self.pool = make_pool(db_url)
         self.cache = rpc.SchemaCache(self.pool)
+        #: The Data API's ``max_rows`` and per-role timeouts; tests may change them.
+        self.rest = rpc.RestConfig()
         self.storage = storage.Storage(self.pool, jwt_secret, storage_dir)
         self.realtime = Realtime(db_url, self.pool, jwt_secret)
         self.gotrue = GoTrue(jwt_secret)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.public_url = public_url
-        self.asgi = Starlette(routes=self._routes(), lifespan=self._lifespan)
+        self.gateway = Gateway(Starlette(routes=self._routes(), lifespan=self._lifespan),
+                               self.keys)
+        self.asgi = self.gateway
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -52,10 +59,10 @@ class StandInApp:
 
     def _routes(self) -> list[Route | WebSocketRoute]:
         async def rpc_route(request: Request) -> Response:
-            return await rpc.call(request, self.pool, self.cache, self.jwt_secret)
+            return await rpc.call(request, self.pool, self.cache, self.jwt_secret, self.rest)
 
         async def table_route(request: Request) -> Response:
-            return await tables.read(request, self.pool, self.jwt_secret)
+            return await tables.read(request, self.pool, self.jwt_secret, self.rest)
 
         async def websocket_route(ws: WebSocket) -> None:
             await self.realtime.serve(ws)

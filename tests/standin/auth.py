@@ -67,6 +67,15 @@ def verify(secret: str, token: str) -> dict[str, Any]:
     return claims
 
 
+def unverified_claims(token: str) -> dict[str, Any]:
+    """A JWT's payload without checking it (to word an error about an expired token)."""
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return {}
+    return claims
+
+
 def caller_from_token(secret: str, token: str | None) -> Caller:
     if not token:
         return Caller(role=ANON_ROLE, claims={"role": ANON_ROLE}, token=None)

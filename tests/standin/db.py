@@ -30,6 +30,18 @@ PREAMBLE = (
 )
 
 
+#: Supabase's timeouts for the Data API, per role: ``(statement_timeout, lock_timeout)``.
+#: ``authenticator`` logs in with ``statement_timeout = 8s`` and ``lock_timeout = 8s``
+#: (supabase/postgres migrations 20221028101028, 20231130133139); PostgREST then applies the
+#: impersonated role's own settings: ``anon`` 3 s, ``authenticated`` 8 s, ``service_role`` none
+#: of its own (so authenticator's 8 s).
+API_TIMEOUTS: dict[str, tuple[str, str]] = {
+    "anon": ("3s", "8s"),
+    "authenticated": ("8s", "8s"),
+    "service_role": ("8s", "8s"),
+}
+
+
 def make_pool(db_url: str, max_size: int = 10) -> AsyncConnectionPool:
     """Autocommit connections: we issue BEGIN/COMMIT ourselves, like PostgREST."""
     return AsyncConnectionPool(
@@ -50,10 +62,13 @@ async def request_tx(
     method: str = "POST",
     path: str = "/",
     headers: Mapping[str, str] | None = None,
+    timeouts: tuple[str, str] | None = None,
 ) -> AsyncIterator[psycopg.AsyncConnection]:
     """Yield a connection inside a role-impersonating transaction.
 
-    COMMIT on normal exit, ROLLBACK when the body raises (the error propagates).
+    ``timeouts``: ``(statement_timeout, lock_timeout)`` for this transaction (the Data API's;
+    Storage and Realtime run their own queries without them). COMMIT on normal exit, ROLLBACK
+    when the body raises (the error propagates).
     """
     async with pool.connection() as conn:
         await conn.execute("start transaction read only" if read_only
@@ -66,6 +81,10 @@ async def request_tx(
                 path,
                 json.dumps({k.lower(): v for k, v in (headers or {}).items()}),
             ))
+            if timeouts is not None:
+                await conn.execute(
+                    "select set_config('statement_timeout', %s, true),"
+                    " set_config('lock_timeout', %s, true)", timeouts)
             yield conn
         except BaseException:
             await conn.execute("rollback")

@@ -1,17 +1,30 @@
-"""``/realtime/v1/websocket``: Phoenix-channel Postgres Changes, fed by logical decoding.
+"""``/realtime/v1/websocket``: Phoenix channels with Postgres Changes, fed by logical decoding.
 
-Protocol: Phoenix channels, framed by ``vsn`` (``phoenix.py``: 1.0.0 JSON objects, as
-realtime-py 2.34.1 speaks it, or 2.0.0 JSON arrays, supabase-js' default). ``phx_join`` carries
-``config.postgres_changes`` bindings and ``access_token``; the reply echoes the
-bindings with server ids; changes arrive as ``postgres_changes`` events whose
-``payload.ids`` name the matching bindings.
+Layers, each replaceable on its own:
 
-Change capture mirrors Supabase Realtime's design: a temporary wal2json slot
-per stand-in instance, polled every ``POLL_SECONDS``; only tables in the
-``supabase_realtime`` publication are delivered; INSERT/UPDATE are sent to a
-subscriber only if the row is visible to it (a ``select`` by primary key under
-its role and claims, i.e. RLS) and its filter matches; DELETE is not RLS
-checked and carries only the replica-identity columns.
+- **Frames** (``phoenix.py``): how a message is put on the wire, by the socket's ``vsn``:
+  ``1.0.0`` JSON objects (realtime-py 2.34.1) or ``2.0.0`` JSON arrays (supabase-js' default).
+- **Channels** (``Realtime``): ``phx_join`` with ``config.postgres_changes`` bindings and an
+  ``access_token``; the reply echoes the bindings with server ids; ``access_token`` pushes swap
+  the token; ``phx_leave``; heartbeats.
+- **Changes** (``realtime_wal.Changes``): wal2json polled from a temporary slot, turned into each
+  subscriber's payload (RLS, 401/413 errors, TOAST merge).
+
+What the real server does and this one reproduces (``lib/realtime_web/channels/
+realtime_channel.ex``):
+
+- The socket's ``apikey`` must be a valid, unexpired JWT (the gateway has already turned an
+  ``sb_`` key into one), else the upgrade is refused with 401 ``{"error": ...}``.
+- A join needs a token with ``role`` and ``exp``; an ``access_token`` of ``sb_…`` means "the
+  socket's own token" (the tenant token), in the join and in ``access_token`` pushes (ignored).
+- **Ready comes later.** The join is answered ``ok`` first; the change feed for the channel is
+  live only when the system message ``Subscribed to PostgreSQL`` is pushed, ``ready_delay``
+  seconds later (the real server: 1-3 s, more when replication is not up). Changes committed in
+  between are not delivered. ``fail_next_subscribes`` makes the next joins get a system
+  ``status: error`` instead (the real server then retries after 5-10 s; here it gives up).
+- **Tokens expire on open channels.** At the token's ``exp`` the channel gets a system error
+  ``Token has expired N seconds ago`` and ``phx_close``; an ``access_token`` push with a newer
+  token moves the deadline, an invalid or expired one closes the channel the same way.
 """
 
 from __future__ import annotations
@@ -20,95 +33,60 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
+import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 import psycopg
-from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
+from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import auth
 from .auth import AuthError, Caller
-from .db import request_tx
 from .phoenix import SERIALIZERS, Serializer
+from .realtime_wal import (
+    EVENTS,
+    Binding,
+    BindingError,
+    Changes,
+    Subscriber,
+    parse_filter,
+)
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.03
 PUBLICATION = "supabase_realtime"
-EVENTS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
-_FILTER_OPS = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=",
-               "like": "like", "ilike": "ilike"}
-_SUPERUSER = Caller(role="none", claims={}, token=None)
+#: Seconds between the join reply and "Subscribed to PostgreSQL" (tests raise it to open the
+#: window in which the real server drops changes).
+READY_DELAY_SECONDS = 0.2
 
 
-class BindingError(ValueError):
-    pass
+# --- channels ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Condition:
-    column: str
-    op: str
-    value: str | list[str]
-    negate: bool
-
-
-def parse_filter(text: str | None) -> list[Condition]:
-    """``col=op.value[,col=op.value...]`` with ``in.(a,b)`` and an optional ``not.``."""
-    if not text:
-        return []
-    parts = re.split(r",(?![^()]*\))", text)
-    out: list[Condition] = []
-    for part in parts:
-        column, eq, expr = part.partition("=")
-        if not eq or not column:
-            raise BindingError(f"invalid filter: {text}")
-        negate = expr.startswith("not.")
-        if negate:
-            expr = expr[4:]
-        op, dot, value = expr.partition(".")
-        if not dot:
-            raise BindingError(f"invalid filter: {text}")
-        if op == "in":
-            if not (value.startswith("(") and value.endswith(")")):
-                raise BindingError(f"invalid filter: {text}")
-            items = [v.strip().strip('"') for v in value[1:-1].split(",") if v.strip()]
-            out.append(Condition(column, "in", items, negate))
-        elif op == "is" and value.lower() in ("null", "true", "false"):
-            out.append(Condition(column, "is", value.lower(), negate))
-        elif op in _FILTER_OPS:
-            out.append(Condition(column, op, value, negate))
-        else:
-            raise BindingError(f"invalid filter operator: {op}")
-    return out
-
-
-@dataclass
-class Binding:
-    id: int
-    event: str
-    schema: str
-    table: str | None
-    filter: str | None
-    conditions: list[Condition]
-
-    def wants(self, schema: str, table: str, event: str) -> bool:
-        return (self.schema == schema and self.table in (None, "*", table)
-                and self.event in ("*", event))
-
-
-@dataclass
+@dataclass(eq=False)
 class Channel:
     topic: str
     join_ref: str | None
     caller: Caller
     bindings: list[Binding]
+    #: True once "Subscribed to PostgreSQL" went out: only then are changes delivered.
+    ready: bool = False
+    expiry: asyncio.TimerHandle | None = None
+
+    @property
+    def name(self) -> str:
+        return self.topic.removeprefix("realtime:")
+
+    def cancel_expiry(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
 
 
 @dataclass(eq=False)
@@ -124,11 +102,18 @@ class Connection:
             await self.ws.send_text(self.serializer.encode(message))
 
 
-@dataclass(frozen=True)
-class TableInfo:
-    columns: dict[str, tuple[str, str]]  # name -> (typname, format_type), in order
-    pk: list[str]
-    rls: bool
+def _system(channel: Channel, extension: str, status: str, message: str) -> dict[str, Any]:
+    return {
+        "topic": channel.topic,
+        "event": "system",
+        "ref": None,
+        "payload": {
+            "channel": channel.name,
+            "extension": extension,
+            "message": message,
+            "status": status,
+        },
+    }
 
 
 class Realtime:
@@ -138,23 +123,31 @@ class Realtime:
         self.secret = jwt_secret
         self.slot = f"standin_{uuid4().hex[:16]}"
         self.connections: set[Connection] = set()
+        self.changes = Changes(pool)
         self.join_count = 0
+        self.ready_delay = READY_DELAY_SECONDS
+        #: The next this-many joins get a system ``status: error`` instead of "ready".
+        self.fail_next_subscribes = 0
+        #: Channels closed because their token expired (for tests).
+        self.expired_channels = 0
         self._feed: psycopg.AsyncConnection[Any] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._tables: dict[tuple[str, str], TableInfo] = {}
+        self._pending: set[asyncio.Task[None]] = set()
 
     # lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
         self._feed = await psycopg.AsyncConnection.connect(self.db_url, autocommit=True)
         await self._feed.execute(
-            "select pg_create_logical_replication_slot(%s, 'wal2json', true)", (self.slot,))
+            "select pg_create_logical_replication_slot(%s, 'wal2json', true)", (self.slot,)
+        )
         self._task = asyncio.create_task(self._poll_forever())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in [self._task, *self._pending]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._feed is not None:
             await self._feed.close()  # the temporary slot goes with the session
 
@@ -165,16 +158,29 @@ class Realtime:
                 await conn.ws.close(code=1012, reason="stand-in dropped the connection")
         return len(conns)
 
+    def _later(self, delay: float, job: Callable[[], Any]) -> asyncio.TimerHandle:
+        def run() -> None:
+            task = asyncio.ensure_future(job())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+        return asyncio.get_running_loop().call_later(max(0.0, delay), run)
+
     # websocket protocol --------------------------------------------------------
     async def serve(self, ws: WebSocket) -> None:
-        try:
-            caller = auth.caller_from_token(self.secret, ws.query_params.get("apikey"))
-        except AuthError:
-            await ws.close(code=1008)
-            return
         make = SERIALIZERS.get(ws.query_params.get("vsn", "1.0.0"))
         if make is None:
             await ws.close(code=1008)
+            return
+        try:
+            caller = auth.caller_from_token(self.secret, ws.query_params.get("apikey"))
+        except AuthError as exc:
+            text = (
+                "Token has expired"
+                if exc.code == "PGRST303"
+                else ("The token provided is not a valid JWT")
+            )
+            await ws.send_denial_response(JSONResponse({"error": text}, status_code=401))
             return
         await ws.accept()
         conn = Connection(ws, make(), caller)
@@ -188,12 +194,21 @@ class Realtime:
             pass
         finally:
             self.connections.discard(conn)
+            for channel in conn.channels.values():
+                channel.cancel_expiry()
 
-    async def _reply(self, conn: Connection, msg: dict[str, Any], status: str,
-                     response: dict[str, Any]) -> None:
-        await conn.send({"topic": msg.get("topic"), "event": "phx_reply",
-                         "payload": {"status": status, "response": response},
-                         "ref": msg.get("ref"), "join_ref": msg.get("join_ref")})
+    async def _reply(
+        self, conn: Connection, msg: dict[str, Any], status: str, response: dict[str, Any]
+    ) -> None:
+        await conn.send(
+            {
+                "topic": msg.get("topic"),
+                "event": "phx_reply",
+                "payload": {"status": status, "response": response},
+                "ref": msg.get("ref"),
+                "join_ref": msg.get("join_ref"),
+            }
+        )
 
     async def _handle(self, conn: Connection, msg: dict[str, Any]) -> None:
         event, topic = msg.get("event"), str(msg.get("topic", ""))
@@ -204,35 +219,48 @@ class Realtime:
         elif event == "phx_join":
             await self._join(conn, msg, topic, payload)
         elif event == "phx_leave":
-            conn.channels.pop(topic, None)
+            left = conn.channels.pop(topic, None)
+            if left is not None:
+                left.cancel_expiry()
             await self._reply(conn, msg, "ok", {})
         elif event == "access_token":
-            channel = conn.channels.get(topic)
-            try:
-                new_caller = auth.caller_from_token(self.secret, payload.get("access_token"))
-            except AuthError as exc:
-                if channel is not None:
-                    conn.channels.pop(topic, None)
-                    await conn.send({"topic": topic, "event": "phx_close", "payload": {},
-                                     "ref": None, "join_ref": channel.join_ref})
-                log.info("access_token rejected: %s", exc.message)
-                return
-            if channel is not None:
-                channel.caller = new_caller
-            if msg.get("ref") is not None:
-                await self._reply(conn, msg, "ok", {})
+            await self._access_token(conn, topic, payload.get("access_token"))
         elif msg.get("ref") is not None:
             # broadcast / presence pushes: acknowledged, not implemented.
             await self._reply(conn, msg, "ok", {})
 
-    async def _join(self, conn: Connection, msg: dict[str, Any], topic: str,
-                    payload: dict[str, Any]) -> None:
-        token = payload.get("access_token")
+    def _token_caller(self, conn: Connection, token: Any) -> Caller:
+        """The caller a join's ``access_token`` stands for (``assign_access_token`` +
+        ``confirm_token``): none or an ``sb_`` key means the socket's own token."""
+        if not token or (isinstance(token, str) and token.startswith("sb_")):
+            caller = conn.apikey_caller
+        else:
+            caller = auth.caller_from_token(self.secret, str(token))
+        if not isinstance(caller.claims.get("exp"), int) or "role" not in caller.claims:
+            raise AuthError("missing_claims", "Fields `role` and `exp` are required in JWT")
+        return caller
+
+    async def _access_token(self, conn: Connection, topic: str, token: Any) -> None:
+        channel = conn.channels.get(topic)
+        if channel is None or not token or (isinstance(token, str) and token.startswith("sb_")):
+            return
+        if token == channel.caller.token:
+            return
         try:
-            caller = (auth.caller_from_token(self.secret, token) if token
-                      else conn.apikey_caller)
+            channel.caller = self._token_caller(conn, token)
         except AuthError as exc:
-            await self._reply(conn, msg, "error", {"reason": f"InvalidJWTToken: {exc.message}"})
+            await self._shutdown(conn, channel, _expired_message(exc, token))
+            return
+        self._watch_expiry(conn, channel)
+
+    async def _join(
+        self, conn: Connection, msg: dict[str, Any], topic: str, payload: dict[str, Any]
+    ) -> None:
+        try:
+            caller = self._token_caller(conn, payload.get("access_token"))
+        except AuthError as exc:
+            reason = _expired_message(exc, payload.get("access_token"))
+            await self._reply(conn, msg, "error", {"reason": f"InvalidJWTToken: {reason}"})
             return
         config = payload.get("config") or {}
         bindings: list[Binding] = []
@@ -242,26 +270,79 @@ class Realtime:
                 event = str(raw.get("event", "*"))
                 if event not in ("*", "INSERT", "UPDATE", "DELETE"):
                     raise BindingError(f"invalid event: {event}")
-                schema, table, flt = raw.get("schema", "public"), raw.get("table"), raw.get(
-                    "filter")
+                schema, table, flt = (
+                    raw.get("schema", "public"),
+                    raw.get("table"),
+                    raw.get("filter"),
+                )
                 key = json.dumps([event, schema, table, flt]).encode()
                 bid = zlib.crc32(key) or 1
                 bindings.append(Binding(bid, event, schema, table, flt, parse_filter(flt)))
-                reply.append({"id": bid, "event": event, "schema": schema, "table": table,
-                              "filter": flt})
+                reply.append(
+                    {"id": bid, "event": event, "schema": schema, "table": table, "filter": flt}
+                )
         except BindingError as exc:
             await self._reply(conn, msg, "error", {"reason": str(exc)})
             return
-        conn.channels[topic] = Channel(topic, msg.get("join_ref") or msg.get("ref"), caller,
-                                       bindings)
+        old = conn.channels.pop(topic, None)
+        if old is not None:
+            old.cancel_expiry()
+        channel = Channel(topic, msg.get("join_ref") or msg.get("ref"), caller, bindings)
+        conn.channels[topic] = channel
         self.join_count += 1
         await self._reply(conn, msg, "ok", {"postgres_changes": reply})
+        self._watch_expiry(conn, channel)
         if bindings:
-            await conn.send({"topic": topic, "event": "system", "ref": None,
-                             "payload": {"channel": topic.removeprefix("realtime:"),
-                                         "extension": "postgres_changes",
-                                         "message": "Subscribed to PostgreSQL",
-                                         "status": "ok"}})
+            # ``send(self(), :postgres_subscribe)``: the feed goes live later, then says so.
+            self._later(self.ready_delay, lambda: self._subscribe_postgres(conn, channel))
+
+    async def _subscribe_postgres(self, conn: Connection, channel: Channel) -> None:
+        if conn.channels.get(channel.topic) is not channel:
+            return  # left or rejoined meanwhile
+        if self.fail_next_subscribes > 0:
+            self.fail_next_subscribes -= 1
+            await conn.send(
+                _system(
+                    channel,
+                    "postgres_changes",
+                    "error",
+                    "UnableToSubscribeToPostgres: the stand-in refused",
+                )
+            )
+            return
+        channel.ready = True
+        await conn.send(_system(channel, "postgres_changes", "ok", "Subscribed to PostgreSQL"))
+
+    def _watch_expiry(self, conn: Connection, channel: Channel) -> None:
+        """``confirm_token`` again at ``exp`` (the real server: at min(5 min, exp - now))."""
+        channel.cancel_expiry()
+        exp = channel.caller.claims.get("exp")
+        if isinstance(exp, int):
+            channel.expiry = self._later(exp - time.time(), lambda: self._expire(conn, channel))
+
+    async def _expire(self, conn: Connection, channel: Channel) -> None:
+        if conn.channels.get(channel.topic) is not channel:
+            return
+        exp = channel.caller.claims.get("exp")
+        ago = max(0, int(time.time()) - exp) if isinstance(exp, int) else 0
+        self.expired_channels += 1
+        await self._shutdown(conn, channel, f"Token has expired {ago} seconds ago")
+
+    async def _shutdown(self, conn: Connection, channel: Channel, message: str) -> None:
+        """``shutdown_response``: a system error, then the channel process stops."""
+        conn.channels.pop(channel.topic, None)
+        channel.cancel_expiry()
+        with contextlib.suppress(Exception):
+            await conn.send(_system(channel, "system", "error", message))
+            await conn.send(
+                {
+                    "topic": channel.topic,
+                    "event": "phx_close",
+                    "payload": {},
+                    "ref": None,
+                    "join_ref": channel.join_ref,
+                }
+            )
 
     # change feed ----------------------------------------------------------------
     async def _poll_forever(self) -> None:
@@ -271,15 +352,17 @@ class Realtime:
                 cur = await self._feed.execute(
                     "select data from pg_logical_slot_get_changes(%s, null, null,"
                     " 'format-version', '2', 'include-timestamp', '1', 'include-types', '1',"
-                    " 'include-pk', '1', 'include-transaction', '0')", (self.slot,))
+                    " 'include-pk', '1', 'include-transaction', '0')",
+                    (self.slot,),
+                )
                 rows = await cur.fetchall()
                 if rows:
-                    published = await self._published()
-                    for (data,) in rows:
-                        change = json.loads(data)
-                        if (change.get("action") in EVENTS
-                                and (change["schema"], change["table"]) in published):
-                            await self._dispatch(change)
+                    published = await self.changes.published(PUBLICATION)
+                    raws = [json.loads(data) for (data,) in rows]
+                    await self._dispatch([
+                        c for c in raws
+                        if c.get("action") in EVENTS and (c["schema"], c["table"]) in published
+                    ])  # fmt: skip
                 else:
                     await asyncio.sleep(POLL_SECONDS)
             except asyncio.CancelledError:
@@ -291,144 +374,45 @@ class Realtime:
                 await asyncio.sleep(1)
                 with contextlib.suppress(psycopg.Error):
                     await self._feed.close()
-                    self._feed = await psycopg.AsyncConnection.connect(self.db_url,
-                                                                       autocommit=True)
+                    self._feed = await psycopg.AsyncConnection.connect(
+                        self.db_url, autocommit=True
+                    )
                     await self._feed.execute(
                         "select pg_create_logical_replication_slot(%s, 'wal2json', true)",
-                        (self.slot,))
+                        (self.slot,),
+                    )
             except Exception:
                 log.exception("realtime change feed error")
                 await asyncio.sleep(1)
 
-    async def _published(self) -> set[tuple[str, str]]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "select schemaname, tablename from pg_publication_tables where pubname = %s",
-                (PUBLICATION,))
-            return {(s, t) for s, t in await cur.fetchall()}
+    def _targets(self, raw: dict[str, Any]) -> list[tuple[Connection, Channel, list[Binding]]]:
+        """The ready channels with bindings that want this change."""
+        schema, table, event = raw["schema"], raw["table"], EVENTS[raw["action"]]
+        found = []
+        for conn in list(self.connections):
+            for ch in list(conn.channels.values()):
+                wanted = [b for b in ch.bindings if b.wants(schema, table, event)]
+                if ch.ready and wanted:
+                    found.append((conn, ch, wanted))
+        return found
 
-    async def _table(self, schema: str, table: str, refresh: bool = False) -> TableInfo:
-        key = (schema, table)
-        if refresh or key not in self._tables:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    "select a.attname, t.typname, format_type(a.atttypid, a.atttypmod),"
-                    " coalesce(a.attnum = any(i.indkey), false), c.relrowsecurity"
-                    " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-                    " join pg_attribute a on a.attrelid = c.oid"
-                    " join pg_type t on t.oid = a.atttypid"
-                    " left join pg_index i on i.indrelid = c.oid and i.indisprimary"
-                    " where n.nspname = %s and c.relname = %s and a.attnum > 0"
-                    " and not a.attisdropped order by a.attnum", (schema, table))
-                rows = await cur.fetchall()
-            self._tables[key] = TableInfo(
-                columns={r[0]: (r[1], r[2]) for r in rows},
-                pk=[r[0] for r in rows if r[3]],
-                rls=bool(rows and rows[0][4]),
-            )
-        return self._tables[key]
-
-    async def _typed(self, schema: str, table: str, info: TableInfo,
-                     cols: list[dict[str, Any]]) -> dict[str, Any]:
-        """Convert wal2json column values to the JSON Realtime sends (via to_jsonb)."""
-        raw: dict[str, Any] = {}
-        for col in cols:
-            value = col.get("value")
-            if col.get("type") in ("json", "jsonb") and isinstance(value, str):
-                value = json.loads(value)
-            raw[col["name"]] = value
-        rel = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                sql.SQL("select to_jsonb(r)::text"
-                        " from jsonb_populate_record(null::{}, %s::jsonb) r").format(rel),
-                (json.dumps(raw),))
-            row = await cur.fetchone()
-        typed: dict[str, Any] = json.loads(row[0]) if row else {}
-        return {k: typed.get(k) for k in raw}
-
-    async def _dispatch(self, change: dict[str, Any]) -> None:
-        schema, table, event = change["schema"], change["table"], EVENTS[change["action"]]
-        info = await self._table(schema, table)
-        if any(c["name"] not in info.columns for c in change.get("columns", [])):
-            info = await self._table(schema, table, refresh=True)
-        targets = [(conn, ch, [b for b in ch.bindings if b.wants(schema, table, event)])
-                   for conn in list(self.connections) for ch in list(conn.channels.values())]
-        targets = [t for t in targets if t[2]]
-        if not targets:
+    async def _dispatch(self, raws: list[dict[str, Any]]) -> None:
+        """Send a batch of changes, in commit order, to the channels that want them. Changes
+        nobody wants are not even decoded."""
+        wanted = [(raw, t) for raw in raws if (t := self._targets(raw))]
+        if not wanted:
             return
-        record = (await self._typed(schema, table, info, change["columns"])
-                  if "columns" in change else None)
-        old: dict[str, Any] | None = None
-        if event != "INSERT":
-            old = await self._typed(schema, table, info, change.get("identity", []))
-            if info.rls:
-                old = {k: v for k, v in old.items() if k in info.pk}
-        data: dict[str, Any] = {
-            "schema": schema, "table": table, "commit_timestamp": _commit_ts(change),
-            "type": event,
-            "columns": [{"name": n, "type": t[0]} for n, t in info.columns.items()],
-            "errors": None,
-        }
-        if record is not None:
-            data["record"] = record
-        if old is not None:
-            data["old_record"] = old
-        row_for_checks = record if record is not None else (old or {})
-        for conn, channel, bindings in targets:
-            ids = await self._matching_ids(schema, table, info, event, channel, bindings,
-                                           row_for_checks)
-            if not ids:
-                continue
-            with contextlib.suppress(Exception):
-                await conn.send({"topic": channel.topic, "event": "postgres_changes",
-                                 "payload": {"ids": ids, "data": data}, "ref": None})
-
-    async def _matching_ids(self, schema: str, table: str, info: TableInfo, event: str,
-                            channel: Channel, bindings: list[Binding],
-                            row: dict[str, Any]) -> list[int]:
-        """One query as the subscriber: row visible under RLS? which filters match?"""
-        rel = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-        params: list[Any] = []
-        if event == "DELETE":
-            visible: sql.Composable = sql.SQL("true")  # DELETEs are not RLS-checked
-        elif not info.pk:
-            return []  # Realtime requires a primary key to check RLS
-        else:
-            rkeys = sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c))
-                                       for c in info.pk)
-            # Like Realtime: needs SELECT; RLS is only consulted when the table has
-            # it enabled and the role does not bypass it (then the row must be
-            # visible by primary key *now*, so a row deleted before the check is
-            # not sent to RLS-restricted subscribers).
-            visible = sql.SQL(
-                "has_table_privilege({relname}, 'SELECT') and ({no_rls} or"
-                " (select rolbypassrls from pg_roles where rolname = current_user) or"
-                " exists (select 1 from {rel} t where ({tkeys}) = ({rkeys})))").format(
-                relname=sql.Literal(f'"{schema}"."{table}"'),
-                no_rls=sql.SQL("false" if info.rls else "true"), rel=rel,
-                tkeys=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c))
-                                         for c in info.pk), rkeys=rkeys)
-        checks: list[sql.Composable] = []
-        for b in bindings:
-            cond, cond_params = _binding_sql(b, info, row)
-            checks.append(cond)
-            params += cond_params
-        query = sql.SQL("select {}, {} from jsonb_populate_record(null::{}, %s::jsonb) r").format(
-            visible, sql.SQL(", ").join(checks), rel)
-        params.append(json.dumps(row))
-        caller = _SUPERUSER if event == "DELETE" else channel.caller
-        try:
-            async with request_tx(self.pool, caller, read_only=True, method="GET",
-                                  path="/realtime/v1") as conn:
-                cur = await conn.execute(query, params)
-                result = await cur.fetchone()
-        except psycopg.Error as exc:
-            log.info("realtime check failed for %s: %s", channel.topic, exc)
-            return []
-        if result is None or not result[0]:
-            return []
-        return [b.id for b, ok in zip(bindings, result[1:], strict=True) if ok]
+        self.changes.new_batch()
+        decoded = await self.changes.decode_many([raw for raw, _ in wanted])
+        for change, (_, targets) in zip(decoded, wanted, strict=True):
+            for conn, channel, bindings in targets:
+                out = await self.changes.payload(change, Subscriber(channel.caller, bindings))
+                if out is None:
+                    continue
+                ids, data = out
+                with contextlib.suppress(Exception):
+                    await conn.send({"topic": channel.topic, "event": "postgres_changes",
+                                     "payload": {"ids": ids, "data": data}, "ref": None})
 
 
 async def _receive_frame(ws: WebSocket) -> str | bytes:
@@ -440,35 +424,12 @@ async def _receive_frame(ws: WebSocket) -> str | bytes:
     return text if text is not None else bytes(message.get("bytes") or b"")
 
 
-def _binding_sql(b: Binding, info: TableInfo, row: dict[str, Any]
-                 ) -> tuple[sql.Composable, list[Any]]:
-    parts: list[sql.Composable] = []
-    params: list[Any] = []
-    for cond in b.conditions:
-        if cond.column not in info.columns or cond.column not in row:
-            return sql.SQL("false"), []
-        col = sql.SQL("r.{}").format(sql.Identifier(cond.column))
-        typ = sql.SQL(info.columns[cond.column][1])
-        if cond.op == "in":
-            expr: sql.Composable = sql.SQL("{} = any(%s::text[]::{}[])").format(col, typ)
-            params.append(cond.value)
-        elif cond.op == "is":
-            expr = sql.SQL("{} is {}").format(col, sql.SQL(str(cond.value)))
-        else:
-            expr = sql.SQL("{} {} %s::text::{}").format(col, sql.SQL(_FILTER_OPS[cond.op]), typ)
-            params.append(cond.value)
-        if cond.negate:
-            expr = sql.SQL("not ({})").format(expr)
-        parts.append(sql.SQL("coalesce({}, false)").format(expr))
-    if not parts:
-        return sql.SQL("true"), []
-    return sql.SQL("({})").format(sql.SQL(" and ").join(parts)), params
-
-
-def _commit_ts(change: dict[str, Any]) -> str:
-    raw = change.get("timestamp")
+def _expired_message(exc: AuthError, token: Any) -> str:
+    """``ChannelsAuthorization``'s words: "Token has expired N seconds ago"."""
+    if exc.code != "PGRST303" or not isinstance(token, str):
+        return exc.message
     try:
-        ts = datetime.fromisoformat(raw) if isinstance(raw, str) else datetime.now(UTC)
-    except ValueError:
-        ts = datetime.now(UTC)
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        exp = int(auth.unverified_claims(token).get("exp", 0))
+    except (ValueError, TypeError):
+        exp = 0
+    return f"Token has expired {max(0, int(time.time()) - exp)} seconds ago"

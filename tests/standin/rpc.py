@@ -10,7 +10,7 @@ setof / table → array, composite → object, void → 204.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .auth import AuthError, Caller, caller_from_headers
-from .db import request_tx
+from .db import API_TIMEOUTS, request_tx
 from .errors import db_error_response, error_response
 
 SCHEMA = "public"
@@ -114,8 +114,11 @@ def _not_found(name: str, keys: list[str]) -> Response:
     )
 
 
-def _call_sql(fn: Function, keys: list[str]) -> sql.Composed:
-    """Build ``select <json> from pgrst_args, lateral public.fn(a => ...) pgrst_call``."""
+def _call_sql(fn: Function, keys: list[str], page: Page) -> sql.Composed:
+    """``(total, body)`` of ``public.fn(a => ...)``: the function runs in full, then the reply
+    is cut to the page, as PostgREST's call plan does (``max_rows`` never stops the work).
+
+    ``total`` is the full row count when ``Prefer: count=...`` asked for it (else null)."""
     target = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(fn.name))
     if fn.single_unnamed_json:
         call = sql.SQL("{}(%s::{})").format(target, sql.SQL(fn.args[0].type))
@@ -133,17 +136,51 @@ def _call_sql(fn: Function, keys: list[str]) -> sql.Composed:
         source = (sql.SQL("json_to_record(%s::json) as pgrst_args({}), ").format(coldefs)
                   if keys else sql.SQL(""))
     if fn.is_void:
-        return sql.SQL("select null::text from {}lateral {} pgrst_call").format(source, call)
+        return sql.SQL("select null::bigint, null::text from {}lateral {} pgrst_call").format(
+            source, call)
+    rows = sql.SQL("with pgrst_source as materialized"
+                   " (select pgrst_call from {}lateral {} pgrst_call)").format(source, call)
+    total = sql.SQL("(select count(*) from pgrst_source)" if page.count else "null::bigint")
+    window = sql.SQL("select * from pgrst_source offset {} limit {}").format(
+        sql.Literal(page.offset), sql.Literal(page.limit))
     if fn.returns_set:
-        agg = sql.SQL("coalesce(json_agg(pgrst_call), '[]')::text")
+        agg = sql.SQL("coalesce(json_agg(t.pgrst_call), '[]')::text")
     else:
-        agg = sql.SQL("(json_agg(pgrst_call) -> 0)::text")
-    return sql.SQL("select {} from {}lateral {} pgrst_call").format(agg, source, call)
+        agg = sql.SQL("(json_agg(t.pgrst_call) -> 0)::text")
+    return sql.SQL("{} select {}, (select {} from ({}) t)").format(rows, total, agg, window)
+
+
+@dataclass(frozen=True)
+class Page:
+    """The rows of the reply: ``?offset=&limit=`` restricted to ``max_rows`` (PostgREST's
+    ``restrictRange``), and whether ``Prefer: count=`` asked for the total."""
+
+    offset: int
+    limit: int
+    count: bool
+
+
+#: Query parameters that shape the reply, never function arguments (PostgREST's reserved names).
+RESERVED = frozenset({"select", "order", "limit", "offset", "columns", "on_conflict"})
+
+
+def _page(request: Request, max_rows: int | None) -> Page | Response:
+    q = request.query_params
+    try:
+        offset = int(q.get("offset", "0"))
+        limit = int(q["limit"]) if "limit" in q else None
+        if offset < 0 or (limit is not None and limit < 0):
+            raise ValueError
+    except ValueError:
+        return error_response(400, "PGRST100", "\"failed to parse limit/offset\"")
+    caps = [x for x in (limit, max_rows) if x is not None]
+    count = "count=" in request.headers.get("prefer", "")
+    return Page(offset, min(caps) if caps else 2**62, count)
 
 
 def _arguments(request: Request, body: bytes) -> dict[str, Any] | Response:
     if request.method in ("GET", "HEAD"):
-        return dict(request.query_params)
+        return {k: v for k, v in request.query_params.items() if k not in RESERVED}
     if not body.strip():
         return {}
     try:
@@ -165,7 +202,7 @@ def _profile_error(request: Request) -> Response | None:
 
 
 async def call(request: Request, pool: AsyncConnectionPool, cache: SchemaCache,
-               jwt_secret: str) -> Response:
+               jwt_secret: str, config: RestConfig) -> Response:
     name = request.path_params["fn"]
     try:
         caller: Caller = caller_from_headers(jwt_secret, request.headers)
@@ -194,19 +231,32 @@ async def call(request: Request, pool: AsyncConnectionPool, cache: SchemaCache,
     fn = candidates[0]
     read_only = request.method in ("GET", "HEAD") or fn.volatility != "v"
     param = body.decode() if fn.single_unnamed_json else json.dumps(args)
-    query = _call_sql(fn, keys)
+    page = _page(request, config.max_rows)
+    if isinstance(page, Response):
+        return page
+    query = _call_sql(fn, keys, page)
     try:
         async with request_tx(pool, caller, read_only=read_only, method=request.method,
-                              path=request.url.path, headers=request.headers) as conn:
+                              path=request.url.path, headers=request.headers,
+                              timeouts=config.timeouts.get(caller.role)) as conn:
             cur = await conn.execute(query, (param,) if (keys or fn.single_unnamed_json)
                                      else ())
             row = await cur.fetchone()
     except psycopg.Error as exc:
         return db_error_response(exc, authenticated=not caller.is_anon)
-    return _shape(request, fn, None if row is None else row[0])
+    total, payload = (None, None) if row is None else row
+    return _shape(request, fn, page, total, payload)
 
 
-def _shape(request: Request, fn: Function, payload: str | None) -> Response:
+def _content_range(offset: int, n: int, total: int | None) -> str:
+    """``RangeQuery.contentRangeH``: ``lower-upper/total``, ``*`` for an empty window."""
+    upper = offset + n - 1
+    shown = f"{offset}-{upper}" if total != 0 and offset <= upper else "*"
+    return f"{shown}/{'*' if total is None else total}"
+
+
+def _shape(request: Request, fn: Function, page: Page, total: int | None,
+           payload: str | None) -> Response:
     json_type = "application/json; charset=utf-8"
     if fn.is_void:
         return Response(status_code=204)
@@ -218,11 +268,27 @@ def _shape(request: Request, fn: Function, payload: str | None) -> Response:
                                   "Cannot coerce the result to a single JSON object",
                                   f"The result contains {len(rows)} rows")
         return Response(json.dumps(rows[0]), media_type=json_type)
-    headers: dict[str, str] = {}
-    if fn.returns_set:
-        n = len(json.loads(text))
-        total = str(n) if "count=" in request.headers.get("prefer", "") else "*"
-        headers["Content-Range"] = f"0-{n - 1}/{total}" if n else f"*/{total}"
+    n = len(json.loads(text)) if fn.returns_set else 1
+    # ``rangeStatusHeader``: 206 when a counted reply holds fewer rows than the total,
+    # 416 when the offset is past it.
+    if total is not None and page.offset > total:
+        return error_response(416, "PGRST103", "Requested range not satisfiable",
+                              f"An offset of {page.offset} was requested, but there are only"
+                              f" {total} rows.")
+    status = 206 if total is not None and n < total else 200
+    headers = {"Content-Range": _content_range(page.offset, n, total)}
     if request.method == "HEAD":
-        return Response(status_code=200, headers=headers, media_type=json_type)
-    return Response(text, headers=headers, media_type=json_type)
+        return Response(status_code=status, headers=headers, media_type=json_type)
+    return Response(text, status_code=status, headers=headers, media_type=json_type)
+
+
+@dataclass
+class RestConfig:
+    """The Data API's settings that change what a caller sees.
+
+    ``max_rows``: PostgREST's ``db-max-rows`` (Supabase: API settings → Max rows; 1000 unless
+    changed, as in ``supabase/config.toml``); None for none. ``timeouts``: per role, the
+    ``(statement_timeout, lock_timeout)`` a request runs under (``db.API_TIMEOUTS``)."""
+
+    max_rows: int | None = 1000
+    timeouts: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(API_TIMEOUTS))

@@ -28,14 +28,22 @@ from .app import StandInApp
 class StandIn:
     def __init__(self, db_url: str, jwt_secret: str, storage_dir: str | Path) -> None:
         self.jwt_secret = jwt_secret
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose ``proto`` says
+        # TCP, and a socket made with proto 0 (accepted connections inherit it) left Nagle on,
+        # so every response waited ~45 ms for the client's delayed ACK. The option is set on
+        # the listener too (Linux copies it to accepted sockets).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.bind(("127.0.0.1", 0))
         port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.app = StandInApp(db_url, jwt_secret, Path(storage_dir), self.url)
-        self.anon_key = auth.make_key(jwt_secret, "anon")
-        self.service_key = auth.make_key(jwt_secret, "service_role")
+        #: The project's API keys: legacy JWT keys and the new ``sb_`` keys (``gateway.py``).
+        self.anon_key = self.app.keys.anon
+        self.service_key = self.app.keys.service
+        self.publishable_key = self.app.keys.publishable
+        self.secret_key = self.app.keys.secret_key
         config = uvicorn.Config(self.app.asgi, log_level="warning", ws="websockets-sansio",
                                 lifespan="on", timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)

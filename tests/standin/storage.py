@@ -73,28 +73,52 @@ def _db_error(exc: psycopg.Error) -> StorageError:
     return StorageError(500, "DatabaseError", exc.diag.message_primary or str(exc))
 
 
-#: storage ``src/storage/limits.ts`` ``VALID_OBJECT_KEY``: what ``mustBeValidKey`` lets a new
-#: object be named (supabase-fidelity.md #2).
+#: supabase/storage ``src/storage/limits.ts`` ``VALID_OBJECT_KEY``: S3-safe characters only.
+#: Anything else (non-ASCII, ``~ [ ] % # { } ^ | " < >`` and the backquote) is ``InvalidKey``.
 VALID_OBJECT_KEY = re.compile(r"^[A-Za-z0-9_/!.*'() &$=@;:+,?-]*$")
+#: The project's global upload limit (``[storage] file_size_limit = "50MiB"`` in config.toml;
+#: on a hosted project it depends on the plan). Tests lower it with ``Storage.file_size_limit``.
+FILE_SIZE_LIMIT = 50 * 1024 * 1024
 
 
-def _object_name(raw: str, *, new: bool = False) -> str:
-    """Validate a key like the real service: no empty, ``.`` or ``..`` segments; and a key to
-    upload to only of the characters Storage allows (non-ASCII, ``[ ] % # ~ ...`` are 400
-    ``InvalidKey`` there)."""
+def _object_name(raw: str) -> str:
+    """No empty, ``.`` or ``..`` segments (the stand-in keeps objects as files)."""
     parts = raw.split("/")
     if not raw or raw.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise StorageError(400, "InvalidKey", f"Invalid key: {raw}")
-    if new and not VALID_OBJECT_KEY.match(raw):
         raise StorageError(400, "InvalidKey", f"Invalid key: {raw}")
     return raw
 
 
+def _valid_key(raw: str) -> str:
+    """``mustBeValidKey``, which the real service applies wherever it writes or looks up an
+    object (``uploadNewObject``, ``findObject``): only the characters S3 keys may hold."""
+    name = _object_name(raw)
+    if not VALID_OBJECT_KEY.match(name):
+        raise StorageError(400, "InvalidKey", f"Invalid key: {raw}")
+    return name
+
+
 def _caller(request: Request, secret: str) -> Caller:
+    """The JWT plugin (``src/http/plugins/jwt.ts``): a token that does not verify is
+    ``AccessDenied`` with error ``Unauthorized`` and status 403 (sent as HTTP 400)."""
     try:
         return auth.caller_from_headers(secret, request.headers)
     except AuthError as exc:
-        raise StorageError(400, "InvalidJWT", exc.message) from None
+        raise StorageError(403, "AccessDenied", _jose_message(exc), "Unauthorized") from None
+
+
+def _jose_message(exc: AuthError) -> str:
+    """What ``jose`` (the real service's JWT library) says for the same failure."""
+    if exc.code == "PGRST303":
+        return '"exp" claim timestamp check failed'
+    if "3 parts" in exc.message:
+        return "Invalid Compact JWS"
+    return "signature verification failed"
+
+
+def too_large() -> StorageError:
+    return StorageError(413, "EntityTooLarge", "The object exceeded the maximum allowed size",
+                        "Payload too large")
 
 
 def _object_metadata(data: bytes, mimetype: str, cache_control: str) -> dict[str, Any]:
@@ -115,6 +139,8 @@ class Storage:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self._has_user_metadata: bool | None = None
+        #: The global upload limit in bytes (a bucket's ``file_size_limit`` may lower it).
+        self.file_size_limit: int | None = FILE_SIZE_LIMIT
 
     def routes(self) -> list[Route]:
         p = "/storage/v1/object"
@@ -160,7 +186,8 @@ class Storage:
     async def _bucket(self, bucket: str) -> dict[str, Any]:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute("select id, public from storage.buckets where id = %s", (bucket,))
+            await cur.execute("select id, public, file_size_limit from storage.buckets"
+                              " where id = %s", (bucket,))
             row = await cur.fetchone()
         if row is None:
             raise no_such_bucket()
@@ -186,18 +213,33 @@ class Storage:
             raise no_such_key()
         return row
 
-    def _file_response(self, row: dict[str, Any], bucket: str, name: str) -> Response:
+    def _file_response(self, row: dict[str, Any], bucket: str, name: str,
+                       request: Request | None = None) -> Response:
         meta = row["metadata"] or {}
         data = self._path(bucket, name).read_bytes()
         headers = {"ETag": meta.get("eTag", ""), "Cache-Control": meta.get("cacheControl", ""),
-                   "Last-Modified": format_datetime(row["updated_at"].astimezone(UTC), usegmt=True)}
-        return Response(data, media_type=meta.get("mimetype", "application/octet-stream"),
-                        headers=headers)
+                   "Last-Modified": format_datetime(row["updated_at"].astimezone(UTC), usegmt=True),
+                   "Accept-Ranges": "bytes"}
+        media = meta.get("mimetype", "application/octet-stream")
+        # One byte range ("bytes=a-b" or "bytes=a-"), as Storage serves: 206 with Content-Range.
+        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", (request.headers.get("range", "")
+                                                     if request is not None else ""))
+        if wanted and data:
+            start = int(wanted.group(1))
+            end = min(int(wanted.group(2) or len(data) - 1), len(data) - 1)
+            if start <= end:
+                headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+                return Response(data[start:end + 1], status_code=206, media_type=media,
+                                headers=headers)
+        return Response(data, media_type=media, headers=headers)
 
     async def _store(self, caller: Caller, bucket: str, name: str, request: Request,
                      *, upsert: bool, owner: str | None) -> JSONResponse:
         data, mimetype, cache_control, user_meta = await _read_upload(request)
-        await self._bucket(bucket)
+        found = await self._bucket(bucket)
+        limits = [x for x in (self.file_size_limit, found.get("file_size_limit")) if x]
+        if limits and len(data) > min(limits):
+            raise too_large()
         meta = _object_metadata(data, mimetype, cache_control)
         owner_uuid = _as_uuid(owner)
         cols = ["bucket_id", "name", "owner", "owner_id", "metadata"]
@@ -229,27 +271,27 @@ class Storage:
     # endpoints -------------------------------------------------------------------
     async def upload(self, request: Request) -> Response:
         caller = _caller(request, self.secret)
-        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"], new=True)
+        bucket, name = request.path_params["bucket"], _valid_key(request.path_params["name"])
         upsert = request.method == "PUT" or request.headers.get("x-upsert") == "true"
         return await self._store(caller, bucket, name, request, upsert=upsert,
                                  owner=caller.claims.get("sub"))
 
     async def download(self, request: Request) -> Response:
         caller = _caller(request, self.secret)
-        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"])
+        bucket, name = request.path_params["bucket"], _valid_key(request.path_params["name"])
         row = await self._find(caller, bucket, name)
-        return self._file_response(row, bucket, name)
+        return self._file_response(row, bucket, name, request)
 
     async def download_public(self, request: Request) -> Response:
-        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"])
+        bucket, name = request.path_params["bucket"], _valid_key(request.path_params["name"])
         if not (await self._bucket(bucket))["public"]:
             raise no_such_bucket()
         row = await self._find(SUPERUSER, bucket, name)
-        return self._file_response(row, bucket, name)
+        return self._file_response(row, bucket, name, request)
 
     async def info(self, request: Request) -> Response:
         caller = _caller(request, self.secret)
-        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"])
+        bucket, name = request.path_params["bucket"], _valid_key(request.path_params["name"])
         row = await self._find(caller, bucket, name)
         meta = row["metadata"] or {}
         return JSONResponse({
@@ -263,7 +305,7 @@ class Storage:
 
     async def sign(self, request: Request) -> Response:
         caller = _caller(request, self.secret)
-        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"])
+        bucket, name = request.path_params["bucket"], _valid_key(request.path_params["name"])
         body = await _json_body(request)
         try:
             expires_in = int(body.get("expiresIn", ""))
@@ -289,14 +331,14 @@ class Storage:
         return claims
 
     async def get_signed(self, request: Request) -> Response:
-        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"])
+        bucket, name = request.path_params["bucket"], _valid_key(request.path_params["name"])
         self._redeem(request, bucket, name)
         row = await self._find(SUPERUSER, bucket, name)
-        return self._file_response(row, bucket, name)
+        return self._file_response(row, bucket, name, request)
 
     async def sign_upload(self, request: Request) -> Response:
         caller = _caller(request, self.secret)
-        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"], new=True)
+        bucket, name = request.path_params["bucket"], _valid_key(request.path_params["name"])
         upsert = request.headers.get("x-upsert") == "true"
         await self._bucket(bucket)
         owner = caller.claims.get("sub")
@@ -321,7 +363,7 @@ class Storage:
                              "token": token})
 
     async def put_signed(self, request: Request) -> Response:
-        bucket, name = request.path_params["bucket"], _object_name(request.path_params["name"], new=True)
+        bucket, name = request.path_params["bucket"], _valid_key(request.path_params["name"])
         claims = self._redeem(request, bucket, name)
         response = await self._store(SUPERUSER, bucket, name, request,
                                      upsert=bool(claims.get("upsert")), owner=claims.get("owner"))

@@ -2,7 +2,7 @@
 
 Supports ``select`` (a plain column list or ``*``), horizontal filters
 ``eq neq gt gte lt lte in is`` (optionally ``not.``), ``order`` and
-``limit``/``offset`` — enough for a client that reads a table directly. Runs
+``limit``/``offset`` (capped at ``max_rows``) — enough for a client that reads a table directly. Runs
 READ ONLY as the caller's role, so grants and RLS apply as in PostgREST.
 """
 
@@ -17,6 +17,7 @@ from starlette.responses import Response
 from .auth import AuthError, caller_from_headers
 from .db import request_tx
 from .errors import db_error_response, error_response
+from .rpc import RestConfig
 
 SCHEMA = "public"
 _OPS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -56,7 +57,7 @@ def _condition(column: str, expr: str) -> tuple[sql.Composable, list[object]]:
     return cond, params
 
 
-def _query(request: Request) -> tuple[sql.Composed, list[object]]:
+def _query(request: Request, max_rows: int | None) -> tuple[sql.Composed, list[object]]:
     table = request.path_params["table"]
     q = request.query_params
     select = q.get("select", "*")
@@ -82,8 +83,9 @@ def _query(request: Request) -> tuple[sql.Composed, list[object]]:
             terms.append(sql.Composed([sql.Identifier(name), direction, nulls]))
         order = sql.SQL(" order by ") + sql.SQL(", ").join(terms)
     page: sql.Composable = sql.SQL("")
-    if q.get("limit"):
-        page += sql.SQL(" limit {}").format(sql.Literal(int(q["limit"])))
+    limits = [x for x in (int(q["limit"]) if q.get("limit") else None, max_rows) if x is not None]
+    if limits:  # db-max-rows caps every read, like an explicit limit
+        page += sql.SQL(" limit {}").format(sql.Literal(min(limits)))
     if q.get("offset"):
         page += sql.SQL(" offset {}").format(sql.Literal(int(q["offset"])))
     inner = sql.SQL("select {} from {}.{}{}{}{}").format(
@@ -92,18 +94,20 @@ def _query(request: Request) -> tuple[sql.Composed, list[object]]:
             params)
 
 
-async def read(request: Request, pool: AsyncConnectionPool, jwt_secret: str) -> Response:
+async def read(request: Request, pool: AsyncConnectionPool, jwt_secret: str,
+               config: RestConfig) -> Response:
     try:
         caller = caller_from_headers(jwt_secret, request.headers)
     except AuthError as exc:
         return error_response(401, exc.code, exc.message)
     try:
-        query, params = _query(request)
+        query, params = _query(request, config.max_rows)
     except (_BadRequest, ValueError) as exc:
         return error_response(400, "PGRST100", str(exc))
     try:
         async with request_tx(pool, caller, read_only=True, method=request.method,
-                              path=request.url.path, headers=request.headers) as conn:
+                              path=request.url.path, headers=request.headers,
+                              timeouts=config.timeouts.get(caller.role)) as conn:
             cur = await conn.execute(query, params)
             row = await cur.fetchone()
     except psycopg.Error as exc:

@@ -133,8 +133,29 @@ class PgCluster:
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
-        """Drop a database, kicking out leftover connections (tests may leak some)."""
+        """Drop a database, kicking out leftover connections (tests may leak some).
+
+        ``with (force)`` refuses a database that a logical replication slot is active in (the
+        stand-in's Realtime feed, whose backend may still be inside
+        ``pg_logical_slot_get_changes`` when its connection was closed), so the sessions that
+        hold slots there are ended first and their (temporary) slots waited out."""
         with self.connect() as conn:
+            deadline = time.monotonic() + 10
+            while True:
+                active = conn.execute(
+                    "select pg_terminate_backend(active_pid) from pg_replication_slots"
+                    " where database = %s and active_pid is not null", (name,)
+                ).fetchall()  # fmt: skip
+                conn.execute(
+                    "select pg_drop_replication_slot(slot_name) from pg_replication_slots"
+                    " where database = %s and not active and not temporary", (name,)
+                )  # fmt: skip
+                left = conn.execute(
+                    "select count(*) from pg_replication_slots where database = %s", (name,)
+                ).fetchone()  # fmt: skip
+                if (not active and not (left and left[0])) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             conn.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
             )

@@ -82,6 +82,7 @@ async def test_the_served_scripts_are_the_pinned_vendored_versions(env: Env) -> 
         page = (await b.get("/")).text
         scripts = re.findall(r'<script src="([^"]+)"', page)
         assert scripts == [
+            "/static/theme.js",
             "/static/vendor/htmx-2.0.8.min.js",
             "/static/vendor/idiomorph-ext-0.7.4.min.js",
             "/static/vendor/htmx-ext-sse-2.2.4.min.js",

@@ -55,9 +55,12 @@ def test_sigterm_lets_a_short_step_finish_and_completes_it(
 
 
 def test_sigterm_after_grace_releases_the_run_without_using_an_attempt(
-    client: Client, spawn_worker: Callable[..., WorkerProcess]
+    client: Client, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    _long_template(client, "300")
+    # Long until the marker exists: the released run keeps its template version (editing the
+    # template would not reach it), so the second worker finds the marker instead.
+    marker = tmp_path / "fast"
+    _long_template(client, f'"$(test -e {marker} && echo 0 || echo 300)"')
     run = client.runs.create("job")
     w = spawn_worker("--lanes", "A", "--shutdown-grace-seconds", "0.5")
     wait_for("the step to start", lambda: _running(client, run.id))
@@ -74,11 +77,7 @@ def test_sigterm_after_grace_releases_the_run_without_using_an_attempt(
     assert "started" in (client.artifacts.get(run.id, "work.log").inline_text or "")
 
     # The released run is claimable again and finishes on the next worker.
-    client.templates.upsert(
-        template(
-            "job", [{"kind": "shell", "name": "work", "command": "echo again"}], max_attempts=2
-        )
-    )
+    marker.touch()
     w2 = spawn_worker("--lanes", "A", "--burst", "--poll-seconds", "0.2")
     assert w2.wait() == 0
     done = client.runs.get(run.id)

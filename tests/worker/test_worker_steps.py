@@ -309,3 +309,24 @@ def test_a_runs_last_events_go_with_its_completion(
     kinds = [e.kind for e in client.events.list(stolen.id)]
     assert kinds == ["claimed", "step", "log", "step", "lease_lost"]
     assert any(str(stolen.id) in ids for ids in appended)
+
+
+def test_each_run_executes_the_template_version_it_was_enqueued_with(client: Client) -> None:
+    """Editing a template between enqueue and claim reaches only the runs enqueued after it."""
+    client.templates.upsert(template("versioned", [
+        {"kind": "shell", "name": "say", "command": "echo from-v1"}]))  # fmt: skip
+    old = client.runs.create("versioned")
+    client.templates.upsert(template("versioned", [
+        {"kind": "shell", "name": "say", "command": "echo from-v2"},
+        {"kind": "shell", "name": "more", "command": "echo only-in-v2"}]))  # fmt: skip
+    new = client.runs.create("versioned")
+    assert (old.template_version, new.template_version) == (1, 2)
+
+    assert burst_worker(client).run() == 0
+
+    for run, want in ((old, ["say"]), (new, ["say", "more"])):
+        done = client.runs.get(run.id)
+        assert done.status == "succeeded", done.error
+        assert [s.name for s in client.runs.steps(run.id)] == want
+    logs = {r.id: client.artifacts.get(r.id, "say.log").inline_text or "" for r in (old, new)}
+    assert "from-v1" in logs[old.id] and "from-v2" in logs[new.id]

@@ -18,6 +18,7 @@ from pulser_ops.cli.alerts import alerts_command
 from pulser_ops.cli.db import db_app, init_command
 from pulser_ops.cli.demo import demo_command
 from pulser_ops.cli.doctor import doctor_command
+from pulser_ops.cli.mcp_command import mcp_command
 from pulser_ops.cli.metrics import metrics_command
 from pulser_ops.cli.operator import register as register_operator_commands
 from pulser_ops.cli.output import err, one_line
@@ -55,6 +56,7 @@ app.command("worker")(worker_command)
 app.command("demo")(demo_command)
 app.command("doctor")(doctor_command)
 app.command("ui")(ui_command)
+app.command("mcp")(mcp_command)
 app.command("metrics")(metrics_command)
 app.command("alerts")(alerts_command)
 app.command("stats")(stats_command)

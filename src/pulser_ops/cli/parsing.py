@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import InvalidInput
 from ..models import LANES, LaneId, RunStatus
+from ..templates_file import TOO_DEEP, parse_document
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -74,11 +73,6 @@ def statuses(values: list[str] | None) -> list[str] | None:
     return out
 
 
-#: A document nested deeper than Python's parsers go (json and yaml recurse, and fail with
-#: RecursionError): told as such, not as a traceback.
-TOO_DEEP = "nested too deeply to read"
-
-
 def param_value(raw: str) -> Any:
     """JSON when it parses (``3``, ``true``, ``[1,2]``, ``"x"``), else the string itself."""
     try:
@@ -105,21 +99,7 @@ def load_document(path: Path, *, what: str) -> Any:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidInput(f"{what} {path}: cannot read it ({e.__class__.__name__})") from None
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except ValueError as e:
-            raise InvalidInput(f"{what} {path}: not valid JSON ({e})") from None
-        except RecursionError:
-            raise InvalidInput(f"{what} {path}: {TOO_DEEP}") from None
-    try:
-        return yaml.safe_load(text)
-    except RecursionError:
-        raise InvalidInput(f"{what} {path}: {TOO_DEEP}") from None
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        raise InvalidInput(f"{what} {path}: not valid YAML{at}") from None
+    return parse_document(text, f"{what} {path}", json_only=path.suffix.lower() == ".json")
 
 
 def params_file(path: Path | None) -> dict[str, Any]:

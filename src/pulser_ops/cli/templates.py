@@ -1,34 +1,28 @@
 """``pulser-ops templates ls|show|apply``: the run templates.
 
-``apply`` validates the whole file before writing anything (the control plane validates each
-template again), so a malformed file changes nothing.
+``apply`` validates the whole file before writing anything (``templates_file``: the same checks
+the control room's import makes, the steps with the worker's parser; the control plane
+validates each template again), so a malformed file changes nothing.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Group
 from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
+from .. import templates_file
 from ..client import Client
-from ..errors import InvalidInput
-from ..models import StepKind, Template
 from . import parsing
 from .options import with_client
 from .output import Format, as_json, note, out, show
-
-READ_ONLY = frozenset({"created_at", "updated_at"})
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-STEP_KINDS = get_args(StepKind)
 
 templates_app = typer.Typer(help="List, show and apply run templates.", no_args_is_help=True)
 
@@ -89,49 +83,8 @@ def show_command(
     show(Panel(Group(*steps), title=f"{len(steps)} step(s)", title_align="left"))
 
 
-def _check_like_the_sql(item: dict[str, Any], where: str) -> None:
-    """The control plane's checks that are cheap to repeat here, so that a bad second template
-    is refused before the first one is written (each upsert is its own statement)."""
-    unknown = sorted(set(item) - Template.model_fields.keys())
-    if unknown:
-        raise InvalidInput(f"{where}: unknown field {unknown[0]!r}")
-    name = item.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise InvalidInput(f"{where}: name must match {NAME_RE.pattern} (got {name!r})")
-    steps = item.get("steps", [])
-    for i, step in enumerate(steps if isinstance(steps, list) else []):
-        if not isinstance(step, dict) or step.get("kind") not in STEP_KINDS:
-            raise InvalidInput(
-                f"{where} ({name}): steps[{i}].kind must be one of {', '.join(STEP_KINDS)}"
-            )
-
-
 def _validated(path: Path) -> list[dict[str, Any]]:
-    doc = parsing.load_document(path, what="template file")
-    items = doc if isinstance(doc, list) else [doc]
-    if not items:
-        raise InvalidInput(f"template file {path}: no templates in it")
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        where = f"template file {path}, template {i + 1}"
-        if not isinstance(item, dict):
-            raise InvalidInput(f"{where}: expected an object")
-        # `templates show --json` output applies as is: its timestamps are not settable.
-        item = {k: v for k, v in item.items() if k not in READ_ONLY}
-        _check_like_the_sql(item, where)
-        try:
-            Template.model_validate(item)
-        except ValidationError as e:
-            first = e.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"]) or "(template)"
-            name = f" ({item['name']})" if isinstance(item.get("name"), str) else ""
-            raise InvalidInput(f"{where}{name}: {loc}: {first['msg']}") from None
-        if item["name"] in seen:
-            raise InvalidInput(f"{where}: {item['name']} appears twice in the file")
-        seen.add(item["name"])
-        out.append(item)
-    return out
+    return templates_file.templates_in(parsing.load_document(path, what="template file"), path)
 
 
 @templates_app.command("apply")

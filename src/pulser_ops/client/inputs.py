@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     EventLike = m.EventIn | Mapping[str, Any]
     CompletionLike = m.Completion | Mapping[str, Any]
     SpecDocLike = m.SpecDocIn | Mapping[str, Any]
+    MessageLike = m.MessageIn | Mapping[str, Any]
     FilterLike = m.RunFilter | Mapping[str, Any]
     TemplateLike = m.Template | Mapping[str, Any]
 else:
@@ -89,6 +90,7 @@ else:
     EventLike = m.EventIn
     CompletionLike = m.Completion
     SpecDocLike = m.SpecDocIn
+    MessageLike = m.MessageIn
     FilterLike = m.RunFilter
     # A mapping goes to SQL as it is (which refuses unknown fields); a Template as its dump.
     TemplateLike = Annotated[JsonObject | m.Template, Field(union_mode="left_to_right")]
@@ -196,7 +198,7 @@ def checked(fn: F) -> F:
 
 # --- turning checked arguments into what ``calls`` takes ---------------------------------------
 
-_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion, m.SpecDocIn)
+_In = TypeVar("_In", m.RunRequest, m.EventIn, m.Completion, m.MessageIn, m.SpecDocIn)
 
 
 def models_of(model: type[_In], items: Iterable[_In | Mapping[str, Any]], name: str) -> list[_In]:
@@ -221,6 +223,10 @@ def events(items: Iterable[EventLike]) -> list[m.EventIn]:
 
 def completions(items: Iterable[CompletionLike]) -> list[m.Completion]:
     return models_of(m.Completion, items, "completions")
+
+
+def messages(items: Iterable[MessageLike]) -> list[m.MessageIn]:
+    return models_of(m.MessageIn, items, "messages")
 
 
 def spec_docs(items: Iterable[SpecDocLike]) -> list[m.SpecDocIn]:
@@ -269,5 +275,5 @@ def storage_paths(gone: Iterable[m.PruneResult]) -> list[str]:
 
 def template_json(template: m.Template | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(template, m.Template):
-        return template.model_dump(mode="json", exclude={"created_at", "updated_at"})
+        return template.model_dump(mode="json", exclude=set(m.TEMPLATE_READ_ONLY))
     return dict(template)

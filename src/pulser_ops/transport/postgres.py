@@ -136,7 +136,11 @@ def parse_notification(channel: str, payload: str) -> FeedItem | str | None:
     except ValueError:
         return None
     ids = body.get("ids")
-    return Hint(str(body.get("t")), tuple(str(i) for i in ids) if ids is not None else None)
+    return Hint(
+        str(body.get("t")),
+        tuple(str(i) for i in ids) if ids is not None else None,
+        deleted=body.get("deleted") is True,
+    )
 
 
 def probe(database_url: str) -> None:
@@ -185,6 +189,11 @@ class PostgresTransport:
                     yield conn
                     return
                 conn.close()  # the pool replaces a closed connection with a new one
+
+    @property
+    def max_rows(self) -> int | None:
+        """No row cap: a direct connection returns every row."""
+        return None
 
     def _check_pool(self) -> None:
         """After a connection error: discard every dead idle connection now, so the retry
@@ -272,6 +281,10 @@ class AsyncPostgresTransport:
                     yield conn
                     return
                 await conn.close()  # the pool replaces a closed connection with a new one
+
+    @property
+    def max_rows(self) -> int | None:
+        return None
 
     async def _check_pool(self) -> None:
         with suppress(psycopg.Error, PoolClosed):

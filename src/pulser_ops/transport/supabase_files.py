@@ -11,13 +11,14 @@ The store is synchronous, like ``files.FileStore``; the async client calls it in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 from storage3.exceptions import StorageApiError
 from storage3.types import CreateSignedUploadUrlOptions
 from storage3.utils import StorageException
-from supabase import Client, ClientOptions, create_client
+from supabase import Client
 
 from ..config import Settings
 from ..errors import (
@@ -28,7 +29,7 @@ from ..errors import (
     StorageError,
 )
 from ..files import BUCKET, check_object_path
-from .supabase_http import credentials, sync_http, translate_http_error
+from .supabase_http import SyncClients, sync_http, translate_http_error
 
 #: Storage deletes at most this many objects per request.
 REMOVE_BATCH = 1000
@@ -55,27 +56,21 @@ def translate_storage_error(e: StorageException, path: str) -> PulserOpsError:
     return StorageError(f"storage error for {path} ({status} {code}): {e.message}")
 
 
-def create_storage_client(settings: Settings, http: httpx.Client) -> Client:
-    url, key, headers = credentials(settings)
-    return create_client(
-        url,
-        key,
-        ClientOptions(headers=headers, httpx_client=http, postgrest_client_retry=False),
-    )
-
-
 class SupabaseFileStore:
     """``files.FileStore`` on Supabase Storage; every path is ``<run id>/<artifact name>``."""
 
-    def __init__(self, settings: Settings, *, client: Client | None = None) -> None:
+    def __init__(self, settings: Settings, *, clients: Callable[[], Client] | None = None) -> None:
+        """``clients``: the supabase-py client to use (the sync transport's, for the current
+        token); without it the store opens its own."""
+        self._settings = settings
         self._http: httpx.Client | None = None
-        if client is None:
-            self._http = sync_http()
-            client = create_storage_client(settings, self._http)
-        self._client = client
+        if clients is None:
+            self._http = sync_http(settings)
+            clients = SyncClients(settings, self._http)
+        self._clients = clients
 
     def _bucket(self) -> Any:
-        return self._client.storage.from_(BUCKET)
+        return self._clients().storage.from_(BUCKET)
 
     def put(self, path: str, data: bytes, content_type: str) -> None:
         check_object_path(path, new=True)
@@ -104,6 +99,30 @@ class SupabaseFileStore:
         except httpx.HTTPError as e:
             raise translate_http_error(e) from None
         return data
+
+    def head(self, path: str, max_bytes: int) -> bytes:
+        """Asks for the first bytes only (``Range``, which Storage honours) through a one-minute
+        signed URL, and stops reading at ``max_bytes`` even if the range is ignored."""
+        url = self.signed_url(path, 60)
+        http = self._http or sync_http(self._settings)
+        wanted = {"Range": f"bytes=0-{max(max_bytes, 1) - 1}"}
+        try:
+            with http.stream("GET", url, headers=wanted) as r:
+                if r.status_code == 404:
+                    raise NotFound(f"file {path} not found in bucket {BUCKET}")
+                if r.status_code >= 400:
+                    raise StorageError(f"storage error for {path} ({r.status_code})")
+                got = bytearray()
+                for chunk in r.iter_bytes():
+                    got += chunk
+                    if len(got) >= max_bytes:
+                        break
+                return bytes(got[:max_bytes])
+        except httpx.HTTPError as e:
+            raise translate_http_error(e) from None
+        finally:
+            if http is not self._http:
+                http.close()
 
     def signed_url(self, path: str, expires_in: int) -> str:
         check_object_path(path)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from postgrest.exceptions import APIError
 from pydantic_core import to_jsonable_python
+from supabase import Client, ClientOptions, create_client
 
 from ..calls import Call
 from ..config import Settings
@@ -41,15 +42,43 @@ HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 HTTP_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=2, keepalive_expiry=5.0)
 
 
-def credentials(settings: Settings) -> tuple[str, str, dict[str, str]]:
-    """URL, API key and extra headers. With an access token the key only identifies the
-    project (``apikey``) and the user's JWT is the ``Authorization``, so RLS applies."""
+def credentials(settings: Settings, token: str | None = None) -> tuple[str, str, dict[str, str]]:
+    """URL, API key and extra headers. With an access token (``token``, else the settings'
+    fixed one) the key only identifies the project (``apikey``) and the user's JWT is the
+    ``Authorization``, so RLS applies."""
     if not settings.supabase_url or not settings.supabase_key:
         raise ConfigurationError("the Supabase transport needs SUPABASE_URL and a key")
     headers: dict[str, str] = {}
-    if settings.access_token:
-        headers["Authorization"] = f"Bearer {settings.access_token}"
+    bearer = token if token is not None else settings.access_token
+    if bearer and bearer != settings.supabase_key:
+        headers["Authorization"] = f"Bearer {bearer}"
     return settings.supabase_url, settings.supabase_key, headers
+
+
+def refused_key(settings: Settings, body: Any) -> ConfigurationError | None:
+    """The error for a 401 from Supabase's API gateway, or None for any other 401.
+
+    The gateway checks the ``apikey`` before PostgREST or Storage see the request and answers a
+    missing or unknown key with 401 and a body without ``code`` (``{"message": "Invalid API
+    key", "hint": ...}``); PostgREST's and Storage's own errors always carry one. That is not a
+    network failure, retrying cannot help, and the fix is the key: say which variable gave it.
+    """
+    if not isinstance(body, dict) or "code" in body or "statusCode" in body:
+        return None
+    said = str(body.get("message") or body.get("error") or "unauthorized")
+    return ConfigurationError(
+        f"Supabase refused the API key ({said}): check {settings.key_source}; it must be one of"
+        f" this project's keys (workers and the sweeper: the secret or service role key;"
+        f" operators: the publishable or anon key with their access token)",
+        hint=body.get("hint") if isinstance(body.get("hint"), str) else None,
+    )
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 @lru_cache(maxsize=1)
@@ -59,24 +88,66 @@ def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def sync_http() -> httpx.Client:
+def sync_http(settings: Settings) -> httpx.Client:
+    """The HTTP client handed to supabase-py; it turns a gateway's 401 into ``refused_key``
+    (raised from a response hook, so it passes postgrest-py and storage3 untouched)."""
+
+    def check(response: httpx.Response) -> None:
+        if response.status_code == 401:
+            response.read()
+            if (err := refused_key(settings, _json_or_none(response))) is not None:
+                raise err
+
     return httpx.Client(
         timeout=HTTP_TIMEOUT,
         limits=HTTP_LIMITS,
         http2=False,
         follow_redirects=True,
         verify=_tls(),
+        event_hooks={"response": [check]},
     )
 
 
-def async_http() -> httpx.AsyncClient:
+def async_http(settings: Settings) -> httpx.AsyncClient:
+    async def check(response: httpx.Response) -> None:
+        if response.status_code == 401:
+            await response.aread()
+            if (err := refused_key(settings, _json_or_none(response))) is not None:
+                raise err
+
     return httpx.AsyncClient(
         timeout=HTTP_TIMEOUT,
         limits=HTTP_LIMITS,
         http2=False,
         follow_redirects=True,
         verify=_tls(),
+        event_hooks={"response": [check]},
     )
+
+
+class SyncClients:
+    """supabase-py's sync client for the current bearer token: the same one while the token
+    stays, a new one (on the same HTTP client) when a token provider hands out a fresh token."""
+
+    def __init__(self, settings: Settings, http: httpx.Client) -> None:
+        from ..tokens import Tokens
+
+        self.settings = settings
+        self.http = http
+        self.tokens = Tokens(settings)
+        self._held: tuple[str | None, Client] | None = None
+
+    def __call__(self) -> Client:
+        token = self.tokens.current()
+        held = self._held
+        if held is None or held[0] != token:
+            url, key, headers = credentials(self.settings, token)
+            options = ClientOptions(
+                headers=headers, httpx_client=self.http, postgrest_client_retry=False
+            )
+            held = (token, create_client(url, key, options))
+            self._held = held
+        return held[1]
 
 
 def rpc_body(call: Call[Any]) -> dict[str, Any]:

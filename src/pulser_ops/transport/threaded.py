@@ -27,6 +27,11 @@ class ThreadedTransport:
         self.files = inner.files
         self._threads = DaemonThreads("pulser-transport")
 
+    @property
+    def max_rows(self) -> int | None:
+        """The inner transport's row cap (the client pages its reads under it)."""
+        return self.inner.max_rows
+
     async def execute(self, call: Call[T]) -> T:
         return await self._threads.future(lambda: self.inner.execute(call))
 

@@ -101,10 +101,17 @@ def heartbeat(
     frac = age / max(lease_seconds, 1)
     state = "ok" if frac < 0.5 else "warn" if frac < 0.85 else "late" if frac < 1 else "dead"
     title = f"last heartbeat {duration(age)} ago; lease {lease_seconds}s"
+    # The lease and age reach the CSS animation through app.js (the Content-Security-Policy
+    # allows no inline style attribute).
     return Markup(
-        '<span class="hb hb-{}" style="--lease:{}s;--age:{:.1f}s" title="{}" '
-        'aria-label="{}"></span>'
-    ).format(state, lease_seconds, age, title, title)
+        '<span class="hb hb-{}" data-lease="{}" data-beat="{}" title="{}" aria-label="{}"></span>'
+    ).format(
+        state,
+        lease_seconds,
+        heartbeat_at.timestamp() if heartbeat_at else "",
+        title,
+        title,
+    )
 
 
 def status_badge(status: Any) -> Markup:

@@ -54,6 +54,7 @@ from .auth import (
 from .broadcaster import Broadcaster
 from .clients import ClientSource
 from .config import WebConfig
+from .headers import secure
 from .logtail import LogTails
 from .reads import SharedReads
 from .sessions import COOKIE as SESSION_COOKIE
@@ -68,6 +69,8 @@ NAV: list[tuple[str, str, str]] = [
     ("ops.board", "Runboard", "g b"),
     ("ops.runs", "Runs", "g r"),
     ("ops.workers", "Workers", "g w"),
+    ("ops.templates", "Templates", "g t"),
+    ("ops.chat", "Chat", "g c"),
     ("ops.performance", "Performance", "g p"),
 ]
 
@@ -217,13 +220,14 @@ class ControlRoom:
         return who, await self.clients.for_principal(who)
 
     async def acting(
-        self, request: Request, *, admin: bool = False
+        self, request: Request, *, admin: bool = False, what: str = "change lanes"
     ) -> tuple[Principal, AsyncClient]:
-        """For a state change: same-origin, and a role that may do it."""
+        """For a state change: same-origin, and a role that may do it (``admin``: only an
+        admin may ``what``)."""
         check_same_origin(request, self.config)
         who, client = await self.client(request)
         if admin and not who.is_admin:
-            raise Forbidden(f"{who.name} is {who.role}: only an admin may change lanes")
+            raise Forbidden(f"{who.name} is {who.role}: only an admin may {what}")
         if not who.can_act:
             raise Forbidden(f"{who.name} is read-only")
         return who, client
@@ -254,7 +258,7 @@ class ControlRoom:
         who = getattr(request.state, "principal", None)
         ctx = {
             # Paths, not absolute URLs: links keep working behind a proxy that rewrites Host.
-            "url_for": lambda name, **params: request.url_for(name, **params).path,
+            "url_for": lambda route, /, **params: request.url_for(route, **params).path,
             "who": who,
             "now": fmt.now(),
             "poll_seconds": self.config.poll_seconds,
@@ -312,12 +316,16 @@ class ControlRoom:
 
         class RoomRoute(APIRoute):
             """Maps the room's exceptions to pages, partials or status codes in one place
-            (an included router cannot rely on the host app's exception handlers)."""
+            (an included router cannot rely on the host app's exception handlers), and adds
+            the security headers (``headers.py``) to every answer."""
 
             def get_route_handler(self) -> Callable[[Request], Any]:
                 handler = super().get_route_handler()
 
                 async def wrapped(request: Request) -> Response:
+                    return secure(await answer(request))
+
+                async def answer(request: Request) -> Response:
                     try:
                         response: Response = await handler(request)
                     except NotSignedIn as e:

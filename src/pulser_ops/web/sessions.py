@@ -13,15 +13,13 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from supabase_auth import AsyncGoTrueClient
-from supabase_auth.errors import AuthApiError, AuthError
 
-from ..errors import PermissionDenied, TransportError
+from ..errors import PermissionDenied
+from ..tokens import claims_of, gotrue_errors
 
 COOKIE = "pulser_ops_session"
 #: Refresh when the access token has less than this many seconds left.
@@ -37,12 +35,7 @@ class OperatorSession:
     @property
     def claims(self) -> dict[str, Any]:
         """The access token's payload, unverified: for display and button choice only."""
-        try:
-            part = self.access_token.split(".")[1]
-            data = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-        except (IndexError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return claims_of(self.access_token)
 
     def needs_refresh(self, now: float | None = None) -> bool:
         return self.expires_at - (now or time.time()) < REFRESH_MARGIN_SECONDS
@@ -60,17 +53,6 @@ class OperatorSession:
             return cls(str(access), str(refresh), int(expires))
         except (ValueError, TypeError):
             return None
-
-
-@contextmanager
-def _refused(what: str) -> Iterator[None]:
-    """GoTrue's answers as the SDK's errors: a refusal, or an unreachable service."""
-    try:
-        yield
-    except AuthApiError as e:
-        raise PermissionDenied(f"{what}: {e.message}") from None
-    except AuthError as e:
-        raise TransportError(f"Supabase Auth unreachable: {e.message}") from None
 
 
 def _session_of(response: Any) -> OperatorSession:
@@ -97,7 +79,7 @@ class SupabaseAuth:
         self._lock = asyncio.Lock()
 
     async def sign_in(self, email: str, password: str) -> OperatorSession:
-        with _refused("sign-in refused"):
+        with gotrue_errors("sign-in refused"):
             got = await self._client.sign_in_with_password({"email": email, "password": password})
         return _session_of(got)
 
@@ -107,7 +89,7 @@ class SupabaseAuth:
             self._refreshed = {k: v for k, v in self._refreshed.items() if now - v[0] < 60}
             if session.refresh_token in self._refreshed:
                 return self._refreshed[session.refresh_token][1]
-            with _refused("session expired"):
+            with gotrue_errors("session expired"):
                 got = await self._client.refresh_session(session.refresh_token)
             fresh = _session_of(got)
             self._refreshed[session.refresh_token] = (now, fresh)
@@ -115,7 +97,7 @@ class SupabaseAuth:
 
     async def user_email(self, session: OperatorSession) -> str:
         """Who the token belongs to, as GoTrue says (checks the token once at sign-in)."""
-        with _refused("Supabase Auth refused the session"):
+        with gotrue_errors("Supabase Auth refused the session"):
             got = await self._client.get_user(session.access_token)
         if got is None:
             raise PermissionDenied("Supabase Auth knows no such user")

@@ -136,7 +136,7 @@ class RunExecutor:
             _resolve(stopped)
         run = held.run
         try:
-            loaded = await self._templates.get(run.template)
+            loaded = await self._templates.get(run.template, run.template_version)
         except NotFound:
             return await self._carry_out(held, self._decide(held, problem=_missing()))
         except StepSpecError as e:

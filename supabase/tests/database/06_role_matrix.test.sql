@@ -45,7 +45,19 @@ insert into fn_class values
   ('public.enqueue_runs(jsonb)', 'operator'),
   ('public.evaluate_alerts(jsonb)', 'service'),
   ('public.fleet_metrics(integer, numeric, integer)', 'operator'),
-  ('public.get_artifact(uuid, text)', 'operator'),
+  ('public.add_session_messages(uuid, jsonb)', 'operator'),
+  ('public.delete_template(text)', 'admin'),
+  ('public.get_artifact(uuid, text, integer)', 'operator'),
+  ('public.get_template_version(text, integer)', 'operator'),
+  ('public.list_last_run_events(uuid, integer)', 'operator'),
+  ('public.list_run_timeline(uuid, integer)', 'operator'),
+  ('public.list_session_messages(uuid, bigint, integer)', 'operator'),
+  ('public.list_session_runs(uuid, integer)', 'operator'),
+  ('public.list_session_summaries(integer)', 'operator'),
+  ('public.list_template_summaries()', 'operator'),
+  ('public.list_template_versions(text, integer)', 'operator'),
+  ('public.validate_params(text, jsonb)', 'operator'),
+  ('public.validate_template(jsonb)', 'operator'),
   ('public.get_lane_stats()', 'operator'),
   ('public.get_run(uuid)', 'operator'),
   ('public.get_runs(uuid[])', 'operator'),
@@ -73,7 +85,7 @@ insert into fn_class values
   ('public.register_worker(text, text, integer, text[], text, integer, jsonb)', 'service'),
   ('public.release_run(uuid, text, integer, text)', 'service'),
   ('public.rerun_run(uuid, jsonb, text)', 'operator'),
-  ('public.runs_changed_since(timestamp with time zone, text[], integer)', 'operator'),
+  ('public.runs_changed_since(timestamp with time zone, text[], integer, uuid)', 'operator'),
   ('public.search_runs(jsonb, integer)', 'operator'),
   ('public.set_lane(text, boolean, integer, boolean)', 'admin'),
   ('public.sweep_expired_runs(integer)', 'service'),
@@ -81,6 +93,7 @@ insert into fn_class values
   ('public.upsert_templates(jsonb)', 'admin'),
   -- pulser_ops: the SECURITY DEFINER implementations behind the public writers, and the
   -- helpers the security-invoker functions call with the caller's rights
+  ('pulser_ops.add_session_messages(uuid, jsonb)', 'operator'),
   ('pulser_ops.append_run_events(jsonb)', 'operator'),
   ('pulser_ops.bulk_candidates(uuid[], jsonb, text, integer)', 'operator'),
   ('pulser_ops.bulk_runs(text, uuid[], jsonb, integer, boolean, text)', 'operator'),
@@ -97,6 +110,7 @@ insert into fn_class values
   ('pulser_ops.rerun(uuid, jsonb, text)', 'operator'),
   ('pulser_ops.runs_where(jsonb)', 'operator'),
   ('pulser_ops.delete_runs(uuid[])', 'admin'),
+  ('pulser_ops.delete_template(text)', 'admin'),
   ('pulser_ops.prune_runs(numeric, integer)', 'admin'),
   ('pulser_ops.set_lane(text, boolean, integer, boolean)', 'admin'),
   ('pulser_ops.upsert_template(jsonb)', 'admin'),
@@ -110,27 +124,36 @@ insert into fn_class values
   ('pulser_ops.completion_problem(text, jsonb)', 'service'),
   ('pulser_ops.event_batch(jsonb)', 'service'),
   ('pulser_ops.enqueue_refuse(jsonb, pulser_ops.enqueue_item)', 'service'),
-  ('pulser_ops.json_type_matches(jsonb, text)', 'service'),
   ('pulser_ops.lock_run_for(uuid, text)', 'service'),
+  ('pulser_ops.notify_deleted(text, text[])', 'service'),
   ('pulser_ops.params_break_rules(text, jsonb)', 'service'),
   ('pulser_ops.raise_fenced(uuid, text, integer, text)', 'service'),
   ('pulser_ops.require_admin(text)', 'service'),
   ('pulser_ops.require_service(text)', 'service'),
-  ('pulser_ops.schema_problem(jsonb, text)', 'service'),
   ('pulser_ops.schema_rules(jsonb, text[])', 'service'),
+  ('pulser_ops.template_definition(run_templates)', 'service'),
   ('pulser_ops.try_timestamptz(text)', 'service'),
   ('pulser_ops.try_uuid(text)', 'service'),
-  ('pulser_ops.schema_violation(jsonb, jsonb, text)', 'service'),
   ('pulser_ops.storage_key(text)', 'service'),
   ('pulser_ops.percentiles(double precision[])', 'pure'),
+  -- the checks of templates and params (validate_template and validate_params are invokers)
+  ('pulser_ops.json_type_matches(jsonb, text)', 'pure'),
+  ('pulser_ops.params_with_defaults(jsonb, jsonb)', 'pure'),
+  ('pulser_ops.schema_problem(jsonb, text)', 'pure'),
+  ('pulser_ops.schema_violation(jsonb, jsonb, text)', 'pure'),
+  ('pulser_ops.template_problems(jsonb)', 'pure'),
   ('pulser_ops.require_between(numeric, text, numeric, numeric)', 'pure'),
   ('pulser_ops.runs_rows_estimate()', 'pure'),
   ('pulser_ops.worker_beat(jsonb)', 'pure'),
+  ('pulser_ops.metrics_read_budget()', 'pure'),
   ('pulser_ops.run_children_notify()', 'trigger'),
   ('pulser_ops.run_templates_compile()', 'trigger'),
   ('pulser_ops.runs_notify()', 'trigger'),
+  ('pulser_ops.runs_notify_delete()', 'trigger'),
   ('pulser_ops.runs_refuse()', 'trigger'),
   ('pulser_ops.runs_stamp()', 'trigger'),
+  ('pulser_ops.record_template_version()', 'trigger'),
+  ('pulser_ops.template_versioning()', 'trigger'),
   ('pulser_ops.workers_notify()', 'trigger');
 
 -- reads: shared  every signed-in operator sees every row (reference data, or counts under RLS)
@@ -144,6 +167,7 @@ create temp table table_class (tbl text primary key, reads text not null check (
 insert into table_class values
   ('public.lanes', 'shared', null, 'nobody'),
   ('public.run_templates', 'shared', null, 'nobody'),
+  ('public.run_template_versions', 'shared', null, 'nobody'),
   ('public.workers', 'shared', null, 'nobody'),
   ('public.lane_stats', 'shared', null, 'nobody'),
   ('public.worker_health', 'shared', null, 'nobody'),
@@ -155,6 +179,7 @@ insert into table_class values
   ('public.artifacts', 'own', 'run_id in (select r.id from public.runs r where r.owner_id = $1)', 'nobody'),
   ('public.stuck_runs', 'own', 'id in (select r.id from public.runs r where r.owner_id = $1)', 'nobody'),
   ('public.spec_docs', 'own', 'owner_id = $1', 'own'),
+  ('public.session_messages', 'own', 'session_id in (select s.id from public.sessions s where s.owner_id = $1)', 'nobody'),
   ('pulser_ops.template_params', 'service', null, 'nobody'),
   ('pulser_ops.template_params_rules', 'service', null, 'nobody');
 
@@ -255,6 +280,7 @@ begin
     perform set_config('request.jwt.claims', who.claims::text, true);
     select id into s from public.create_session(who.name || '''s session');
     perform public.enqueue_run('t-matrix', session_id => s);
+    perform public.add_session_messages(s, '[{"kind": "command", "body": "status"}]');
     perform public.enqueue_run('t-matrix', idempotency_key => 'shared key');
     perform set_config('role', 'postgres', true);
     insert into public.spec_docs (session_id, owner_id, title)

@@ -173,11 +173,14 @@ select matches(pulser_ops.artifact_name_problem(e'a\tb'), 'not a safe relative p
 create temp table art_run as select * from public.enqueue_run('t-hard', lane => 'D');
 select is((select storage_path from public.put_artifact((select id from art_run), 'ünï.txt',
             storage_path => (select id from art_run)::text || '/*C3*BCn*C3*AF.txt', size_bytes => 1)),
-  (select id from art_run)::text || '/*C3*BCn*C3*AF.txt', 'a file artifact is stored under the key of its name');
-select is((select name from public.artifacts where run_id = (select id from art_run)), 'ünï.txt', 'the row keeps the name');
+  (select id from art_run)::text || '/*C3*BCn*C3*AF.txt', 'a file artifact is stored under the key of its name (the layout of older SDKs)');
+select is((select storage_path from public.put_artifact((select id from art_run), 'ünï.txt', attempt => 2,
+            storage_path => (select id from art_run)::text || '/2/*C3*BCn*C3*AF.txt', size_bytes => 1)),
+  (select id from art_run)::text || '/2/*C3*BCn*C3*AF.txt', 'or in its attempt''s folder, under the same key');
+select is((select array_agg(distinct name) from public.artifacts where run_id = (select id from art_run)), array['ünï.txt'], 'the row keeps the name');
 select throws_ok(format($$select public.put_artifact(%L, 'ünï.txt', storage_path => %L)$$, (select id from art_run),
                         (select id from art_run)::text || '/ünï.txt'),
-  'PO400', format('storage_path must be %s/*C3*BCn*C3*AF.txt', (select id from art_run)), 'the name itself is not its key');
+  'PO400', format('storage_path must be %s/0/*C3*BCn*C3*AF.txt', (select id from art_run)), 'the name itself is not its key');
 select throws_ok(format($$select public.put_artifact(%L, %L, inline_text => 'x')$$, (select id from art_run), repeat('🚀', 100)),
   'PO400', null, 'a 400-byte name is refused inline too');
 select lives_ok(format($$insert into public.artifacts (run_id, name, storage_bucket, storage_path) values (%L, 'old ü.txt', 'run-artifacts', %L)$$,

@@ -33,6 +33,7 @@ from ..inputs import (
     JsonObject,
     Lane,
     LaneList,
+    MessageLike,
     RunRequestLike,
     SpecDocLike,
     Statuses,
@@ -46,6 +47,11 @@ from .concurrency import Subscribing, Subscription, run_blocking
 class _Namespace:
     def __init__(self, transport: Transport) -> None:
         self._t = transport
+
+
+def _at_most(n: int, cap: int | None) -> int:
+    """``n``, or the transport's row cap when that is smaller."""
+    return n if cap is None else min(n, cap)
 
 
 class Runs(_Namespace):
@@ -348,20 +354,30 @@ class Runs(_Namespace):
     ) -> int:
         """Delete finished runs older than ``older_than`` (with their events, steps, artifact
         rows and files), one bounded batch at a time. Returns how many runs went;
-        ``on_batch`` hears the running total after each batch (for progress)."""
+        ``on_batch`` hears the running total after each batch (for progress).
+
+        Over the Supabase API a batch is at most the API's row cap (``max_rows``): the files
+        of a batch are removed right after it, so every deleted run's files are accounted for."""
+        step = _at_most(batch, self._t.max_rows)
         total = 0
         while True:
-            n = self._delete(calls.prune_runs(older_than, batch))
+            n = self._delete(calls.prune_runs(older_than, step))
             total += n
             if on_batch is not None:
                 on_batch(total)
-            if n < batch:
+            if n < step:
                 return total
 
     @checked
     def delete(self, run_ids: Items[Id]) -> int:
-        """Delete finished runs by id (events, steps, artifact rows and files too)."""
-        return self._delete(calls.delete_runs(run_ids))
+        """Delete finished runs by id (events, steps, artifact rows and files too), in batches
+        of at most the API's row cap, each batch's files removed right after it."""
+        ids = builtins.list(run_ids)
+        step = _at_most(len(ids), self._t.max_rows) or 1
+        total = 0
+        for start in range(0, len(ids), step):
+            total += self._delete(calls.delete_runs(ids[start : start + step]))
+        return total
 
     def _delete(self, call: calls.Call[builtins.list[m.PruneResult]]) -> int:
         gone = self._t.execute(call)
@@ -400,6 +416,17 @@ class Events(_Namespace):
     ) -> builtins.list[m.RunEvent]:
         """A run's events after ``after_seq``, oldest first: pass the last ``seq`` to page."""
         return self._t.execute(calls.list_run_events(run_id, after_seq, limit))
+
+    @checked
+    def last(self, run_id: Id, *, limit: int = 20) -> builtins.list[m.RunEvent]:
+        """A run's newest ``limit`` events (at most 1000), oldest first: the tail of its log."""
+        return self._t.execute(calls.list_last_run_events(run_id, limit))
+
+    @checked
+    def timeline(self, run_id: Id, *, limit: int = 500) -> builtins.list[m.RunEvent]:
+        """A run's lifecycle events only (claims, retries, releases, sweeps, cancels, re-runs,
+        the end), oldest first, however many log lines it has."""
+        return self._t.execute(calls.list_run_timeline(run_id, limit))
 
 
 class Artifacts(_Namespace):
@@ -440,26 +467,39 @@ class Artifacts(_Namespace):
             raise
 
     @checked
-    def get(self, run_id: Id, name: Text) -> m.Artifact:
-        return self._t.execute(calls.get_artifact(run_id, name))
+    def get(self, run_id: Id, name: Text, *, attempt: int | None = None) -> m.Artifact:
+        """The artifact ``name`` of ``attempt`` (None: of the latest attempt that saved it)."""
+        return self._t.execute(calls.get_artifact(run_id, name, attempt))
 
     @checked
     def list(self, run_id: Id) -> builtins.list[m.Artifact]:
+        """Every artifact of every attempt (each attempt keeps its own), by name then attempt."""
         return self._t.execute(calls.list_artifacts(run_id))
 
     @checked
-    def download(self, run_id: Id, name: Text) -> bytes:
+    def download(self, run_id: Id, name: Text, *, attempt: int | None = None) -> bytes:
         """The artifact's content, from the row or from Storage."""
-        a = self.get(run_id, name)
+        a = self.get(run_id, name, attempt=attempt)
         if a.inline_text is not None:
             return a.inline_text.encode()
         assert a.storage_path is not None
         return run_blocking(self._t.files.get, a.storage_path)
 
     @checked
-    def signed_url(self, run_id: Id, name: Text, *, expires_in: int = 3600) -> str:
+    def head(self, artifact: m.Artifact, max_bytes: int) -> bytes:
+        """The first ``max_bytes`` of an artifact's content, without fetching the rest of a
+        stored file (a viewer shows a huge artifact's start and links the download)."""
+        if artifact.inline_text is not None:
+            return artifact.inline_text.encode()[:max_bytes]
+        assert artifact.storage_path is not None
+        return run_blocking(self._t.files.head, artifact.storage_path, max_bytes)
+
+    @checked
+    def signed_url(
+        self, run_id: Id, name: Text, *, expires_in: int = 3600, attempt: int | None = None
+    ) -> str:
         """A URL that serves a stored (not inline) artifact for ``expires_in`` seconds."""
-        a = self.get(run_id, name)
+        a = self.get(run_id, name, attempt=attempt)
         if a.storage_path is None:
             raise InvalidInput(
                 f"artifact {name} is stored inline; read it with get() or download()"
@@ -489,6 +529,38 @@ class Templates(_Namespace):
         bodies = [inputs.template_json(t) for t in templates]
         return self._t.execute(calls.upsert_templates(bodies))
 
+    @checked
+    def delete(self, name: Text) -> m.Template:
+        """Delete a template (admins; refused with ``Conflict`` while runs refer to it)."""
+        return self._t.execute(calls.delete_template(name))
+
+    @checked
+    def summaries(self) -> builtins.list[m.TemplateSummary]:
+        """Every template with its step kinds and when a run of it was last enqueued."""
+        return self._t.execute(calls.list_template_summaries())
+
+    @checked
+    def get_version(self, name: Text, version: int) -> m.Template:
+        """One recorded version of a template: what the runs stamped with it execute."""
+        return self._t.execute(calls.get_template_version(name, version))
+
+    @checked
+    def versions(self, name: Text, limit: int = 100) -> builtins.list[m.TemplateVersion]:
+        """A template's versions, newest first."""
+        return self._t.execute(calls.list_template_versions(name, limit))
+
+    @checked
+    def validate(self, template: TemplateLike) -> builtins.list[m.FieldProblem]:
+        """What ``upsert`` would refuse in ``template``, each problem with its field; writes
+        nothing. The step DSL itself is checked by ``pulser_ops.steps.parse_steps``."""
+        return self._t.execute(calls.validate_template(inputs.template_json(template)))
+
+    @checked
+    def validate_params(self, name: Text, params: Json) -> builtins.list[m.FieldProblem]:
+        """What enqueueing ``params`` for template ``name`` would refuse, field by field
+        (empty: valid); enqueues nothing."""
+        return self._t.execute(calls.validate_params(name, params))
+
 
 class Sessions(_Namespace):
     """Sessions group runs (an operator sees the runs of their sessions)."""
@@ -506,9 +578,38 @@ class Sessions(_Namespace):
     @checked
     def delete(self, session_id: Id) -> m.SessionDeleted:
         """Delete a session whose runs have all finished: its runs stay, detached from it; its
-        spec docs go with it. ``Conflict`` while any of its runs is queued or running (cancel
-        them, or let them finish, first); ``NotFound`` for a session that is not yours."""
+        spec docs and its conversation go with it. ``Conflict`` while any of its runs is queued
+        or running (cancel them, or let them finish, first); ``NotFound`` for a session that is
+        not yours."""
         return self._t.execute(calls.delete_session(session_id))
+
+    @checked
+    def summaries(self, limit: int = 100) -> builtins.list[m.SessionSummary]:
+        """Sessions (yours; an admin's: everyone's), most recently active first."""
+        return self._t.execute(calls.list_session_summaries(limit))
+
+    @checked
+    def post(
+        self, session_id: Id, messages: Items[MessageLike]
+    ) -> builtins.list[m.SessionMessage]:
+        """Append messages to a session's conversation, in order, all or none."""
+        items = inputs.messages(messages)
+        return self._t.execute(calls.add_session_messages(session_id, items))
+
+    @checked
+    def messages(
+        self, session_id: Id, *, before_id: int | None = None, limit: int = 200
+    ) -> builtins.list[m.SessionMessage]:
+        """A session's newest ``limit`` messages (before ``before_id``), oldest first."""
+        return self._t.execute(
+            calls.list_session_messages(session_id, before_id=before_id, limit=limit)
+        )
+
+    @checked
+    def runs(self, session_id: Id, limit: int = 100) -> builtins.list[m.SessionRun]:
+        """A session's runs (the newest ``limit``), oldest first, each with its last event
+        and its artifacts."""
+        return self._t.execute(calls.list_session_runs(session_id, limit))
 
 
 class SpecDocs(_Namespace):

@@ -7,12 +7,27 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
-from . import board, live, login, metrics, performance, run, runs, static, workers
+from . import (
+    artifacts,
+    board,
+    chat,
+    live,
+    login,
+    metrics,
+    performance,
+    run,
+    runs,
+    static,
+    templates,
+    workers,
+)
 
 if TYPE_CHECKING:
     from ..room import ControlRoom
 
-PAGES = (static, live, login, board, runs, run, workers, performance, metrics)
+PAGES = (
+    static, live, login, board, runs, run, artifacts, workers, templates, chat, performance, metrics
+)  # fmt: skip
 
 
 def add_all(router: APIRouter, room: ControlRoom) -> None:

@@ -15,8 +15,11 @@ from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
 from ...errors import InvalidInput, NotFound
-from ...models import LANES, RunEvent
+from ...models import LANES, Artifact, Run, RunEvent
+from .. import timeline
+from ..ids import uuid_or_404
 from ..logtail import Closing
+from .artifacts import Links, attempt_of, side_of
 
 if TYPE_CHECKING:
     from ...client import AsyncClient
@@ -25,18 +28,6 @@ if TYPE_CHECKING:
 
 #: Events rendered with the page; the live log continues after the last of them.
 FIRST_EVENTS = 1000
-#: Event kinds that mark the attempts timeline (everything else is the log).
-TIMELINE_KINDS = frozenset(
-    {"enqueued", "claimed", "retry_scheduled", "released", "swept", "requeued", "succeeded",
-     "failed", "cancelled", "cancel_requested", "completed", "rerun", "rerun_of", "lease_lost"}
-)  # fmt: skip
-
-
-def _uuid(value: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
-        raise NotFound(f"no run {value!r}") from None
 
 
 def log_line(room: ControlRoom, ev: RunEvent) -> str:
@@ -45,7 +36,7 @@ def log_line(room: ControlRoom, ev: RunEvent) -> str:
 
 
 async def _summary(
-    room: ControlRoom, who: Principal, client: AsyncClient, run_id: UUID
+    room: ControlRoom, request: Request, who: Principal, client: AsyncClient, run_id: UUID
 ) -> dict[str, Any]:
     key = who.client_key
     run = await room.reads.get((key, "run", run_id), lambda: client.runs.get(run_id))
@@ -53,29 +44,51 @@ async def _summary(
     artifacts = await room.reads.get(
         (key, "artifacts", run_id), lambda: client.artifacts.list(run_id)
     )
-    return {"run": run, "steps": steps, "artifacts": artifacts}
+    links = Links(request)
+
+    def artifact_url(a: Artifact, raw: bool = False, partial: bool = False) -> str:
+        if raw:
+            return links.raw(a.run_id, a.name, attempt_of(a), download=True)
+        if partial:
+            return links.preview(a.run_id, a.name, attempt_of(a))
+        return links.view(a.run_id, a.name, attempt_of(a))
+
+    return {
+        "run": run, "steps": steps, "artifacts": artifacts, "artifact_url": artifact_url,
+        "artifact_side": side_of, "preview": request.query_params.get("preview") == "1",
+    }  # fmt: skip
+
+
+async def _timeline(
+    room: ControlRoom, who: Principal, client: AsyncClient, run: Run
+) -> list[timeline.Moment]:
+    events = await room.reads.get(
+        (who.client_key, "timeline", run.id), lambda: client.events.timeline(run.id)
+    )
+    return timeline.build(run, events)
 
 
 def add(router: APIRouter, room: ControlRoom) -> None:
     @router.get("/runs/{run_id}", name="ops.run")
     async def run_page(request: Request, run_id: str) -> Response:
         who, client = await room.client(request)
-        rid = _uuid(run_id)
-        ctx = await _summary(room, who, client, rid)
+        rid = uuid_or_404(run_id)
+        ctx = await _summary(room, request, who, client, rid)
         events = await client.events.list(rid, limit=FIRST_EVENTS)
         try:
             template = await client.templates.get(ctx["run"].template)
         except NotFound:
             template = None
-        timeline = [e for e in events if e.kind in TIMELINE_KINDS]
+        moments = await _timeline(room, who, client, ctx["run"])
         return room.render(
             request,
             "run.html",
             {
                 "page": "ops.runs",
                 **ctx,
+                "preview": True,
                 "events": events,
-                "timeline": timeline,
+                "timeline": moments,
                 "after_seq": events[-1].seq if events else 0,
                 "more_events": len(events) >= FIRST_EVENTS,
                 "template": template,
@@ -88,13 +101,22 @@ def add(router: APIRouter, room: ControlRoom) -> None:
     @router.get("/partials/runs/{run_id}", name="ops.run_partial")
     async def run_partial(request: Request, run_id: str) -> Response:
         who, client = await room.client(request)
-        ctx = await _summary(room, who, client, _uuid(run_id))
+        ctx = await _summary(room, request, who, client, uuid_or_404(run_id))
         return room.render(request, "partials/run_summary.html", ctx)
+
+    @router.get("/partials/runs/{run_id}/timeline", name="ops.run_timeline")
+    async def run_timeline(request: Request, run_id: str) -> Response:
+        """The attempts timeline again, as the run moves on (the page's live refresh)."""
+        who, client = await room.client(request)
+        rid = uuid_or_404(run_id)
+        run = await room.reads.get((who.client_key, "run", rid), lambda: client.runs.get(rid))
+        moments = await _timeline(room, who, client, run)
+        return room.render(request, "partials/run_timeline.html", {"timeline": moments})
 
     @router.get("/runs/{run_id}/log", name="ops.run_log", include_in_schema=False)
     async def run_log(request: Request, run_id: str) -> Response:
         who, client = await room.client(request)
-        rid = _uuid(run_id)
+        rid = uuid_or_404(run_id)
         # Where to resume: the browser's Last-Event-ID on a reconnect, else the page's own.
         after = 0
         for raw in (request.headers.get("last-event-id"), request.query_params.get("after")):
@@ -120,11 +142,11 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         request: Request, run_id: str, reason: Annotated[str, Form()] = ""
     ) -> Response:
         who, client = await room.acting(request)
-        rid = _uuid(run_id)
+        rid = uuid_or_404(run_id)
         await client.runs.cancel(rid, reason=reason.strip() or f"cancelled by {who.name}")
         room.reads.forget()
         return room.render(
-            request, "partials/run_summary.html", await _summary(room, who, client, rid)
+            request, "partials/run_summary.html", await _summary(room, request, who, client, rid)
         )
 
     @router.post("/runs/{run_id}/rerun", name="ops.run_rerun")
@@ -135,7 +157,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         lane: Annotated[str, Form()] = "",
     ) -> Response:
         _, client = await room.acting(request)
-        rid = _uuid(run_id)
+        rid = uuid_or_404(run_id)
         edited: dict[str, Any] | None = None
         if params.strip():
             try:

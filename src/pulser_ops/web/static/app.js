@@ -56,13 +56,69 @@
     if (s < 86400) return Math.floor(s / 3600) + "h " + String(Math.floor(s % 3600 / 60)).padStart(2, "0") + "m";
     return Math.floor(s / 86400) + "d " + Math.floor(s % 86400 / 3600) + "h";
   }
+  /* Heartbeat dots: their CSS animation runs over the lease, started as old as the last
+     heartbeat. Set through the CSSOM (the CSP forbids style attributes); a morph drops the
+     properties with the attribute, so they are set again after each swap and each tick. */
+  function beats() {
+    var now = Date.now() / 1000;
+    document.querySelectorAll(".hb[data-lease]").forEach(function (el) {
+      if (el.style.getPropertyValue("--lease") === el.dataset.lease + "s") return;
+      var beat = parseFloat(el.dataset.beat);
+      el.style.setProperty("--lease", el.dataset.lease + "s");
+      el.style.setProperty("--age", (isNaN(beat) ? 0 : Math.max(0, now - beat)).toFixed(1) + "s");
+    });
+  }
+  beats();
+  body.addEventListener("htmx:afterSettle", beats);
   setInterval(function () {
     var now = Date.now() / 1000;
     document.querySelectorAll("time[data-since]").forEach(function (t) {
       var suffix = t.dataset.suffix === undefined ? " ago" : t.dataset.suffix;
       t.textContent = fmt(now - parseFloat(t.dataset.since)) + suffix;
     });
+    beats();
   }, 1000);
+
+  /* Behaviour the markup asks for by attribute (no inline handlers under the CSP). */
+  document.addEventListener("click", function (e) {
+    var close = e.target.closest && e.target.closest("[data-close-dialog]");
+    if (close) { var d = close.closest("dialog"); if (d) d.close(); }
+    var clear = e.target.closest && e.target.closest("[data-clear]");
+    if (clear) { var c = document.querySelector(clear.dataset.clear); if (c) c.innerHTML = ""; }
+  });
+  /* The artifact viewer: JSON expand/collapse, image zoom. */
+  var zoom = 1;
+  function setZoom(img, z) {
+    var label = document.getElementById("zoom-level");
+    if (z === "fit") {
+      img.classList.add("fit"); img.classList.remove("zoomed"); img.style.removeProperty("width");
+      zoom = 1; if (label) label.textContent = "fit"; return;
+    }
+    zoom = Math.min(16, Math.max(0.1, z));
+    img.classList.remove("fit"); img.classList.add("zoomed");
+    img.style.setProperty("width", Math.round(img.naturalWidth * zoom) + "px");
+    if (label) label.textContent = Math.round(zoom * 100) + "%";
+  }
+  document.addEventListener("click", function (e) {
+    var j = e.target.closest && e.target.closest("[data-json]");
+    if (j) {
+      document.querySelectorAll(".json-tree details").forEach(function (d) { d.open = j.dataset.json === "expand"; });
+      return;
+    }
+    var img = document.getElementById("artifact-image");
+    if (!img) return;
+    var z = e.target.closest && e.target.closest("[data-zoom]");
+    if (z) {
+      var how = z.dataset.zoom;
+      setZoom(img, how === "fit" ? "fit" : how === "in" ? zoom * 1.5 : how === "out" ? zoom / 1.5 : parseFloat(how));
+    } else if (e.target === img) {
+      setZoom(img, img.classList.contains("fit") ? 1 : "fit");
+    }
+  });
+  document.addEventListener("change", function (e) {
+    var all = e.target.dataset && e.target.dataset.selectAll;
+    if (all) document.querySelectorAll(all).forEach(function (c) { c.checked = e.target.checked; });
+  });
 
   /* Theme: light/dark, remembered. */
   function setTheme(t) {
@@ -116,6 +172,9 @@
   body.addEventListener("htmx:sseMessage", function (e) {
     var log = document.getElementById("log");
     if (log) log.scrollTop = log.scrollHeight;
+    /* the stream ended: the header stops saying "live" */
+    var tag = document.getElementById("log-state");
+    if (tag && e.detail && e.detail.type === "end") { tag.textContent = "ended"; tag.className = "ended-tag"; }
   });
 
   /* The drawer with a run's details (click a card on the board). */
@@ -140,7 +199,8 @@
     if (e.ctrlKey || e.metaKey || e.altKey || tag === "input" || tag === "textarea" || tag === "select" || e.target.isContentEditable) return;
     if (pending === "g") {
       pending = null;
-      var dest = { b: body.dataset.board, r: body.dataset.runs, w: body.dataset.workers, p: body.dataset.performance }[e.key];
+      var dest = { b: body.dataset.board, r: body.dataset.runs, w: body.dataset.workers,
+                   t: body.dataset.templates, c: body.dataset.chat, p: body.dataset.performance }[e.key];
       if (dest) { e.preventDefault(); window.location.href = dest; }
       return;
     }
