@@ -20,11 +20,8 @@ from common import (
     PULSER_PY,
     Measurement,
     Target,
-    child_env,
     log,
-    spawn,
-    wait_all,
-    wait_for,
+    ratio,
 )
 from ctx import Ctx
 
@@ -89,7 +86,10 @@ def configs(use_worker: bool) -> list[Config]:
         Config("pulser", "pulser-ops SDK loop, claim 100 + complete_many", 100, "loop_many"),
     ]
     if use_worker:
-        out.append(Config("pulser", "pulser-ops worker, concurrency 4", 4, "worker"))
+        out += [
+            Config("pulser", "pulser-ops worker, concurrency 4", 4, "worker"),
+            Config("pulser", "pulser-ops worker, concurrency 10", 10, "worker"),
+        ]
     out += [
         Config("pgqueuer", "pgqueuer (batch_size 10)", 10, "pgqueuer"),
         # Not PgQueuer's default: the same batch size as our best configuration, so the table
@@ -137,16 +137,12 @@ def once(ctx: Ctx, cfg: Config) -> float:
     fill_queue(ctx, cfg, url, s.drain_runs)
     ctx.settle()
     out = ctx.path(f"drain-{cfg.kind}.jsonl")
-    go = ctx.path("drain.go")
-    ready = [ctx.path(f"drain-{cfg.kind}-{i}.ready") for i in range(s.drain_procs)]
-    procs = [
-        spawn(cfg.command(url, str(out), "drain", str(r), str(go)), child_env()) for r in ready
-    ]
-    try:  # the gate (gate.py): every process connected before any of them claims
-        wait_for(lambda: all(r.exists() for r in ready), 120, f"{cfg.label} to start")
-    finally:
-        go.touch()
-    wait_all(procs, timeout=900)
+    # the gate: every process connected before any of them claims
+    ctx.run_gated(
+        f"drain-{cfg.kind}",
+        s.drain_procs,
+        lambda ready, go: cfg.command(url, str(out), "drain", ready, go),
+    )
     parts = [json.loads(line) for line in out.read_text().splitlines()]
     n = sum(int(p["n"]) for p in parts)
     if n != s.drain_runs or remaining(cfg, url) != 0:
@@ -185,6 +181,14 @@ def ratios(rows: dict[Config, Measurement]) -> list[Measurement]:
     ours = [m for c, m in rows.items() if c.system == "pulser"]
     best = max(ours, key=lambda m: m.median)
     out = []
+    # What users deploy: the reference worker against PgQueuer's default worker (issue 18),
+    # each with 10 jobs in flight per process (PgQueuer's default batch_size: it runs a whole
+    # batch at once).
+    worker = next((m for c, m in rows.items() if c.kind == "worker" and c.batch == 10), None)
+    pgq = next((m for c, m in rows.items() if c.system == "pgqueuer"), None)
+    if worker is not None and pgq is not None:
+        target = Target(">=", 1.5, ">= 1.5x pgqueuer")
+        out.append(ratio("drain", "pulser-ops worker / pgqueuer", worker, pgq, target))
     for peer, factor in (("pgqueuer", 2.0), ("procrastinate", 10.0)):
         theirs = [(c, m) for c, m in rows.items() if c.system == peer]
         for i, (c, m) in enumerate(theirs):

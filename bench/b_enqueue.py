@@ -11,7 +11,7 @@ import json
 import time
 
 import pulser_ops
-from common import BENCH_DIR, PEERS_PY, Measurement, child_env, log, run_checked
+from common import BENCH_DIR, PEERS_PY, Measurement, Target, child_env, log, ratio, run_checked
 from ctx import Ctx
 
 PEER_SCRIPTS = {"pgqueuer": "pgq.py", "procrastinate": "proc.py"}
@@ -79,4 +79,12 @@ def run(ctx: Ctx) -> list[Measurement]:
                 rows[(system, mode)].values.append(rate)
         summary = ", ".join(f"{k[0]}/{k[1]}={m.values[-1]:.0f}" for k, m in rows.items())
         log(f"enqueue rep {rep + 1}: {summary}")
-    return list(rows.values())
+    at_least = Target(">=", 1.0, ">= 1x pgqueuer")
+    return [
+        *rows.values(),
+        *(
+            ratio("enqueue", f"pulser-ops / pgqueuer, {mode}", rows[("pulser", mode)],
+                  rows[("pgqueuer", mode)], at_least)
+            for mode in ("single", "batch")
+        ),
+    ]  # fmt: skip

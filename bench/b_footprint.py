@@ -27,7 +27,7 @@ from pg_database d where d.datname = %(db)s
 
 
 def configs(use_worker: bool) -> list[Config]:
-    return waiting_configs(use_worker, "pulser-ops SDK loop (LISTEN + 1 s poll)")
+    return waiting_configs(use_worker, "pulser-ops SDK loop (LISTEN + 2 s poll)")
 
 
 def rss_mb(pid: int) -> float:

@@ -62,6 +62,15 @@ class Measurement:
         return "met" if self.target.met(self.median) else "MISSED"
 
 
+def ratio(
+    bench: str, system: str, ours: Measurement, theirs: Measurement, target: Target | None
+) -> Measurement:
+    """``ours / theirs``, repetition by repetition (both ran in the same repetition, under the
+    same load), as a row of its own."""
+    values = [a / b for a, b in zip(ours.values, theirs.values, strict=True)]
+    return Measurement(bench, system, f"{ours.system} / {theirs.system}", "x", values, target)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100); exact for the sample, no interpolation."""
     if not values:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
+from common import child_env, spawn, wait_all, wait_for
 from setup_env import Databases
 
 
@@ -17,6 +19,7 @@ class Sizes:
     enqueue_batched: int
     drain_runs: int
     drain_procs: int
+    steps_runs: int
     pickup_runs: int
     pickup_gap: float
     depths: tuple[int, ...]
@@ -33,6 +36,7 @@ class Sizes:
             enqueue_batched=10_000,
             drain_runs=10_000,
             drain_procs=4,
+            steps_runs=5_000,
             pickup_runs=200,
             pickup_gap=0.02,
             depths=(1_000, 100_000, 1_000_000),
@@ -50,6 +54,7 @@ class Sizes:
             enqueue_batched=2_000,
             drain_runs=1_000,
             drain_procs=4,
+            steps_runs=500,
             pickup_runs=40,
             pickup_gap=0.02,
             depths=(1_000, 20_000),
@@ -79,3 +84,15 @@ class Ctx:
         p = self.scratch / name
         p.unlink(missing_ok=True)
         return p
+
+    def run_gated(self, name: str, count: int, command: Callable[[str, str], list[str]]) -> None:
+        """``count`` processes of ``command(ready, go)``, started together (the gate, gate.py:
+        each says it is ready, then waits for ``go``); returns when every one has exited."""
+        go = self.path(f"{name}.go")
+        ready = [self.path(f"{name}-{i}.ready") for i in range(count)]
+        procs = [spawn(command(str(r), str(go)), child_env()) for r in ready]
+        try:
+            wait_for(lambda: all(r.exists() for r in ready), 120, f"{name} to start")
+        finally:
+            go.touch()
+        wait_all(procs, timeout=900)

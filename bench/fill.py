@@ -13,7 +13,7 @@ import psycopg
 QUEUED = """
 insert into public.runs (template, lane, status, priority, attempt, max_attempts, lease_seconds,
                          params, available_at, created_at, updated_at)
-select 'noop', 'A', 'queued', 0, 0, 3, 30, jsonb_build_object('i', g),
+select %(template)s, 'A', 'queued', 0, 0, 3, 30, jsonb_build_object('i', g),
        now() - interval '1 hour', now() - interval '1 hour' + g * interval '1 microsecond',
        now() - interval '1 hour'
 from generate_series(1, %(n)s) g
@@ -31,16 +31,17 @@ from generate_series(1, %(n)s) g
 """
 
 
-def insert(url: str, sql_text: str, n: int) -> None:
+def insert(url: str, sql_text: str, n: int, template: str = "noop") -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("set session_replication_role = replica")
-        conn.execute(sql_text, {"n": n})  # type: ignore[arg-type]
+        conn.execute(sql_text, {"n": n, "template": template})  # type: ignore[arg-type]
         conn.execute("reset session_replication_role")
         conn.execute("vacuum analyze public.runs")
 
 
-def queued(url: str, n: int) -> None:
-    insert(url, QUEUED, n)
+def queued(url: str, n: int, template: str = "noop") -> None:
+    """``n`` queued runs of ``template`` (an existing one) in lane A."""
+    insert(url, QUEUED, n, template)
 
 
 def expired(url: str, n: int) -> None:

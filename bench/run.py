@@ -26,7 +26,17 @@ sys.path.insert(0, str(HERE))
 
 from common import PULSER_PY, REPO, Measurement, log  # noqa: E402
 
-BENCHES = ["raw", "enqueue", "drain", "pickup", "depth", "sweep", "realtime", "footprint"]
+BENCHES = [
+    "raw",
+    "enqueue",
+    "drain",
+    "steps",
+    "pickup",
+    "depth",
+    "sweep",
+    "realtime",
+    "footprint",
+]
 
 
 def reexec_with_project_python() -> None:

@@ -5,8 +5,9 @@ reference worker's threads, heartbeats and event sink, so the two can be compare
 drain/pickup benchmarks still run if the reference worker is unavailable).
 
 Modes: ``drain`` exits when a claim comes back empty and dumps its first/last handler times;
-``pickup`` waits on LISTEN pulser_ops_wakeup (1 s poll fallback) and appends each handler's
-start time; ``idle`` is pickup with nothing to do (footprint).
+``pickup`` waits on LISTEN pulser_ops_wakeup (a poll every ``--poll`` seconds as the fallback:
+by default the reference worker's, 2 s) and appends each handler's start time; ``idle`` is
+pickup with nothing to do (footprint).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def main() -> None:
         action="store_true",
         help="complete each claimed batch with one runs.complete_many call",
     )
+    p.add_argument(
+        "--poll", type=float, default=2.0, help="seconds between claims while idle (LISTEN wakes)"
+    )
     p.add_argument("--out", default="/dev/null")
     p.add_argument("--ready", default="")
     p.add_argument("--go", default="", help="start only once this file exists (gate.py)")
@@ -65,7 +69,7 @@ def main() -> None:
         if not runs:
             if listen is None:
                 break
-            for _ in listen.notifies(timeout=1.0, stop_after=1):
+            for _ in listen.notifies(timeout=a.poll, stop_after=1):
                 pass
             continue
         if a.complete_many:

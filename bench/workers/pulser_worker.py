@@ -39,8 +39,9 @@ def main() -> None:
             pulser_ops.connect(a.dsn), lanes="A", concurrency=a.concurrency, burst=a.mode == "drain"
         )
 
+        # async def, like the peers' handlers: it runs on the worker's event loop
         @worker.handler("noop")
-        def noop(ctx: Any) -> None:
+        async def noop(ctx: Any) -> None:
             now = time.time()
             if a.mode == "pickup":
                 with lock:

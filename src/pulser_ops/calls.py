@@ -292,33 +292,87 @@ def complete_run(
     )
 
 
-def _step_row(row: m.StepRecord) -> dict[str, Any]:
-    out = row.model_dump(exclude={"started_at"})
-    if row.started_at is not None:
-        out["started_at"] = row.started_at.isoformat()
+def step_row_item(
+    idx: int,
+    name: str,
+    kind: str,
+    status: str,
+    exit_code: int | None = None,
+    error: str | None = None,
+    output: Any = None,
+    started_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A step row as ``complete_runs`` takes it (``runs[].steps[]``)."""
+    out = {
+        "idx": idx,
+        "name": name,
+        "kind": kind,
+        "status": status,
+        "exit_code": exit_code,
+        "error": error,
+        "output": output,
+    }
+    if started_at is not None:
+        out["started_at"] = started_at.isoformat()
     return out
+
+
+def completion_item(
+    run_id: UUID | str,
+    attempt: int,
+    status: str,
+    result: Any = None,
+    error: str | None = None,
+    error_class: str | None = None,
+    retryable: bool = True,
+    steps: list[dict[str, Any]] | None = None,
+    events: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One completion as ``complete_runs`` takes it (``runs[]``); ``steps`` are
+    :func:`step_row_item` values, ``events`` ``{"kind", "level", "message", "data"}`` objects."""
+    return {
+        "run_id": str(run_id),
+        "attempt": attempt,
+        "status": str(status),
+        "result": result,
+        "error": error,
+        "error_class": error_class,
+        "retryable": retryable,
+        "steps": steps,
+        "events": events,
+    }
 
 
 def complete_runs(
     worker_id: str, completions: Sequence[m.Completion]
 ) -> Call[list[m.CompleteBatchItem]]:
-    runs = [
-        {
-            "run_id": str(c.run_id),
-            "attempt": c.attempt,
-            "status": str(c.status),
-            "result": c.result,
-            "error": c.error,
-            "error_class": c.error_class,
-            "retryable": c.retryable,
-            "steps": None if c.steps is None else [_step_row(r) for r in c.steps],
-            "events": None if c.events is None else [e.model_dump() for e in c.events],
-        }
-        for c in completions
-    ]
+    return complete_runs_items(
+        worker_id,
+        [
+            completion_item(
+                c.run_id,
+                c.attempt,
+                c.status,
+                c.result,
+                c.error,
+                c.error_class,
+                c.retryable,
+                None if c.steps is None else [step_row_item(**dict(r)) for r in c.steps],
+                None if c.events is None else [e.model_dump() for e in c.events],
+            )
+            for c in completions
+        ],
+    )
+
+
+def complete_runs_items(
+    worker_id: str, items: Sequence[Mapping[str, Any]]
+) -> Call[list[m.CompleteBatchItem]]:
+    """``complete_runs`` with its items already in the shape it takes (:func:`completion_item`):
+    the reference worker builds them so, without a model per run."""
     return Call(
         "complete_runs",
-        _args(worker_id=(worker_id, "text"), runs=(runs, "jsonb")),
+        _args(worker_id=(worker_id, "text"), runs=(list(items), "jsonb")),
         many(m.CompleteBatchItem),
         retry_safe=True,
         paging=_each("runs"),

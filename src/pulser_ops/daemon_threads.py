@@ -12,12 +12,14 @@ just means the next task gets a new one; how much runs at once is decided by the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger("pulser_ops")
 
@@ -56,6 +58,35 @@ class DaemonThreads:
                 done.set_result(fn())
             except BaseException as e:
                 done.set_exception(e)
+
+        self.submit(run)
+        return done
+
+    def future(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """``fn()`` on one of the threads, awaitable from the running event loop (which hears of
+        the result through ``call_soon_threadsafe``). Unlike ``asyncio.to_thread``, a call still
+        running when the loop ends does not keep the loop (or the process) from finishing."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+
+        def settle(value: Any, error: BaseException | None) -> None:
+            if done.done():
+                return
+            if error is None:
+                done.set_result(value)
+            else:
+                done.set_exception(error)
+
+        def run() -> None:
+            try:
+                value = fn()
+            except BaseException as e:
+                error: BaseException | None = e
+                value = None
+            else:
+                error = None
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(settle, value, error)
 
         self.submit(run)
         return done

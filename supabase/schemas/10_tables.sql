@@ -79,6 +79,34 @@ create table public.run_template_versions (
   primary key (template, version)
 );
 
+-- Each template's params schema, compiled once per version: when the template is written (the
+-- run_templates_compile trigger, 40_templates_lanes_workers.sql). enqueue_runs fills a run's params
+-- with the top-level defaults and checks them against the rules, flat rows it evaluates for a
+-- whole batch in one statement, instead of walking the schema for every run. A schema the rules
+-- cannot state (items or additionalProperties given as a schema, a keyword with an odd value) is
+-- marked walk: its runs are checked by pulser_ops.schema_violation, as they were before.
+create table pulser_ops.template_params (
+  template text primary key references public.run_templates (name) on update cascade on delete cascade,
+  defaults jsonb not null default '{}',
+  walk     boolean not null default false
+);
+-- One rule: where it applies (a path of property names from params; a rule applies when the
+-- value is there), what it checks (kind: type enum const minimum maximum exclusiveMinimum
+-- exclusiveMaximum minLength maxLength pattern minItems maxItems required closed) and against what.
+create table pulser_ops.template_params_rules (
+  template text not null
+           references pulser_ops.template_params (template) on update cascade on delete cascade,
+  idx      integer not null,
+  path     text[] not null,
+  kind     text not null,
+  types    text[],
+  num      numeric,
+  txt      text,
+  val      jsonb,
+  names    text[],
+  primary key (template, idx)
+);
+
 create table public.runs (
   id                  uuid primary key default gen_random_uuid(),
   template            text not null references public.run_templates (name) on update cascade,

@@ -30,8 +30,9 @@ begin
                 then 'admin' else 'operator' end;
   elsif r = 'anon' then
     return 'anon';
-  elsif coalesce((select rolsuper from pg_catalog.pg_roles where rolname = coalesce(r, session_user)), false)
-        or pg_catalog.pg_has_role(coalesce(r, session_user), 'service_role', 'USAGE') then
+  -- A superuser has every role (pg_has_role says so without a catalog scan of its own), so
+  -- one call covers direct connections as a superuser or as a member of service_role.
+  elsif pg_catalog.pg_has_role(coalesce(r, session_user), 'service_role', 'USAGE') then
     return 'service';
   end if;
   return 'none';

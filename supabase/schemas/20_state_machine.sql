@@ -90,45 +90,161 @@ $$;
 -- Enqueue
 -- ---------------------------------------------------------------------------
 
--- Typed read of one field of a JSON request, naming the field when it has the wrong type.
-create function pulser_ops.field(item jsonb, key text, want text, path text) returns jsonb
+-- A batch is read once and set-based: every item's fields typed and checked, its template and
+-- session looked up and its params checked against the template's compiled schema
+-- (pulser_ops.template_params, compiled when the template is written), in one statement, with no
+-- plpgsql per item; the first problem (by position, then in the order below) is raised with the
+-- code and message it always had; then one insert writes the batch, in its order. Per item:
+--   an object · known fields · template (a string, an existing template) · params (an object,
+--   valid against the schema, its defaults filled) · lane · priority · max_attempts · run_after ·
+--   idempotency_key · session_id (a uuid, a session the caller may use) · the idempotency key
+--   (the same key returns the same run, per owner; with another template or params: conflict).
+
+-- One item of a batch as enqueue_runs reads it: what to insert, or why it is refused.
+create type pulser_ops.enqueue_item as (
+  n integer, id uuid, template text, lane text, priority integer, max_attempts integer,
+  lease_seconds integer, params jsonb, session_id uuid, owner_id uuid, idempotency_key text,
+  available_at timestamptz,
+  -- The run this item is answered with instead: an earlier one with its idempotency key.
+  reuse uuid,
+  -- Its first problem, numbered in the order enqueue_runs checks (pulser_ops.enqueue_refuse
+  -- words it): reading the batch compiles no message.
+  refused smallint,
+  -- The version of its template it is enqueued with (the worker runs that version).
+  template_version integer
+);
+
+-- The value, or null when it is not a timestamp (the two errors enqueue reports as such).
+create function pulser_ops.try_timestamptz(value text) returns timestamptz
+language plpgsql stable set search_path = '' as $$
+begin
+  return value::timestamptz;
+exception when datetime_field_overflow or invalid_datetime_format then
+  return null;
+end
+$$;
+
+-- The value, or null when it is not a uuid.
+create function pulser_ops.try_uuid(value text) returns uuid
 language plpgsql immutable set search_path = '' as $$
 begin
-  if not item ? key or item -> key = 'null'::jsonb then
-    return null;
-  end if;
-  if not pulser_ops.json_type_matches(item -> key, want) then
-    raise exception '%.%: expected %, got %', path, key, want, jsonb_typeof(item -> key)
+  return value::uuid;
+exception when invalid_text_representation then
+  return null;
+end
+$$;
+
+-- Whether params break a rule of their template's compiled schema (see template_params).
+-- plpgsql, not sql: its plan is cached for the session (a SQL function with SET search_path is
+-- planned again for every statement that calls it, and a single enqueue is one statement).
+create function pulser_ops.params_break_rules(template text, params jsonb) returns boolean
+language plpgsql stable set search_path = '' as $$
+begin
+  return exists (
+    select 1 from pulser_ops.template_params_rules r
+    cross join lateral (select params_break_rules.params #> r.path as v) x
+    where r.template = params_break_rules.template and x.v is not null and case r.kind
+      when 'type' then not (jsonb_typeof(x.v) = any(r.types)
+                            or ('integer' = any(r.types) and jsonb_typeof(x.v) = 'number'
+                                and (x.v #>> '{}')::numeric % 1 = 0))
+      when 'enum' then not r.val @> jsonb_build_array(x.v)
+      when 'const' then r.val <> x.v
+      when 'minimum' then jsonb_typeof(x.v) = 'number' and (x.v #>> '{}')::numeric < r.num
+      when 'maximum' then jsonb_typeof(x.v) = 'number' and (x.v #>> '{}')::numeric > r.num
+      when 'exclusiveMinimum' then jsonb_typeof(x.v) = 'number' and (x.v #>> '{}')::numeric <= r.num
+      when 'exclusiveMaximum' then jsonb_typeof(x.v) = 'number' and (x.v #>> '{}')::numeric >= r.num
+      when 'minLength' then jsonb_typeof(x.v) = 'string' and char_length(x.v #>> '{}') < r.num
+      when 'maxLength' then jsonb_typeof(x.v) = 'string' and char_length(x.v #>> '{}') > r.num
+      when 'pattern' then jsonb_typeof(x.v) = 'string' and (x.v #>> '{}') !~ r.txt
+      when 'minItems' then jsonb_typeof(x.v) = 'array' and jsonb_array_length(x.v) < r.num
+      when 'maxItems' then jsonb_typeof(x.v) = 'array' and jsonb_array_length(x.v) > r.num
+      when 'required' then jsonb_typeof(x.v) = 'object' and not x.v ? r.txt
+      when 'closed' then jsonb_typeof(x.v) = 'object'
+                         and exists (select 1 from jsonb_object_keys(x.v) as o(key)
+                                     where o.key <> all(r.names))
+      else true end
+  );
+end
+$$;
+
+-- Raise the error of an item enqueue_runs refused (see enqueue_item.refused), worded from the
+-- item as it was sent, as the loop that read batches one item at a time worded it.
+create function pulser_ops.enqueue_refuse(item jsonb, bad pulser_ops.enqueue_item)
+returns void
+language plpgsql stable set search_path = '' as $$
+declare
+  path text := format('runs[%s]', bad.n - 1);
+  field text;
+  want text;
+  msg text;
+begin
+  field := case bad.refused when 3 then 'template' when 5 then 'params' when 7 then 'lane'
+                            when 9 then 'priority' when 11 then 'max_attempts' when 13 then 'run_after'
+                            when 15 then 'idempotency_key' when 17 then 'session_id' end;
+  want := case bad.refused when 5 then 'object' when 9 then 'integer' when 11 then 'integer'
+                           else 'string' end;
+  if field is not null then
+    raise exception '%.%: expected %, got %', path, field, want, jsonb_typeof(item -> field)
       using errcode = 'PO400';
   end if;
-  return item -> key;
+  case bad.refused
+  when 1 then
+    raise exception '%: expected an object', path using errcode = 'PO400';
+  when 2 then
+    raise exception '%.%: unknown field', path,
+      (select f.key from jsonb_object_keys(item) with ordinality as f(key, m)
+        where f.key not in ('template', 'params', 'lane', 'priority', 'run_after',
+                            'idempotency_key', 'session_id', 'max_attempts')
+        order by f.m limit 1)
+      using errcode = 'PO400';
+  when 4 then
+    raise exception 'unknown template %', coalesce(item ->> 'template', '(missing)')
+      using errcode = 'PO404', detail = path || '.template';
+  when 6 then
+    msg := pulser_ops.schema_violation(
+      (select t.params_schema from public.run_templates t where t.name = bad.template),
+      bad.params, 'params');
+    raise exception 'invalid params for template %: %', bad.template, msg
+      using errcode = 'PO422', detail = split_part(msg, ':', 1);
+  when 8 then
+    raise exception '%.lane: must be one of A, B, C, D (got %)', path, item ->> 'lane'
+      using errcode = 'PO400';
+  when 10 then
+    raise exception '%.priority: must be between -100 and 100 (got %)', path,
+      trunc((item ->> 'priority')::numeric) using errcode = 'PO400';
+  when 12 then
+    raise exception '%.max_attempts: must be between 1 and 100 (got %)', path,
+      trunc((item ->> 'max_attempts')::numeric) using errcode = 'PO400';
+  when 14 then
+    raise exception '%.run_after: not a timestamp (%)', path, item ->> 'run_after'
+      using errcode = 'PO400';
+  when 16 then
+    raise exception '%.idempotency_key: must be 1 to 200 characters', path using errcode = 'PO400';
+  when 18 then
+    raise exception '%.session_id: not a uuid (%)', path, item ->> 'session_id'
+      using errcode = 'PO400';
+  when 19 then
+    raise exception '%.session_id: session % not found', path, (item ->> 'session_id')::uuid
+      using errcode = 'PO404';
+  when 20 then
+    raise exception 'idempotency key % was already used for a different run (%)',
+      bad.idempotency_key, bad.reuse using errcode = 'PO409', detail = bad.reuse::text;
+  end case;
 end
 $$;
 
 create function pulser_ops.enqueue_runs(runs jsonb) returns setof public.runs
-language plpgsql volatile security definer set search_path = '' as $$
+language plpgsql volatile security definer set search_path = ''
+  set plan_cache_mode = force_generic_plan as $$
+-- One plan for any batch: planning the statement that reads a batch costs more than reading a
+-- small one, and its plan does not depend on the batch (every lookup is by key).
 declare
   k text := pulser_ops.caller_kind();
   uid uuid := auth.uid();
-  item jsonb;
-  ord bigint;
-  path text;
-  t public.run_templates;
-  v_session uuid;
-  v_owner uuid;
-  v_lane text;
-  v_params jsonb;
-  v_priority integer;
-  v_max integer;
-  v_after timestamptz;
-  v_key text;
-  prop text;
-  msg text;
-  existing public.runs;
-  rows public.runs[] := '{}';
-  out_ids uuid[] := '{}';
-  r public.runs;
-  winner uuid;
+  items pulser_ops.enqueue_item[];
+  bad pulser_ops.enqueue_item;
+  keyed boolean;
+  out_ids uuid[];
 begin
   if k not in ('service', 'admin', 'operator') then
     raise exception 'permission denied: % callers may not enqueue runs', k using errcode = '42501';
@@ -141,152 +257,180 @@ begin
       using errcode = 'PO400';
   end if;
 
-  for item, ord in select e, o from jsonb_array_elements(enqueue_runs.runs) with ordinality as x(e, o) loop
-    path := format('runs[%s]', ord - 1);
-    if jsonb_typeof(item) <> 'object' then
-      raise exception '%: expected an object', path using errcode = 'PO400';
-    end if;
-    for prop in select jsonb_object_keys(item) loop
-      if prop not in ('template', 'params', 'lane', 'priority', 'run_after', 'idempotency_key',
-                      'session_id', 'max_attempts') then
-        raise exception '%.%: unknown field', path, prop using errcode = 'PO400';
-      end if;
-    end loop;
+  with fields as (
+    -- Each field, absent when missing or JSON null.
+    select a.n::integer as n, a.e, jsonb_typeof(a.e) = 'object' as is_object,
+           nullif(a.e -> 'template', 'null') as j_template,
+           nullif(a.e -> 'params', 'null') as j_params,
+           nullif(a.e -> 'lane', 'null') as j_lane,
+           nullif(a.e -> 'priority', 'null') as j_priority,
+           nullif(a.e -> 'max_attempts', 'null') as j_max,
+           nullif(a.e -> 'run_after', 'null') as j_after,
+           nullif(a.e -> 'idempotency_key', 'null') as j_key,
+           nullif(a.e -> 'session_id', 'null') as j_session
+    from jsonb_array_elements(enqueue_runs.runs) with ordinality as a(e, n)
+  ),
+  typed as (
+    -- Each field's value when it has its type (integers: whole JSON numbers).
+    select f.*,
+           case when jsonb_typeof(f.j_template) = 'string' then f.j_template #>> '{}' end as v_template,
+           case when jsonb_typeof(f.j_lane) = 'string' then f.j_lane #>> '{}' end as v_lane_given,
+           case when jsonb_typeof(f.j_priority) = 'number' then (f.j_priority #>> '{}')::numeric end
+             as v_priority_given,
+           case when jsonb_typeof(f.j_max) = 'number' then (f.j_max #>> '{}')::numeric end as v_max_given,
+           case when jsonb_typeof(f.j_after) = 'string'
+                then pulser_ops.try_timestamptz(f.j_after #>> '{}') end as v_after,
+           case when jsonb_typeof(f.j_key) = 'string' then f.j_key #>> '{}' end as v_key,
+           case when jsonb_typeof(f.j_session) = 'string'
+                then pulser_ops.try_uuid(f.j_session #>> '{}') end as v_session
+    from fields f
+  ),
+  looked_up as (
+    select y.*, t.name as t_name, t.lease_seconds, t.params_schema, t.version as t_version,
+           tp.walk,
+           case when jsonb_typeof(y.j_params) = 'object' or y.j_params is null
+                then coalesce(tp.defaults, '{}') || coalesce(y.j_params, '{}') end as v_params,
+           coalesce(y.v_lane_given, t.default_lane) as v_lane,
+           coalesce(y.v_priority_given, 0) as v_priority,
+           coalesce(y.v_max_given, t.max_attempts) as v_max,
+           s.id as s_id, s.owner_id as s_owner,
+           case when y.v_session is not null then s.owner_id
+                when k in ('operator', 'admin') then uid end as v_owner
+    from typed y
+    left join public.run_templates t on t.name = y.v_template
+    left join pulser_ops.template_params tp on tp.template = t.name
+    left join public.sessions s on s.id = y.v_session
+  ),
+  judged as (
+    select z.*,
+           case
+             when not z.is_object then 1
+             when exists (select 1 from jsonb_object_keys(z.e) as f(key)
+                          where f.key not in ('template', 'params', 'lane', 'priority', 'run_after',
+                                              'idempotency_key', 'session_id', 'max_attempts')) then 2
+             when z.j_template is not null and z.v_template is null then 3
+             when z.t_name is null then 4
+             when z.v_params is null then 5
+             -- The default schema ({"type": "object"}) says nothing the check above has not.
+             when z.params_schema <> '{"type": "object"}'::jsonb
+                  and case when z.walk is not false
+                           then pulser_ops.schema_violation(z.params_schema, z.v_params, 'params')
+                                is not null
+                           else pulser_ops.params_break_rules(z.t_name, z.v_params) end then 6
+             when z.j_lane is not null and z.v_lane_given is null then 7
+             when z.v_lane not in ('A', 'B', 'C', 'D') then 8
+             when z.j_priority is not null and (z.v_priority_given is null or z.v_priority_given % 1 <> 0)
+             then 9
+             when z.v_priority not between -100 and 100 then 10
+             when z.j_max is not null and (z.v_max_given is null or z.v_max_given % 1 <> 0) then 11
+             when z.v_max not between 1 and 100 then 12
+             when z.j_after is not null and jsonb_typeof(z.j_after) <> 'string' then 13
+             when z.j_after is not null and z.v_after is null then 14
+             when z.j_key is not null and z.v_key is null then 15
+             when char_length(z.v_key) not between 1 and 200 then 16
+             when z.j_session is not null and jsonb_typeof(z.j_session) <> 'string' then 17
+             when z.j_session is not null and z.v_session is null then 18
+             -- another operator's session is answered like one that does not exist (no
+             -- probing which ids do)
+             when z.v_session is not null
+                  and (z.s_id is null or k = 'operator' and z.s_owner is distinct from uid) then 19
+           end as refused
+    from looked_up z
+  )
+  select array_agg(row(
+           a.n, gen_random_uuid(), a.t_name, a.v_lane,
+           -- (not cast when refused: a number too big for an integer is refused by its range)
+           case when a.refused is null then a.v_priority end,
+           case when a.refused is null then a.v_max end, a.lease_seconds, a.v_params,
+           a.v_session, a.v_owner, a.v_key, greatest(now(), coalesce(a.v_after, now())), null,
+           a.refused, a.t_version
+         )::pulser_ops.enqueue_item order by a.n),
+         bool_or(a.v_key is not null)
+    into items, keyed
+  from judged a;
 
-    -- Batches are usually of one template: look it up only when the name changes.
-    if t.name is distinct from (pulser_ops.field(item, 'template', 'string', path) #>> '{}') then
-      select * into t from public.run_templates
-        where name = pulser_ops.field(item, 'template', 'string', path) #>> '{}';
-    end if;
-    if t.name is distinct from (item ->> 'template') then
-      raise exception 'unknown template %', coalesce(item ->> 'template', '(missing)')
-        using errcode = 'PO404', detail = path || '.template';
-    end if;
-
-    -- Defaults from the schema fill missing top-level params, so handlers see one shape.
-    v_params := pulser_ops.params_with_defaults(t.params_schema,
-                  coalesce(pulser_ops.field(item, 'params', 'object', path), '{}'::jsonb));
-    -- The default schema ({"type": "object"}) says nothing field() has not checked already.
-    msg := case when t.params_schema = '{"type": "object"}'::jsonb then null
-                else pulser_ops.schema_violation(t.params_schema, v_params, 'params') end;
-    if msg is not null then
-      raise exception 'invalid params for template %: %', t.name, msg
-        using errcode = 'PO422', detail = split_part(msg, ':', 1);
-    end if;
-
-    v_lane := coalesce(pulser_ops.field(item, 'lane', 'string', path) #>> '{}', t.default_lane);
-    if v_lane not in ('A', 'B', 'C', 'D') then
-      raise exception '%.lane: must be one of A, B, C, D (got %)', path, v_lane using errcode = 'PO400';
-    end if;
-    v_priority := coalesce((pulser_ops.field(item, 'priority', 'integer', path) #>> '{}')::numeric, 0);
-    if v_priority not between -100 and 100 then
-      raise exception '%.priority: must be between -100 and 100 (got %)', path, v_priority
-        using errcode = 'PO400';
-    end if;
-    v_max := coalesce((pulser_ops.field(item, 'max_attempts', 'integer', path) #>> '{}')::numeric,
-                      t.max_attempts);
-    if v_max not between 1 and 100 then
-      raise exception '%.max_attempts: must be between 1 and 100 (got %)', path, v_max
-        using errcode = 'PO400';
-    end if;
-    begin
-      v_after := (pulser_ops.field(item, 'run_after', 'string', path) #>> '{}')::timestamptz;
-    exception when datetime_field_overflow or invalid_datetime_format then
-      raise exception '%.run_after: not a timestamp (%)', path, item ->> 'run_after' using errcode = 'PO400';
-    end;
-    v_key := pulser_ops.field(item, 'idempotency_key', 'string', path) #>> '{}';
-    if v_key is not null and char_length(v_key) not between 1 and 200 then
-      raise exception '%.idempotency_key: must be 1 to 200 characters', path using errcode = 'PO400';
-    end if;
-    begin
-      v_session := (pulser_ops.field(item, 'session_id', 'string', path) #>> '{}')::uuid;
-    exception when invalid_text_representation then
-      raise exception '%.session_id: not a uuid (%)', path, item ->> 'session_id' using errcode = 'PO400';
-    end;
-
-    -- Ownership: operators own what they enqueue and may only use their own sessions; another
-    -- operator's session is answered like one that does not exist (no probing which ids do).
-    v_owner := case when k = 'operator' then uid when k = 'admin' then uid end;
-    if v_session is not null then
-      select s.owner_id into v_owner from public.sessions s
-       where s.id = v_session and (k <> 'operator' or s.owner_id = uid);
-      if not found then
-        raise exception '%.session_id: session % not found', path, v_session using errcode = 'PO404';
-      end if;
-    end if;
-
-    if v_key is not null then
-      -- The same key returns the same run (scoped per owner); within a batch too.
-      select * into existing from public.runs x
-        where x.idempotency_key = v_key
+  if keyed then
+    -- An idempotency key (per owner) already used, by a stored run or an earlier item, answers
+    -- with that run; with another template or other params it is a conflict.
+    with ordered as (
+      select i.*, min(i.n) over (partition by i.idempotency_key, i.owner_id) as first_n
+      from unnest(items) as i
+    ),
+    answered as (
+      select i.*, coalesce(ex.id, f.id) as reuse_id,
+             coalesce(ex.template, f.template) as reuse_template,
+             coalesce(ex.params, f.params) as reuse_params
+      from ordered as i
+      left join lateral (
+        select x.id, x.template, x.params from public.runs x
+        where x.idempotency_key = i.idempotency_key
           and coalesce(x.owner_id, '00000000-0000-0000-0000-000000000000'::uuid)
-            = coalesce(v_owner, '00000000-0000-0000-0000-000000000000'::uuid);
-      if not found then
-        select * into existing from unnest(rows) x
-          where x.idempotency_key = v_key and x.owner_id is not distinct from v_owner;
-      end if;
-      if existing.id is not null then
-        if existing.template <> t.name or existing.params <> v_params then
-          raise exception 'idempotency key % was already used for a different run (%)', v_key, existing.id
-            using errcode = 'PO409', detail = existing.id::text;
-        end if;
-        out_ids := out_ids || existing.id;
-        existing := null;
-        continue;
-      end if;
-    end if;
+            = coalesce(i.owner_id, '00000000-0000-0000-0000-000000000000'::uuid)
+      ) ex on i.idempotency_key is not null and i.refused is null
+      left join ordered f
+        on f.n = i.first_n and i.first_n < i.n and i.idempotency_key is not null
+           and i.refused is null and ex.id is null
+    )
+    select array_agg(row(
+             a.n, a.id, a.template, a.lane, a.priority, a.max_attempts, a.lease_seconds, a.params,
+             a.session_id, a.owner_id, a.idempotency_key, a.available_at, a.reuse_id,
+             coalesce(a.refused, case when a.reuse_template <> a.template
+                                        or a.reuse_params <> a.params then 20 end),
+             a.template_version
+           )::pulser_ops.enqueue_item order by a.n)
+      into items
+    from answered a;
+  end if;
 
-    r := null;
-    r.id := gen_random_uuid();
-    r.template := t.name;
-    r.lane := v_lane;
-    r.status := 'queued';
-    r.priority := v_priority;
-    r.attempt := 0;
-    r.max_attempts := v_max;
-    r.lease_seconds := t.lease_seconds;
-    r.params := v_params;
-    r.session_id := v_session;
-    r.owner_id := v_owner;
-    r.idempotency_key := v_key;
-    r.available_at := greatest(now(), coalesce(v_after, now()));
-    r.sweep_count := 0;
-    r.version := 1;
-    r.created_at := now();
-    r.updated_at := now();
-    r.template_version := t.version;
-    rows := rows || r;
-    out_ids := out_ids || r.id;
-  end loop;
+  select i.* into bad from unnest(items) as i where i.refused is not null order by i.n limit 1;
+  if bad.refused is not null then
+    perform pulser_ops.enqueue_refuse(enqueue_runs.runs -> (bad.n - 1), bad);
+  end if;
 
-  -- One statement for the whole batch: one change notification, one wake-up. In the batch's
-  -- order, so that seq (the claim's tiebreak within a created_at) keeps it.
+  -- One statement for the whole batch, in its order: one change notification, one wake-up.
+  -- Without idempotency keys every item is a new run: the insert returns them (seq follows the
+  -- batch's order), with no second look-up of the rows just written.
+  if not keyed then
+    return query
+      with inserted as (
+        insert into public.runs (id, template, lane, status, priority, attempt, max_attempts,
+                                 lease_seconds, params, session_id, owner_id, idempotency_key,
+                                 available_at, sweep_count, version, created_at, updated_at,
+                                 template_version)
+        select i.id, i.template, i.lane, 'queued', i.priority, 0, i.max_attempts,
+               i.lease_seconds, i.params, i.session_id, i.owner_id, null, i.available_at, 0, 1,
+               now(), now(), i.template_version
+        from unnest(items) as i
+        order by i.n
+        returning *
+      )
+      select x.* from inserted x order by x.seq;
+    return;
+  end if;
   insert into public.runs (id, template, lane, status, priority, attempt, max_attempts,
                            lease_seconds, params, session_id, owner_id, idempotency_key,
                            available_at, sweep_count, version, created_at, updated_at,
                            template_version)
-  select q.id, q.template, q.lane, q.status, q.priority, q.attempt, q.max_attempts,
-         q.lease_seconds, q.params, q.session_id, q.owner_id, q.idempotency_key,
-         q.available_at, q.sweep_count, q.version, q.created_at, q.updated_at,
-         q.template_version
-  from unnest(rows) with ordinality as q
-  order by q.ordinality
-    on conflict ((coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), idempotency_key)
-      where idempotency_key is not null do nothing;
+  select i.id, i.template, i.lane, 'queued', i.priority, 0, i.max_attempts, i.lease_seconds,
+         i.params, i.session_id, i.owner_id, i.idempotency_key, i.available_at, 0, 1, now(), now(),
+         i.template_version
+  from unnest(items) as i
+  where i.reuse is null
+  order by i.n
+  on conflict ((coalesce(owner_id, '00000000-0000-0000-0000-000000000000'::uuid)), idempotency_key)
+    where idempotency_key is not null do nothing;
 
-  -- A concurrent enqueue with the same key may have won the race: return its run instead.
-  if exists (select 1 from unnest(rows) q where q.idempotency_key is not null) then
-    for i in 1 .. coalesce(array_length(out_ids, 1), 0) loop
-      if not exists (select 1 from public.runs x where x.id = out_ids[i]) then
-        select y.id into winner from unnest(rows) q
-          join public.runs y on y.idempotency_key = q.idempotency_key
-           and coalesce(y.owner_id, '00000000-0000-0000-0000-000000000000'::uuid)
-             = coalesce(q.owner_id, '00000000-0000-0000-0000-000000000000'::uuid)
-         where q.id = out_ids[i];
-        out_ids[i] := winner;
-      end if;
-    end loop;
-  end if;
+  -- Each item's run: its own, the one it reuses, or (a concurrent enqueue with the same key won
+  -- the race) the winner's.
+  select array_agg(coalesce(own.id, win.id) order by i.n) into out_ids
+  from unnest(items) as i
+  left join public.runs own on own.id = coalesce(i.reuse, i.id)
+  left join lateral (
+    select y.id from public.runs y
+    where own.id is null and y.idempotency_key = i.idempotency_key
+      and coalesce(y.owner_id, '00000000-0000-0000-0000-000000000000'::uuid)
+        = coalesce(i.owner_id, '00000000-0000-0000-0000-000000000000'::uuid)
+  ) win on true;
   return query
     select x.* from unnest(out_ids) with ordinality as o(id, n)
     join public.runs x on x.id = o.id
@@ -565,7 +709,9 @@ create type public.complete_batch_result as (
   run_id uuid, attempt integer, ok boolean, status text, retry_at timestamptz, detail text
 );
 
--- The first thing wrong with a batch of completions (by position), or null.
+-- The first thing wrong with a batch of completions (by position), or null. Checked in order:
+-- the arguments, each item's shape, then (in one pass over the items) its fields, its step rows
+-- and its carried events, each kind of problem before the next; then the batch's totals.
 create function pulser_ops.completion_problem(worker_id text, items jsonb) returns text
 language plpgsql immutable set search_path = '' as $$
 declare
@@ -581,7 +727,6 @@ begin
   if jsonb_array_length(completion_problem.items) > 1000 then
     return format('runs: at most 1000 per call (got %s)', jsonb_array_length(completion_problem.items));
   end if;
-  -- Two cheap passes instead of one per element: the shape, then the fields.
   select format('runs[%s]: expected an object', a.n - 1) into bad
   from jsonb_array_elements(completion_problem.items) with ordinality as a(e, n)
   where jsonb_typeof(a.e) <> 'object'
@@ -589,88 +734,83 @@ begin
   if bad is not null then
     return bad;
   end if;
-  select case when x.run_id is null then format('runs[%s].run_id: required', x.n - 1)
-              when x.attempt is null then format('runs[%s].attempt: required', x.n - 1)
-              when x.status is null or x.status not in ('succeeded', 'failed', 'cancelled')
-              then format('runs[%s].status: must be succeeded, failed or cancelled (got %s)',
-                          x.n - 1, coalesce(x.status, 'null'))
-              else format('runs[%s].error: at most 65536 bytes', x.n - 1) end
-    into bad
-  from rows from (jsonb_to_recordset(completion_problem.items)
-                  as (run_id uuid, attempt integer, status text, error text))
-    with ordinality as x(run_id, attempt, status, error, n)
-  where x.run_id is null or x.attempt is null or x.status is null
-     or x.status not in ('succeeded', 'failed', 'cancelled') or octet_length(x.error) > 65536
-  order by x.n limit 1;
+  select p.problem into bad from (
+    select 1 as pass, x.n,
+           case when x.run_id is null then format('runs[%s].run_id: required', x.n - 1)
+                when x.attempt is null then format('runs[%s].attempt: required', x.n - 1)
+                when x.status is null or x.status not in ('succeeded', 'failed', 'cancelled')
+                then format('runs[%s].status: must be succeeded, failed or cancelled (got %s)',
+                            x.n - 1, coalesce(x.status, 'null'))
+                else format('runs[%s].error: at most 65536 bytes', x.n - 1) end as problem
+    from rows from (jsonb_to_recordset(completion_problem.items)
+                    as (run_id uuid, attempt integer, status text, error text))
+      with ordinality as x(run_id, attempt, status, error, n)
+    where x.run_id is null or x.attempt is null or x.status is null
+       or x.status not in ('succeeded', 'failed', 'cancelled') or octet_length(x.error) > 65536
+    union all
+    select 2, x.n,
+           format('runs[%s].steps: %s', x.n - 1,
+                  case when jsonb_typeof(x.steps) <> 'array' then 'expected an array of step rows'
+                       else format('step %s: needs idx >= 0, a name of 1 to 200 characters, a '
+                                   'kind (shell, http, python, mcp, docker) and a status '
+                                   '(running, succeeded, failed, cancelled, skipped)', st.n - 1) end)
+    from rows from (jsonb_to_recordset(completion_problem.items) as (steps jsonb))
+      with ordinality as x(steps, n)
+    left join lateral (
+      select e.n from jsonb_array_elements(case when jsonb_typeof(x.steps) = 'array'
+                                                then x.steps else '[]' end) with ordinality as e(v, n)
+      where jsonb_typeof(e.v) <> 'object'
+         or coalesce(e.v ->> 'idx', '') !~ '^[0-9]{1,9}$'
+         or char_length(coalesce(e.v ->> 'name', '')) not between 1 and 200
+         or coalesce(e.v ->> 'kind', '') not in ('shell', 'http', 'python', 'mcp', 'docker')
+         or coalesce(e.v ->> 'status', '') not in ('running', 'succeeded', 'failed', 'cancelled', 'skipped')
+      order by e.n limit 1
+    ) st on true
+    where x.steps is not null and jsonb_typeof(x.steps) <> 'null'
+      and (jsonb_typeof(x.steps) <> 'array' or st.n is not null)
+    union all
+    -- Carried events: the checks events.append makes, named by completion and position.
+    select 3, x.n,
+           format('runs[%s].events: %s', x.n - 1,
+                  case when jsonb_typeof(x.events) <> 'array' then 'expected an array of events'
+                       else format('event %s: %s', ev.o - 1, ev.problem) end)
+    from rows from (jsonb_to_recordset(completion_problem.items) as (events jsonb))
+      with ordinality as x(events, n)
+    left join lateral (
+      select e.o, e.problem
+      from (
+        select v.o, case
+          when jsonb_typeof(v.e) <> 'object' then 'expected an object'
+          when jsonb_typeof(v.e -> 'kind') is distinct from 'string' then 'kind is required'
+          when v.e ->> 'kind' !~ '^[a-z][a-z0-9_.]{0,63}$'
+          then format('kind %L must match [a-z][a-z0-9_.]*', v.e ->> 'kind')
+          when coalesce(v.e ->> 'level', 'info') not in ('debug', 'info', 'warn', 'error')
+          then format('level %L must be debug, info, warn or error', v.e ->> 'level')
+          when octet_length(coalesce(v.e ->> 'message', '')) > 16384
+          then 'message is longer than 16384 bytes' end as problem
+        from jsonb_array_elements(case when jsonb_typeof(x.events) = 'array'
+                                       then x.events else '[]' end) with ordinality as v(e, o)
+      ) e
+      where e.problem is not null
+      order by e.o limit 1
+    ) ev on true
+    where x.events is not null and jsonb_typeof(x.events) <> 'null'
+      and (jsonb_typeof(x.events) <> 'array' or ev.o is not null)
+  ) p
+  order by p.pass, p.n limit 1;
   if bad is not null then
     return bad;
   end if;
-  select format('runs[%s].steps: %s', x.n - 1,
-                case when jsonb_typeof(x.steps) <> 'array' then 'expected an array of step rows'
-                     else format('step %s: needs idx >= 0, a name of 1 to 200 characters, a kind '
-                                 '(shell, http, python, mcp, docker) and a status (running, '
-                                 'succeeded, failed, cancelled, skipped)', st.n - 1) end)
+  select case when t.events > 5000
+              then format('runs: at most 5000 events per call (got %s)', t.events)
+              when t.twice is not null
+              then format('runs: run %s appears more than once', t.twice) end
     into bad
-  from rows from (jsonb_to_recordset(completion_problem.items) as (steps jsonb))
-    with ordinality as x(steps, n)
-  left join lateral (
-    select e.n from jsonb_array_elements(case when jsonb_typeof(x.steps) = 'array'
-                                              then x.steps else '[]' end) with ordinality as e(v, n)
-    where jsonb_typeof(e.v) <> 'object'
-       or coalesce(e.v ->> 'idx', '') !~ '^[0-9]{1,9}$'
-       or char_length(coalesce(e.v ->> 'name', '')) not between 1 and 200
-       or coalesce(e.v ->> 'kind', '') not in ('shell', 'http', 'python', 'mcp', 'docker')
-       or coalesce(e.v ->> 'status', '') not in ('running', 'succeeded', 'failed', 'cancelled', 'skipped')
-    order by e.n limit 1
-  ) st on true
-  where x.steps is not null and jsonb_typeof(x.steps) <> 'null'
-    and (jsonb_typeof(x.steps) <> 'array' or st.n is not null)
-  order by x.n limit 1;
-  if bad is not null then
-    return bad;
-  end if;
-  -- Carried events: the checks events.append makes, named by completion and position.
-  select format('runs[%s].events: %s', x.n - 1,
-                case when jsonb_typeof(x.events) <> 'array' then 'expected an array of events'
-                     else format('event %s: %s', ev.o - 1, ev.problem) end)
-    into bad
-  from rows from (jsonb_to_recordset(completion_problem.items) as (events jsonb))
-    with ordinality as x(events, n)
-  left join lateral (
-    select e.o, e.problem
-    from (
-      select v.o, case
-        when jsonb_typeof(v.e) <> 'object' then 'expected an object'
-        when jsonb_typeof(v.e -> 'kind') is distinct from 'string' then 'kind is required'
-        when v.e ->> 'kind' !~ '^[a-z][a-z0-9_.]{0,63}$'
-        then format('kind %L must match [a-z][a-z0-9_.]*', v.e ->> 'kind')
-        when coalesce(v.e ->> 'level', 'info') not in ('debug', 'info', 'warn', 'error')
-        then format('level %L must be debug, info, warn or error', v.e ->> 'level')
-        when octet_length(coalesce(v.e ->> 'message', '')) > 16384
-        then 'message is longer than 16384 bytes' end as problem
-      from jsonb_array_elements(case when jsonb_typeof(x.events) = 'array'
-                                     then x.events else '[]' end) with ordinality as v(e, o)
-    ) e
-    where e.problem is not null
-    order by e.o limit 1
-  ) ev on true
-  where x.events is not null and jsonb_typeof(x.events) <> 'null'
-    and (jsonb_typeof(x.events) <> 'array' or ev.o is not null)
-  order by x.n limit 1;
-  if bad is not null then
-    return bad;
-  end if;
-  select format('runs: at most 5000 events per call (got %s)', sum(jsonb_array_length(x.events)))
-    into bad
-  from jsonb_to_recordset(completion_problem.items) as x(events jsonb)
-  where jsonb_typeof(x.events) = 'array'
-  having sum(jsonb_array_length(x.events)) > 5000;
-  if bad is not null then
-    return bad;
-  end if;
-  select format('runs: run %s appears more than once', x.run_id) into bad
-  from jsonb_to_recordset(completion_problem.items) as x(run_id uuid)
-  group by x.run_id having count(*) > 1 limit 1;
+  from (select (select sum(jsonb_array_length(x.events))
+                from jsonb_to_recordset(completion_problem.items) as x(events jsonb)
+                where jsonb_typeof(x.events) = 'array') as events,
+               (select x.run_id from jsonb_to_recordset(completion_problem.items) as x(run_id uuid)
+                group by x.run_id having count(*) > 1 limit 1) as twice) t;
   return bad;
 end
 $$;
@@ -783,7 +923,9 @@ begin
     from done x
     join items i on i.run_id = x.id
   ),
-  logged as (
+  -- One insert for a batch's carried events and terminal events: one set of checks, one
+  -- notification.
+  events as (
     insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
     select n.id, n.last + v.o, v.e ->> 'kind', coalesce(v.e ->> 'level', 'info'),
            coalesce(v.e ->> 'message', ''), nullif(v.e -> 'data', 'null'), n.attempt,
@@ -791,9 +933,7 @@ begin
     from numbered n
     cross join lateral jsonb_array_elements(n.events) with ordinality as v(e, o)
     where n.carried > 0
-  ),
-  events as (
-    insert into public.run_events (run_id, seq, kind, level, message, data, attempt, worker_id)
+    union all
     select x.id, (select n.last + n.carried + 1 from numbered n where n.id = x.id),
            case when x.retry then 'retry_scheduled' else x.status end,
            case when x.retry then 'warn' when x.status = 'succeeded' then 'info'
@@ -856,26 +996,36 @@ $$;
 comment on function public.complete_runs(text, jsonb) is
   'Complete a batch of a worker''s runs, each fenced by run, worker and attempt; runs whose lease moved on come back with ok = false.';
 
+-- One run: its arguments are checked here (the same messages complete_runs gives for a batch,
+-- without the runs[0]. prefix), then it is complete_runs' core for a batch of one.
 create function public.complete_run(
   run_id uuid, worker_id text, attempt integer, status text, result jsonb default null,
   error text default null, error_class text default null, retryable boolean default true
 ) returns public.runs
 language plpgsql volatile set search_path = '' as $$
 declare
-  item jsonb := jsonb_build_array(jsonb_build_object(
-    'run_id', complete_run.run_id, 'attempt', complete_run.attempt, 'status', complete_run.status,
-    'result', complete_run.result, 'error', complete_run.error,
-    'error_class', complete_run.error_class, 'retryable', complete_run.retryable));
-  bad text;
   res public.complete_batch_result;
   r public.runs;
 begin
   perform pulser_ops.require_service('complete runs');
-  bad := pulser_ops.completion_problem(complete_run.worker_id, item);
-  if bad is not null then
-    raise exception '%', regexp_replace(bad, '^runs\[0\]\.', '') using errcode = 'PO400';
+  if complete_run.worker_id is null or char_length(complete_run.worker_id) not between 1 and 200 then
+    raise exception 'worker_id: must be 1 to 200 characters' using errcode = 'PO400';
+  elsif complete_run.run_id is null then
+    raise exception 'run_id: required' using errcode = 'PO400';
+  elsif complete_run.attempt is null then
+    raise exception 'attempt: required' using errcode = 'PO400';
+  elsif complete_run.status is null
+        or complete_run.status not in ('succeeded', 'failed', 'cancelled') then
+    raise exception 'status: must be succeeded, failed or cancelled (got %)',
+      coalesce(complete_run.status, 'null') using errcode = 'PO400';
+  elsif octet_length(complete_run.error) > 65536 then
+    raise exception 'error: at most 65536 bytes' using errcode = 'PO400';
   end if;
-  select * into res from pulser_ops.complete_runs(complete_run.worker_id, item);
+  select * into res from pulser_ops.complete_runs(complete_run.worker_id, jsonb_build_array(
+    jsonb_build_object('run_id', complete_run.run_id, 'attempt', complete_run.attempt,
+                       'status', complete_run.status, 'result', complete_run.result,
+                       'error', complete_run.error, 'error_class', complete_run.error_class,
+                       'retryable', complete_run.retryable)));
   if res.status is null then
     raise exception 'run % not found', complete_run.run_id using errcode = 'PO404';
   end if;

@@ -114,6 +114,107 @@ begin
 end
 $$;
 
+-- The rules of a schema (see pulser_ops.template_params) at path, as a JSON array of
+-- {"path", "kind", ...}; null when the schema uses what the rules cannot state (then its runs
+-- are checked by schema_violation, whose reading of the schema the rules follow exactly).
+create function pulser_ops.schema_rules(schema jsonb, path text[]) returns jsonb
+language plpgsql immutable set search_path = '' as $$
+declare
+  rules jsonb := '[]';
+  key text;
+  sub jsonb;
+  inner_rules jsonb;
+begin
+  if jsonb_typeof(schema) <> 'object' then
+    return null;
+  end if;
+  if schema ? 'type' then
+    rules := rules || jsonb_build_object('path', path, 'kind', 'type', 'types',
+      case jsonb_typeof(schema -> 'type') when 'array' then schema -> 'type'
+           else jsonb_build_array(schema -> 'type') end);
+  end if;
+  if schema ? 'enum' then
+    rules := rules || jsonb_build_object('path', path, 'kind', 'enum', 'val', schema -> 'enum');
+  end if;
+  if schema ? 'const' then
+    rules := rules || jsonb_build_object('path', path, 'kind', 'const', 'val', schema -> 'const');
+  end if;
+  foreach key in array array['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum',
+                             'minLength', 'maxLength', 'minItems', 'maxItems'] loop
+    if schema ? key then
+      -- The walker casts these (lengths to integer); anything but a plain number is its to read.
+      if jsonb_typeof(schema -> key) <> 'number'
+         or (key like 'm__Length' or key like 'm__Items')
+            and ((schema ->> key)::numeric % 1 <> 0 or abs((schema ->> key)::numeric) > 2147483647) then
+        return null;
+      end if;
+      rules := rules || jsonb_build_object('path', path, 'kind', key, 'num', schema -> key);
+    end if;
+  end loop;
+  if schema ? 'pattern' then
+    if jsonb_typeof(schema -> 'pattern') <> 'string' then
+      return null;
+    end if;
+    rules := rules || jsonb_build_object('path', path, 'kind', 'pattern', 'txt', schema -> 'pattern');
+  end if;
+  if jsonb_typeof(schema -> 'items') = 'object' or jsonb_typeof(schema -> 'additionalProperties') = 'object' then
+    return null;
+  end if;
+  if jsonb_typeof(schema -> 'required') = 'array' then
+    for key in select jsonb_array_elements_text(schema -> 'required') loop
+      rules := rules || jsonb_build_object('path', path, 'kind', 'required', 'txt', key);
+    end loop;
+  end if;
+  if schema -> 'additionalProperties' = 'false'::jsonb then
+    rules := rules || jsonb_build_object('path', path, 'kind', 'closed', 'names',
+      coalesce((select jsonb_agg(p.key) from jsonb_object_keys(
+                  case when jsonb_typeof(schema -> 'properties') = 'object'
+                       then schema -> 'properties' else '{}' end) as p(key)), '[]'));
+  end if;
+  if jsonb_typeof(schema -> 'properties') = 'object' then
+    for key, sub in select * from jsonb_each(schema -> 'properties') loop
+      -- A name that reads as an array index would let a path step into an array.
+      if key ~ '^-?[0-9]+$' then
+        return null;
+      end if;
+      inner_rules := pulser_ops.schema_rules(sub, path || key);
+      if inner_rules is null then
+        return null;
+      end if;
+      rules := rules || inner_rules;
+    end loop;
+  end if;
+  return rules;
+end
+$$;
+
+-- Compile a template's params schema (its defaults and rules) when it is written.
+create function pulser_ops.run_templates_compile() returns trigger
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  rules jsonb := pulser_ops.schema_rules(new.params_schema, '{}');
+begin
+  insert into pulser_ops.template_params (template, defaults, walk)
+  values (new.name,
+          -- the defaults alone: what params_with_defaults adds to empty params
+          pulser_ops.params_with_defaults(new.params_schema, '{}'),
+          rules is null)
+  on conflict (template) do update set defaults = excluded.defaults, walk = excluded.walk;
+  delete from pulser_ops.template_params_rules r where r.template = new.name;
+  insert into pulser_ops.template_params_rules (template, idx, path, kind, types, num, txt, val, names)
+  select new.name, x.n - 1,
+         array(select jsonb_array_elements_text(x.r -> 'path')), x.r ->> 'kind',
+         case when x.r ? 'types' then array(select jsonb_array_elements_text(x.r -> 'types')) end,
+         (x.r ->> 'num')::numeric, x.r ->> 'txt', x.r -> 'val',
+         case when x.r ? 'names' then array(select jsonb_array_elements_text(x.r -> 'names')) end
+  from jsonb_array_elements(coalesce(rules, '[]')) with ordinality as x(r, n);
+  return null;
+end
+$$;
+
+create trigger run_templates_compile after insert or update of params_schema on public.run_templates
+  for each row execute function pulser_ops.run_templates_compile();
+
 -- Is this a schema templates may use? Returns the first problem, or null. Unknown keywords are
 -- refused so that a typo ('requried') is caught when the template is saved, not ignored forever.
 create function pulser_ops.schema_problem(schema jsonb, path text) returns text

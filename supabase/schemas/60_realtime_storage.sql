@@ -5,33 +5,22 @@
 -- Notifications: hints only, one per statement (polling alone is correct)
 -- ---------------------------------------------------------------------------
 
--- pulser_ops_changes: {"t": table, "ids": [...]} (ids null when too many to fit: refetch).
-create function pulser_ops.notify_changes(tbl text, ids text[]) returns void
-language plpgsql volatile set search_path = '' as $$
-begin
-  if ids is null or cardinality(ids) = 0 then
-    return;
-  end if;
-  perform pg_catalog.pg_notify('pulser_ops_changes', jsonb_build_object(
-    't', tbl,
-    'ids', case when cardinality(ids) <= 150 then to_jsonb(ids) end)::text);
-end
-$$;
-
+-- pulser_ops_changes: {"t": table, "ids": [...]} (ids null when more than 150: refetch);
+-- pulser_ops_wakeup: the lanes that have claimable work, comma-separated.
+-- The trigger functions below do their work in one statement each (no helper call, no second
+-- query): they fire on every claim, completion and event append, where two or three nested
+-- statements per firing were a tenth of a single claim + completion (docs/benchmarks.md).
 create function pulser_ops.runs_notify() returns trigger
 language plpgsql set search_path = '' as $$
-declare
-  ids text[];
-  wake text;
 begin
-  select array_agg(n.id::text), string_agg(distinct n.lane, ',' order by n.lane)
-           filter (where n.status = 'queued' and n.available_at <= now())
-    into ids, wake
-    from new_rows n;
-  perform pulser_ops.notify_changes('runs', ids);
-  if wake is not null then
-    perform pg_catalog.pg_notify('pulser_ops_wakeup', wake);
-  end if;
+  perform pg_catalog.pg_notify('pulser_ops_changes', jsonb_build_object(
+            't', 'runs', 'ids', case when x.n <= 150 then to_jsonb(x.ids) end)::text),
+          case when x.wake is not null then pg_catalog.pg_notify('pulser_ops_wakeup', x.wake) end
+  from (select count(*) as n, array_agg(r.id::text) as ids,
+               string_agg(distinct r.lane, ',' order by r.lane)
+                 filter (where r.status = 'queued' and r.available_at <= now()) as wake
+        from new_rows r) x
+  where x.n > 0;
   return null;
 end
 $$;
@@ -70,8 +59,11 @@ create trigger runs_notify_delete after delete on public.runs
 create function pulser_ops.run_children_notify() returns trigger
 language plpgsql set search_path = '' as $$
 begin
-  perform pulser_ops.notify_changes(tg_table_name,
-    (select array_agg(distinct n.run_id::text) from new_rows n));
+  perform pg_catalog.pg_notify('pulser_ops_changes', jsonb_build_object(
+            't', tg_table_name,
+            'ids', case when cardinality(x.ids) <= 150 then to_jsonb(x.ids) end)::text)
+  from (select array_agg(distinct r.run_id::text) as ids from new_rows r) x
+  where x.ids is not null;
   return null;
 end
 $$;
@@ -90,7 +82,10 @@ create trigger run_steps_notify_update after update on public.run_steps
 create function pulser_ops.workers_notify() returns trigger
 language plpgsql set search_path = '' as $$
 begin
-  perform pulser_ops.notify_changes('workers', (select array_agg(n.id) from new_rows n));
+  perform pg_catalog.pg_notify('pulser_ops_changes', jsonb_build_object(
+            't', 'workers', 'ids', case when x.n <= 150 then to_jsonb(x.ids) end)::text)
+  from (select count(*) as n, array_agg(w.id) as ids from new_rows w) x
+  where x.n > 0;
   return null;
 end
 $$;

@@ -82,6 +82,19 @@ grant select, insert, update, delete on public.lanes, public.sessions, public.ru
   to service_role;
 grant select on public.lane_stats, public.worker_health, public.stuck_runs to service_role;
 grant usage on schema pulser_ops to authenticated, service_role;
+-- The compiled params schemas are read by enqueue_runs and written by the templates' trigger,
+-- both as their owner: nobody else touches them.
+revoke all on pulser_ops.template_params, pulser_ops.template_params_rules
+  from public, anon, authenticated, service_role;
+alter table pulser_ops.template_params enable row level security;
+alter table pulser_ops.template_params_rules enable row level security;
+-- The service role may read them (to see how a template's schema was compiled); only their
+-- owner writes them.
+grant select on pulser_ops.template_params, pulser_ops.template_params_rules to service_role;
+create policy "service role reads compiled params" on pulser_ops.template_params
+  for select to service_role using (true);
+create policy "service role reads compiled params" on pulser_ops.template_params_rules
+  for select to service_role using (true);
 -- runs.seq's identity sequence: inserts draw from it without any privilege on it; Supabase's
 -- default privileges would give it to anon and authenticated.
 revoke all on sequence public.runs_seq_seq from public, anon, authenticated, service_role;

@@ -103,6 +103,27 @@ def bad_kind(ctx: HandlerContext) -> None:
     ctx.log.info("after")
 
 
+@registry.register("spin_async")
+async def spin_async(ctx: HandlerContext) -> dict[str, Any]:
+    """``spin`` as an ``async def`` handler: it never awaits, so it holds the GIL *and* blocks
+    the worker's event loop for ``seconds``."""
+    return spin(ctx)
+
+
+@registry.register("block_in_c")
+def block_in_c(ctx: HandlerContext) -> str:
+    """Blocked in a C call (``time.sleep``) for ``seconds``, on a handler thread."""
+    time.sleep(float(ctx.params["seconds"]))
+    return "woke up"
+
+
+@registry.register("block_loop_in_c")
+async def block_loop_in_c(ctx: HandlerContext) -> str:
+    """Blocked in a C call (``time.sleep``) inside an ``async def``: the event loop stops."""
+    time.sleep(float(ctx.params["seconds"]))  # noqa: ASYNC251 - blocking the loop is the point
+    return "woke up"
+
+
 @registry.register("draft_stories")
 def draft_stories(ctx: HandlerContext) -> None:
     """Stands in for an http/mcp step that asks a model to draft a spec kit: saves an MCP-style

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 
@@ -20,7 +21,7 @@ _RESULT_JSON_MAX = 64 * 1024
 
 
 @dataclass(frozen=True)
-class _Request:
+class HttpRequest:
     method: str
     url: str
     headers: dict[str, str]
@@ -28,14 +29,14 @@ class _Request:
 
 
 @dataclass(frozen=True)
-class _Response:
+class HttpResponse:
     status_code: int
     content_type: str
     body: bytes
     truncated: bool
 
 
-def build_request(spec: HttpStep, ctx: StepContext) -> _Request:
+def build_request(spec: HttpStep, ctx: StepContext) -> HttpRequest:
     """Render URL (values percent-encoded), headers and body (values JSON-encoded)."""
     where = f"step {spec.name!r}"
     url = render_url(spec.url, ctx.params, where=f"{where} url")
@@ -54,15 +55,25 @@ def build_request(spec: HttpStep, ctx: StepContext) -> _Request:
         content = json.dumps(rendered, separators=(",", ":")).encode()
         if "content-type" not in lower:
             headers["Content-Type"] = "application/json"
-    return _Request(spec.method, url, headers, content)
+    return HttpRequest(spec.method, url, headers, content)
 
 
-async def _send(req: _Request, spec: HttpStep) -> _Response:
-    timeout = httpx.Timeout(spec.timeout_seconds)
-    async with (
-        httpx.AsyncClient(timeout=timeout, follow_redirects=spec.follow_redirects) as client,
-        client.stream(req.method, req.url, headers=req.headers, content=req.content) as resp,
-    ):
+async def send(
+    req: HttpRequest, spec: HttpStep, client: httpx.AsyncClient | None = None
+) -> HttpResponse:
+    """Send the request on ``client`` (the worker's, whose connections are reused across runs),
+    or on a client of its own."""
+    if client is None:
+        async with httpx.AsyncClient() as own:
+            return await send(req, spec, own)
+    async with client.stream(
+        req.method,
+        req.url,
+        headers=req.headers,
+        content=req.content,
+        timeout=httpx.Timeout(spec.timeout_seconds),
+        follow_redirects=spec.follow_redirects,
+    ) as resp:
         body = bytearray()
         truncated = False
         async for chunk in resp.aiter_bytes():
@@ -71,7 +82,7 @@ async def _send(req: _Request, spec: HttpStep) -> _Response:
             if len(chunk) > room:
                 truncated = True
                 break
-        return _Response(
+        return HttpResponse(
             resp.status_code, resp.headers.get("content-type", ""), bytes(body), truncated
         )
 
@@ -84,7 +95,7 @@ def status_ok(status: int, expected: int | list[int] | None) -> bool:
     return status in expected
 
 
-def _artifact(spec: HttpStep, resp: _Response) -> tuple[str, str | bytes, ArtifactKind, str]:
+def _artifact(spec: HttpStep, resp: HttpResponse) -> tuple[str, str | bytes, ArtifactKind, str]:
     is_json = "json" in resp.content_type.lower()
     content_type = resp.content_type or "application/octet-stream"
     try:
@@ -111,20 +122,31 @@ def run_http(spec: HttpStep, ctx: StepContext) -> StepOutcome:
     req = build_request(spec, ctx)
     try:
         resp = run_cancellable(
-            lambda: _send(req, spec),
+            lambda: send(req, spec),
             token=ctx.cancel_token,
             timeout_seconds=spec.timeout_seconds,
             what=f"{req.method} request",
         )
     except StepError as exc:
         return failed(started_at, exc)
-    except httpx.TimeoutException as exc:
-        return failed(started_at, StepTimeout(f"{req.method} request timed out: {exc!r}"))
     except httpx.HTTPError as exc:
-        return failed(started_at, StepFailed(f"{req.method} request failed: {exc!r}"))
+        return transport_failure(req, exc, started_at)
+    saved, result = outcome(spec, req, resp, started_at)
+    ctx.save_artifact(*saved)
+    return result
 
-    name, data, kind, content_type = _artifact(spec, resp)
-    ctx.save_artifact(name, data, kind, content_type)
+
+def transport_failure(req: HttpRequest, exc: httpx.HTTPError, started_at: datetime) -> StepOutcome:
+    if isinstance(exc, httpx.TimeoutException):
+        return failed(started_at, StepTimeout(f"{req.method} request timed out: {exc!r}"))
+    return failed(started_at, StepFailed(f"{req.method} request failed: {exc!r}"))
+
+
+def outcome(
+    spec: HttpStep, req: HttpRequest, resp: HttpResponse, started_at: datetime
+) -> tuple[tuple[str, str | bytes, ArtifactKind, str], StepOutcome]:
+    """The artifact to save (the response) and the step's outcome, which sums it up."""
+    saved = name, _, kind, _ = _artifact(spec, resp)
     result: dict[str, object] = {
         "status_code": resp.status_code,
         "bytes": len(resp.body),
@@ -137,14 +159,14 @@ def run_http(spec: HttpStep, ctx: StepContext) -> StepOutcome:
             result["json"] = json.loads(resp.body)
     if not status_ok(resp.status_code, spec.expected_status):
         expected = "2xx" if spec.expected_status is None else str(spec.expected_status)
-        return failed(
+        return saved, failed(
             started_at,
             StepFailed(f"{req.method} returned HTTP {resp.status_code}, expected {expected}"),
             result=result,
             artifacts=(name,),
             error_class=f"http_{resp.status_code}",
         )
-    return StepOutcome(
+    return saved, StepOutcome(
         status="succeeded",
         started_at=started_at,
         finished_at=utcnow(),

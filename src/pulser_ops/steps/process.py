@@ -31,6 +31,8 @@ StopReason = Literal["exited", "cancelled", "timeout"]
 _MAX_LINE = 64 * 1024
 #: Poll period of the supervising loop (cancel checks, leader exit checks).
 _TICK = 0.05
+#: After both pipes closed, the first wait before looking for the leader's exit again.
+_SETTLE_FIRST = 0.0005
 #: After the leader exits, how long leftover children may keep the pipes open before
 #: the group is told to stop (they are orphans of a finished step).
 _LEFTOVER_WAIT = 0.2
@@ -197,12 +199,18 @@ def run_process(
     open_streams = 2
     #: Streams in the middle of a line longer than a piece: the rest of it is not shown again.
     in_long_line: set[str] = set()
+    #: Once both pipes closed, how soon to look for the leader's exit again (see below).
+    settle = _SETTLE_FIRST
     try:
         while not sup.finished(open_streams > 0):
+            wait = min(_TICK, batcher.seconds_until_due())
+            if open_streams == 0:
+                # The pipes close as the leader exits, a moment before it can be seen to have
+                # exited: look again soon (a little later each time, in case it lives on
+                # without them) rather than a whole tick, which was most of a short step.
+                wait, settle = min(wait, settle), min(settle * 2, _TICK)
             try:
-                item: tuple[str, bytes | None] | None = lines.get(
-                    timeout=min(_TICK, batcher.seconds_until_due())
-                )
+                item: tuple[str, bytes | None] | None = lines.get(timeout=wait)
             except queue.Empty:
                 item = None
             while item is not None:

@@ -73,23 +73,35 @@ def _supervise(
     while not call.done.wait(_POLL):
         now = time.monotonic()
         if stop is None:
-            if ctx.cancel_token.is_set():
-                stop = StepCancelled(f"step {spec.name!r} cancelled")
-            elif deadline is not None and now >= deadline:
-                stop = StepTimeout(f"step {spec.name!r} timed out after {spec.timeout_seconds:g}s")
+            stop = stop_reason(spec, ctx, deadline, now)
             if stop is not None:
                 token.set()
                 stop_at = now
         elif now - stop_at >= spec.kill_grace_seconds:
-            ctx.emit(
-                "step",
-                "warn",
-                f"handler {spec.handler!r} ignored cancellation for "
-                f"{spec.kill_grace_seconds:g}s; its thread was abandoned",
-                {"step": spec.name},
-            )
+            note_abandoned(spec, ctx)
             break
     return stop
+
+
+def stop_reason(
+    spec: PythonStep, ctx: StepContext, deadline: float | None, now: float
+) -> StepError | None:
+    """Why a running handler must stop now (the run's cancel, the step's timeout), if it must."""
+    if ctx.cancel_token.is_set():
+        return StepCancelled(f"step {spec.name!r} cancelled")
+    if deadline is not None and now >= deadline:
+        return StepTimeout(f"step {spec.name!r} timed out after {spec.timeout_seconds:g}s")
+    return None
+
+
+def note_abandoned(spec: PythonStep, ctx: StepContext, what: str = "thread") -> None:
+    ctx.emit(
+        "step",
+        "warn",
+        f"handler {spec.handler!r} ignored cancellation for "
+        f"{spec.kill_grace_seconds:g}s; its {what} was abandoned",
+        {"step": spec.name},
+    )
 
 
 def _error_outcome(
@@ -118,13 +130,15 @@ def _error_outcome(
     )
 
 
-def run_python(spec: PythonStep, ctx: StepContext, registry: HandlerRegistry) -> StepOutcome:
-    """Run the handler; its return value (JSON-able) becomes the outcome's result."""
-    started_at = utcnow()
+def prepare(
+    spec: PythonStep, ctx: StepContext, registry: HandlerRegistry
+) -> tuple[Any, HandlerContext] | StepOutcome:
+    """The handler and the context it is called with, or the failed outcome of a step that
+    cannot start (no such handler). Raises ``TemplateError`` for args that do not render."""
     try:
         fn = registry.get(spec.handler)
     except UnknownHandler as exc:
-        return failed(started_at, exc)
+        return failed(utcnow(), exc)
     args = render_json(dict(spec.args), ctx.params, where=f"step {spec.name!r} args")
     hctx = HandlerContext(
         step_ctx=ctx,
@@ -133,15 +147,26 @@ def run_python(spec: PythonStep, ctx: StepContext, registry: HandlerRegistry) ->
         cancel_token=threading.Event(),
         log=StepLogger(ctx, spec.name),
     )
-    call = _start(fn, hctx, spec.name)
-    stop = _supervise(call, spec, ctx, hctx)
+    return fn, hctx
+
+
+def finish(
+    spec: PythonStep,
+    ctx: StepContext,
+    hctx: HandlerContext,
+    started_at: datetime,
+    stop: StepError | None,
+    error: BaseException | None,
+    result: Any,
+) -> StepOutcome:
+    """The outcome of a handler call: stopped, raised, or returned (a JSON value)."""
     artifacts = tuple(hctx.saved_artifacts)
     if stop is not None:
         return failed(started_at, stop, artifacts=artifacts)
-    if call.error is not None:
-        return _error_outcome(call.error, started_at, ctx, spec, artifacts)
+    if error is not None:
+        return _error_outcome(error, started_at, ctx, spec, artifacts)
     try:
-        json.dumps(call.result)
+        json.dumps(result)
     except (TypeError, ValueError) as exc:
         return failed(
             started_at,
@@ -156,6 +181,18 @@ def run_python(spec: PythonStep, ctx: StepContext, registry: HandlerRegistry) ->
         status="succeeded",
         started_at=started_at,
         finished_at=utcnow(),
-        result=call.result,
+        result=result,
         artifacts=artifacts,
     )
+
+
+def run_python(spec: PythonStep, ctx: StepContext, registry: HandlerRegistry) -> StepOutcome:
+    """Run the handler; its return value (JSON-able) becomes the outcome's result."""
+    started_at = utcnow()
+    ready = prepare(spec, ctx, registry)
+    if isinstance(ready, StepOutcome):
+        return ready
+    fn, hctx = ready
+    call = _start(fn, hctx, spec.name)
+    stop = _supervise(call, spec, ctx, hctx)
+    return finish(spec, ctx, hctx, started_at, stop, call.error, call.result)

@@ -45,7 +45,10 @@ class HandlerContext:
     ``cancel_token`` is set when the run is cancelled *or* the step times out; a
     long-running handler should check :meth:`cancelled` (or call
     :meth:`raise_if_cancelled`) regularly, because threads cannot be killed: a
-    handler that ignores it is abandoned after ``kill_grace_seconds``.
+    handler that ignores it is abandoned after ``kill_grace_seconds``. An ``async def``
+    handler is also cancelled (``CancelledError`` at its next ``await``); it must not block the
+    event loop it runs on: no ``sleep``, use ``await asyncio.sleep`` and
+    :meth:`save_artifact_async`.
     """
 
     step_ctx: StepContext
@@ -92,6 +95,21 @@ class HandlerContext:
         content_type: str | None = None,
     ) -> None:
         self.step_ctx.save_artifact(name, data, kind, content_type)
+        with self._lock:
+            self.saved_artifacts.append(name)
+
+    async def save_artifact_async(
+        self,
+        name: str,
+        data: str | bytes,
+        kind: ArtifactKind = "text",
+        content_type: str | None = None,
+    ) -> None:
+        """``save_artifact`` for an ``async def`` handler: it does not block the worker's event
+        loop (``save_artifact`` waits for the database)."""
+        from pulser_ops.steps.async_runner import save_artifact
+
+        await save_artifact(self.step_ctx, name, data, kind, content_type)
         with self._lock:
             self.saved_artifacts.append(name)
 

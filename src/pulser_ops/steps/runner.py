@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pulser_ops import tracing
 from pulser_ops.errors import StepCancelled, StepError
 from pulser_ops.models import EventLevel
@@ -50,21 +52,36 @@ def run_step(
     """
     registry = registry or HandlerRegistry()
     options = options or StepOptions()
+    started_at = emit_started(spec, ctx)
+    with tracing.step(ctx.run_id, ctx.attempt, spec.name, spec.kind) as span:
+        try:
+            refuse_if_cancelled(spec, ctx)
+            outcome = _dispatch(spec, ctx, registry, options)
+        except StepError as exc:  # template rendering, cwd problems... raised before running
+            outcome = failed(started_at, exc)
+        tracing.step_outcome(span, outcome.status, outcome.error)
+    emit_finished(spec, ctx, outcome)
+    return outcome
+
+
+def emit_started(spec: StepSpec, ctx: StepContext) -> datetime:
+    """The ``step`` event of a step that starts; returns its start time."""
     ctx.emit(
         "step",
         "info",
         f"step {spec.name!r} ({spec.kind}) started",
         {"step": spec.name, "kind": spec.kind, "status": "running"},
     )
-    started_at = utcnow()
-    with tracing.step(ctx.run_id, ctx.attempt, spec.name, spec.kind) as span:
-        try:
-            if ctx.cancel_token.is_set():  # cancelled between steps: do not start anything
-                raise StepCancelled(f"step {spec.name!r} not started: run cancelled")
-            outcome = _dispatch(spec, ctx, registry, options)
-        except StepError as exc:  # template rendering, cwd problems... raised before running
-            outcome = failed(started_at, exc)
-        tracing.step_outcome(span, outcome.status, outcome.error)
+    return utcnow()
+
+
+def refuse_if_cancelled(spec: StepSpec, ctx: StepContext) -> None:
+    if ctx.cancel_token.is_set():  # cancelled between steps: do not start anything
+        raise StepCancelled(f"step {spec.name!r} not started: run cancelled")
+
+
+def emit_finished(spec: StepSpec, ctx: StepContext, outcome: StepOutcome) -> None:
+    """The ``step`` event of a step that ended, however it ended."""
     level: EventLevel = (
         "info" if outcome.ok else ("warn" if outcome.status == "cancelled" else "error")
     )
@@ -82,4 +99,3 @@ def run_step(
             "artifacts": list(outcome.artifacts),
         },
     )
-    return outcome

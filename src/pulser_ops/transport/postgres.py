@@ -164,6 +164,7 @@ class PostgresTransport:
     ) -> None:
         self.database_url = database_url
         self.files = files
+        self.prepare = prepare
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
             database_url,
             min_size=min_size,
@@ -229,10 +230,20 @@ class PostgresTransport:
 
 
 class AsyncPostgresTransport:
-    def __init__(self, database_url: str, files: FileStore, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        files: FileStore,
+        pool: AsyncConnectionPool[Any],
+        *,
+        owns_files: bool = True,
+    ) -> None:
         self.database_url = database_url
         self.files = files
         self._pool = pool
+        #: False when ``files`` is another client's (the worker's event loop shares its caller's
+        #: file store): closing this transport then leaves it open.
+        self._owns_files = owns_files
 
     @classmethod
     async def open(
@@ -243,6 +254,7 @@ class AsyncPostgresTransport:
         min_size: int = 1,
         max_size: int = 8,
         prepare: bool = True,
+        owns_files: bool = True,
     ) -> AsyncPostgresTransport:
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             database_url,
@@ -258,7 +270,7 @@ class AsyncPostgresTransport:
         except PoolTimeout as e:
             await pool.close()
             raise TransportError(f"cannot connect to the database: {e}") from None
-        return cls(database_url, files, pool)
+        return cls(database_url, files, pool, owns_files=owns_files)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -340,4 +352,5 @@ class AsyncPostgresTransport:
 
     async def close(self) -> None:
         await self._pool.close()
-        close_files(self.files)
+        if self._owns_files:
+            close_files(self.files)

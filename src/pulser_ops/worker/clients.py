@@ -1,15 +1,22 @@
-"""The clients a worker needs: one for run work, one (with its own pool) for heartbeats.
+"""The clients a worker needs: the caller's, one (with its own pool) for heartbeats, and the
+event loop's own.
 
-Why two: heartbeats must go out even when every connection of the main pool is busy with
-slow calls of the run threads (large artifact uploads, a long claim under contention).
+Why a heartbeat client: heartbeats must go out even when every connection of the main pool is
+busy with slow calls (large artifact uploads, a long claim under contention).
+
+Why a loop client (:func:`open_link`): the event loop claims, completes and talks to the
+control plane with async calls. With a direct database URL it gets its own async pool; over
+any other transport (Supabase over HTTP, a wrapper a caller built) it uses that very transport,
+one call per thread hop, so the worker sends nothing around it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..client import Client
+from ..client import AsyncClient, Client
 from ..config import Settings
+from ..transport.threaded import ThreadedTransport
 
 ClientOrSettings = Client | Settings | str | None
 
@@ -77,3 +84,26 @@ def open_clients(source: ClientOrSettings) -> WorkerClients:
         owned.append(heartbeat)
     url = getattr(main.transport, "database_url", None)
     return WorkerClients(main, heartbeat, url if isinstance(url, str) else None, tuple(owned))
+
+
+#: The event loop's own pool: claims, completions, checks between steps, releases.
+LINK_POOL = (1, 4)
+
+
+async def open_link(client: Client) -> AsyncClient:
+    """The event loop's client for ``client``'s control plane. Closing it leaves ``client``
+    (and its file store) open."""
+    from ..transport.postgres import AsyncPostgresTransport, PostgresTransport
+
+    t = client.transport
+    if isinstance(t, PostgresTransport):
+        link = await AsyncPostgresTransport.open(
+            t.database_url,
+            t.files,
+            min_size=LINK_POOL[0],
+            max_size=LINK_POOL[1],
+            prepare=t.prepare,
+            owns_files=False,
+        )
+        return AsyncClient(link, description=client.description)
+    return AsyncClient(ThreadedTransport(t), description=client.description)

@@ -1,7 +1,9 @@
 """The worker's implementation of ``steps.StepContext`` for one claimed run.
 
 Events go to the shared :class:`EventSink` (buffered, never a round trip per line);
-artifacts are written straight away with ``client.artifacts.put`` because they are few
+artifacts are written straight away with ``client.artifacts.put`` (from a step's thread) or on
+the event loop's own client (``save_artifact_async``, from steps that run on the loop) because
+they are few
 (one or two per step) and a partial artifact saved while a run is being cancelled must be
 in the database before the run is marked cancelled.
 
@@ -11,13 +13,14 @@ artifact keeps what the step produced, where an event would show it marked (``te
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..client import Client
+from ..client import AsyncClient, Client
 from ..errors import PulserOpsError
 from ..models import Run
 from ..steps import ArtifactKind, CancelToken, EventLevel
@@ -32,12 +35,20 @@ class RunContext:
     """One run attempt as the step executors see it (thread-safe, as the protocol asks)."""
 
     def __init__(
-        self, held: HeldRun, client: Client, sink: EventSink, worker_id: str, workdir: Path
+        self,
+        held: HeldRun,
+        client: Client,
+        sink: EventSink,
+        worker_id: str,
+        workdir: Path | Callable[[HeldRun], Path],
+        aclient: AsyncClient | None = None,
     ) -> None:
         self._held = held
         self._client = client
+        self._aclient = aclient
         self._sink = sink
         self._worker_id = worker_id
+        #: The directory, or how to name it (named only when a step asks: most never do).
         self._workdir = workdir
         self._workdir_made = False
         self._workdir_lock = threading.Lock()
@@ -76,10 +87,17 @@ class RunContext:
         return self._held.token
 
     @property
+    def workdir_made(self) -> bool:
+        """Whether a step asked for the work directory (so there is one to remove)."""
+        return self._workdir_made
+
+    @property
     def workdir(self) -> Path:
         """Created on first use: most handler steps never touch it, and making and removing a
         directory per run was a visible share of a short run's cost."""
         with self._workdir_lock:
+            if not isinstance(self._workdir, Path):
+                self._workdir = self._workdir(self._held)
             if not self._workdir_made:
                 # exist_ok=False: a directory someone else made under that name is refused,
                 # as mkdtemp would.
@@ -111,25 +129,50 @@ class RunContext:
         kind: ArtifactKind = "text",
         content_type: str | None = None,
     ) -> None:
-        if isinstance(data, str) and not storable(data):
-            data, content_type = _as_bytes(data, content_type)
+        data, content_type = _storable(data, content_type)
         try:
-            self._client.artifacts.put(
-                self.run_id,
-                name,
-                data,
-                kind=kind,
-                content_type=content_type,
-                attempt=self.attempt,
-                metadata={"worker_id": self._worker_id},
+            self._client.artifacts.put(self.run_id, name, data, **self._put(kind, content_type))
+        except PulserOpsError as e:
+            self._not_saved(name, e)
+
+    async def save_artifact_async(
+        self,
+        name: str,
+        data: str | bytes,
+        kind: ArtifactKind = "text",
+        content_type: str | None = None,
+    ) -> None:
+        """``save_artifact`` from the event loop, on the loop's own client."""
+        if self._aclient is None:
+            await asyncio.to_thread(self.save_artifact, name, data, kind, content_type)
+            return
+        data, content_type = _storable(data, content_type)
+        try:
+            await self._aclient.artifacts.put(
+                self.run_id, name, data, **self._put(kind, content_type)
             )
         except PulserOpsError as e:
-            # A lost artifact must not turn a good step into a failed one; say so instead.
-            log.warning("run %s: artifact %s not saved: %s", self.run_id, name, e)
-            self.artifact_errors.append(f"{name}: {e}")
-            self.emit(
-                "artifact_failed", "warn", f"artifact {name!r} not saved: {e}", {"name": name}
-            )
+            self._not_saved(name, e)
+
+    def _put(self, kind: ArtifactKind, content_type: str | None) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "content_type": content_type,
+            "attempt": self.attempt,
+            "metadata": {"worker_id": self._worker_id},
+        }
+
+    def _not_saved(self, name: str, e: PulserOpsError) -> None:
+        # A lost artifact must not turn a good step into a failed one; say so instead.
+        log.warning("run %s: artifact %s not saved: %s", self.run_id, name, e)
+        self.artifact_errors.append(f"{name}: {e}")
+        self.emit("artifact_failed", "warn", f"artifact {name!r} not saved: {e}", {"name": name})
+
+
+def _storable(data: str | bytes, content_type: str | None) -> tuple[str | bytes, str | None]:
+    if isinstance(data, str) and not storable(data):
+        return _as_bytes(data, content_type)
+    return data, content_type
 
 
 def _as_bytes(text: str, content_type: str | None) -> tuple[bytes, str | None]:

@@ -30,16 +30,17 @@ No event is lost to one bad value or to a database restart:
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 from ..client import Client
-from ..errors import NotFound, TransportError
-from ..models import EventIn, RunEvent
+from ..errors import InvalidInput, NotFound, TransportError
+from ..models import EventIn, EventLevel, RunEvent
 from .textsafe import safe_json, safe_text
 
 log = logging.getLogger("pulser_ops.worker")
@@ -62,11 +63,60 @@ FOREIGN_EVENTS = 100
 PAGE = 5000
 
 
+#: The levels the control plane takes (``models.EventLevel``).
+LEVELS = ("debug", "info", "warn", "error")
+
+
+_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _run_key(run_id: str | UUID) -> str:
+    """The run id in canonical form (what ``str(uuid)`` gives), checked."""
+    if isinstance(run_id, str) and _CANONICAL_UUID.match(run_id):
+        return run_id  # the worker's own ids: no need to parse them again
+    try:
+        return str(run_id if isinstance(run_id, UUID) else UUID(run_id))
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidInput(f"run_id: not a uuid ({run_id!r})") from None
+
+
 def clip(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    if len(message) * 4 <= limit:  # at most 4 bytes a character: fits, no need to encode
+        return message
     raw = message.encode()
     if len(raw) <= limit:
         return message
     return raw[: limit - 32].decode("utf-8", errors="ignore") + " …[truncated]"
+
+
+class Buffered(NamedTuple):
+    """An event waiting in the sink: plain values, already checked and made storable (no model
+    per event: most of them never leave the worker on their own, their run's completion
+    carries them)."""
+
+    run_id: str
+    kind: str
+    level: EventLevel
+    message: str
+    data: Any
+    attempt: int | None
+    worker_id: str | None
+
+    def model(self) -> EventIn:
+        """The event as ``events.append`` takes it."""
+        return EventIn.model_construct(
+            run_id=UUID(self.run_id),
+            kind=self.kind,
+            level=self.level,
+            message=self.message,
+            data=self.data,
+            attempt=self.attempt,
+            worker_id=self.worker_id,
+        )
+
+    def carried(self) -> dict[str, Any]:
+        """The event as a completion carries it (its attempt and worker are the completion's)."""
+        return {"kind": self.kind, "level": self.level, "message": self.message, "data": self.data}
 
 
 class EventSink:
@@ -76,7 +126,10 @@ class EventSink:
         self._client = client
         self._interval = interval
         self._high_water = high_water
-        self._pending: list[EventIn] = []
+        #: Buffered events, per run (in the order runs first had one), each run's in order: a
+        #: run that ends takes its own in O(1), however many other runs have events waiting.
+        self._pending: dict[str, list[Buffered]] = {}
+        self._buffered = 0
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a batch was taken or sent
         #: Events per run that are buffered or on their way to the database.
@@ -108,21 +161,25 @@ class EventSink:
         attempt: int | None = None,
         worker_id: str | None = None,
     ) -> None:
-        event = EventIn.model_validate(
-            {
-                "run_id": run_id,
-                "kind": kind,
-                "level": level,
-                "message": clip(safe_text(message)),
-                "data": None if data is None else safe_json(data),
-                "attempt": attempt,
-                "worker_id": worker_id,
-            }
+        if level not in LEVELS:
+            raise InvalidInput(f"event level {level!r}: must be one of {', '.join(LEVELS)}")
+        # Every field is checked or made storable right here (this runs for every log batch
+        # and step event of every run).
+        key = _run_key(run_id)
+        event = Buffered(
+            key,
+            str(kind),
+            cast(EventLevel, level),
+            clip(safe_text(message)),
+            None if data is None else safe_json(data),
+            attempt,
+            worker_id,
         )
         with self._lock:
-            self._pending.append(event)
-            self._unsent[str(event.run_id)] += 1
-            big = len(self._pending) >= self._high_water
+            self._pending.setdefault(key, []).append(event)
+            self._buffered += 1
+            self._unsent[key] += 1
+            big = self._buffered >= self._high_water
         if big:
             self._wake.set()
 
@@ -138,34 +195,47 @@ class EventSink:
             self._wake.set()
             self._changed.wait_for(lambda: not self._unsent[run_id], timeout)
 
-    def take_run(self, run_id: str, timeout: float = 30.0) -> list[EventIn]:
+    def take_run(self, run_id: str, timeout: float = 30.0) -> list[Buffered]:
         """Take ``run_id``'s buffered events out of the sink, once any of its events already on
         their way are in the database: the run's completion carries them (``put_back`` them if
         it is not recorded), so a short run needs no append of its own."""
-        mine: list[EventIn] = []
         with self._changed:
-            if not self._unsent[run_id]:
-                return mine  # nothing buffered or on its way: no need to scan the buffer
-            rest: list[EventIn] = []
-            for e in self._pending:  # one pass: this run's events out, the others in order
-                (mine if str(e.run_id) == run_id else rest).append(e)
-            if mine:
-                self._pending = rest
-                self._forget(run_id, len(mine))
+            mine = self._take(run_id)
             if self._unsent[run_id] and self._thread.is_alive():
                 self._wake.set()
                 self._changed.wait_for(lambda: not self._unsent[run_id], timeout)
         return mine
 
-    def put_back(self, events: list[EventIn]) -> None:
+    def take_run_now(self, run_id: str) -> list[Buffered] | None:
+        """``take_run`` for a caller that must not block (the event loop): None when some of the
+        run's events are on their way right now (then ``take_run`` on a thread waits for them)."""
+        with self._lock:
+            in_flight = self._unsent[run_id] - len(self._pending.get(run_id, ()))
+            if in_flight > 0:
+                return None
+            return self._take(run_id)
+
+    def _take(self, run_id: str) -> list[Buffered]:
+        """(under the lock)"""
+        mine = self._pending.pop(run_id, [])
+        if mine:
+            self._buffered -= len(mine)
+            self._forget(run_id, len(mine))
+        return mine
+
+    def put_back(self, events: list[Buffered]) -> None:
         """Events ``take_run`` handed out that their completion did not write: sent as usual,
         ahead of anything added since."""
         if not events:
             return
+        by_run: dict[str, list[Buffered]] = {}
+        for ev in events:
+            by_run.setdefault(ev.run_id, []).append(ev)
         with self._lock:
-            self._pending[:0] = events
-            for ev in events:
-                self._unsent[str(ev.run_id)] += 1
+            for run_id, mine in by_run.items():
+                self._pending[run_id] = mine + self._pending.get(run_id, [])
+                self._unsent[run_id] += len(mine)
+            self._buffered += len(events)
         self._wake.set()
 
     def _forget(self, run_id: str, n: int) -> None:
@@ -181,17 +251,33 @@ class EventSink:
     def _send_some(self) -> bool:
         with self._send_lock:
             with self._lock:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                batch = self._next_batch()
             if not batch:
                 return False
             try:
-                self._send(batch)
+                self._send([ev.model() for ev in batch])
             finally:
                 with self._changed:
                     for ev in batch:
-                        self._forget(str(ev.run_id), 1)
+                        self._forget(ev.run_id, 1)
                     self._changed.notify_all()
             return True
+
+    def _next_batch(self) -> list[Buffered]:
+        """Up to MAX_BATCH buffered events, runs first buffered first (under the lock)."""
+        batch: list[Buffered] = []
+        while self._pending and len(batch) < MAX_BATCH:
+            run_id = next(iter(self._pending))
+            events = self._pending[run_id]
+            room = MAX_BATCH - len(batch)
+            if len(events) <= room:
+                batch += events
+                del self._pending[run_id]
+            else:
+                batch += events[:room]
+                self._pending[run_id] = events[room:]
+        self._buffered -= len(batch)
+        return batch
 
     def _send(self, batch: list[EventIn]) -> None:
         try:

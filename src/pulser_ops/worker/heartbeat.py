@@ -47,6 +47,8 @@ class Heartbeater:
         self._thread = threading.Thread(target=self._loop, name="pulser-heartbeat", daemon=True)
         self.beats = 0
         self._now = False
+        #: The interval the thread is waiting on now (inf: not started).
+        self._planned = float("inf")
 
     def start(self) -> None:
         self._thread.start()
@@ -54,6 +56,13 @@ class Heartbeater:
     def kick(self) -> None:
         """Re-plan the next beat (a run was just claimed, possibly with a shorter lease)."""
         self._kick.set()
+
+    def claimed(self, leases: list[int]) -> None:
+        """Runs with these leases were just claimed: re-plan only if they make the next beat
+        due sooner than planned (waking the heartbeat thread on every claim cost a thread
+        hand-off per claim, for nothing when the leases are alike)."""
+        if self._config.heartbeat_interval(leases) < self._planned:
+            self._kick.set()
 
     def beat_soon(self) -> None:
         """Beat now, not at the next interval (runs adopted with a lease already running)."""
@@ -94,7 +103,8 @@ class Heartbeater:
         last = float("-inf")
         ok = True
         while not self._stop.is_set():
-            due = last + (self.interval() if ok else min(RETRY_SECONDS, self.interval()))
+            self._planned = self.interval()
+            due = last + (self._planned if ok else min(RETRY_SECONDS, self._planned))
             now = time.monotonic()
             if now >= due or self._now:
                 self._now = False

@@ -1,9 +1,9 @@
-"""The runs a worker currently holds, shared by the run threads, the heartbeat thread and
-the shutdown logic.
+"""The runs a worker currently holds, shared by the event loop, the heartbeat thread, step
+threads and the shutdown logic.
 
 Why a separate registry: three parties decide a run's fate concurrently (the heartbeat
-learns about cancel requests and lost leases, the signal handler about shutdown, the run
-thread about step outcomes). Each records *why* the run must stop here, first reason wins,
+learns about cancel requests and lost leases, the signal handler about shutdown, the run's
+own task about step outcomes). Each records *why* the run must stop here, first reason wins,
 and sets the run's cancel token so the step in flight stops promptly.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,13 +30,17 @@ class HeldRun:
     #: forced-shutdown path ("shutdown"). Exactly one of them completes/releases the run.
     settled_by: str | None = None
     claimed_monotonic: float = field(default_factory=time.monotonic)
-    #: [issue 17 observer] its failure was recorded and the run queued again for a retry
-    retried: bool = False
+    #: Called (from whichever thread stops the run) after the reason is recorded: the worker's
+    #: event loop learns of it here, so a step running on the loop stops at once.
+    on_stop: Callable[[], None] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self._run_id = str(self.run.id)  # asked for many times per run
 
     @property
     def run_id(self) -> str:
-        return str(self.run.id)
+        return self._run_id
 
     @property
     def attempt(self) -> int:
@@ -65,6 +70,8 @@ class HeldRun:
             if first or (reason == "lease_lost" and self.reason != "lease_lost"):
                 self.reason, self.detail = reason, detail
         self.token.set()
+        if self.on_stop is not None:
+            self.on_stop()
         return first
 
 

@@ -1,13 +1,24 @@
-"""``Worker``: claim runs, run them on a bounded set of threads, shut down cleanly.
+"""``Worker``: claim runs, run them, complete them, shut down cleanly, on one event loop.
 
-Threads and why:
+What runs where, and why:
 
-- the caller's thread runs the claim loop and handles SIGTERM/SIGINT;
-- one thread per held run (at most ``concurrency``) executes its steps, because step
-  executors are blocking calls and must never hold a database transaction open;
-- a heartbeat thread with its own connection pool (see :mod:`.heartbeat`);
-- an event flusher (see :mod:`.events`) and, with a database URL, a LISTEN thread that
-  wakes the claim loop when work is enqueued (polling stays the source of truth).
+- **one asyncio event loop** (the caller's thread) owns claiming (claims sized to the free
+  slots), the runs themselves (a task each), completions (group-committed, see
+  :mod:`.completer`) and LISTEN wake-ups, over its own async connections (:func:`.clients.
+  open_link`). A short run costs the loop a share of a claim, its steps, and a share of a
+  completion that carries its events and last step row: no thread hand-off on the way;
+- **steps that block** run on threads: shell, docker and mcp executors, plain (``def``)
+  python handlers; ``async def`` handlers and http steps run on the loop itself
+  (:mod:`pulser_ops.steps.async_runner`). No database transaction is ever open while user
+  code runs: every call is one autocommit statement;
+- **heartbeats** come from a thread of their own with its own connection (:mod:`.heartbeat`),
+  not from the loop: an ``async def`` handler that blocks the loop (a CPU-bound loop, a
+  ``time.sleep``), a handler thread spinning in pure Python, or one blocked in a C call that
+  releases the GIL cannot delay them. (A C extension that *holds* the GIL for longer than a
+  third of the lease stops every thread of the process, heartbeats included: such work belongs
+  in a ``shell`` step, see docs/ARCHITECTURE.md);
+- **event appends** go from the event sink's flusher thread (:mod:`.events`); most runs have
+  none, their events ride with their completion.
 
 A claim that fails for want of the database (a restart, a failover) may have committed just
 as the connection died: the runs are then the worker's without it knowing, and would sit out
@@ -20,6 +31,7 @@ attempt), or releases them if it is stopping. Runs it started itself and gave up
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
 import logging
@@ -35,15 +47,16 @@ from types import FrameType
 from typing import Any
 
 from .. import calls
-from ..daemon_threads import DaemonThreads
+from ..client import AsyncClient
 from ..errors import PulserOpsError, TransportError
 from ..models import Run
 from ..speckit.handlers import registry as speckit_handlers
 from ..steps import HandlerContext, HandlerRegistry, StepOptions
-from .clients import ClientOrSettings, WorkerClients, open_clients
+from .clients import ClientOrSettings, WorkerClients, open_clients, open_link
+from .completer import AsyncCompleter
 from .config import WorkerConfig, WorkerConfigError
 from .events import EventSink
-from .executor import Ending, RunExecutor, release_run
+from .executor import RunExecutor, Settled, release_run
 from .health import Health, HealthServer
 from .heartbeat import Heartbeater
 from .held import HeldRun, HeldRuns
@@ -86,7 +99,7 @@ def step_base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
 
 
-def _noop(ctx: HandlerContext) -> None:
+async def _noop(ctx: HandlerContext) -> None:
     """The built-in ``noop`` handler used by the seed template of the same name."""
     return None
 
@@ -103,12 +116,17 @@ class Worker:
 
     >>> worker = Worker(client, lanes="A,B", concurrency=4)
     >>> @worker.handler("resize")
-    ... def resize(ctx): return {"ok": True}
+    ... def resize(ctx): return {"ok": True}         # runs on a thread
+    >>> @worker.handler("notify")
+    ... async def notify(ctx): return {"sent": True}  # runs on the worker's event loop
     >>> worker.run()   # blocks until SIGTERM/SIGINT (or, with burst=True, an empty queue)
 
-    ``listen=False`` turns off LISTEN wake-ups (polling alone is correct, only slower);
-    ``step_options`` replaces the executors' defaults (e.g. the base environment of steps,
-    which by default is the worker's own minus its database and Supabase secrets).
+    ``await worker.run_async()`` does the same inside an event loop you already run (it does
+    not install signal handlers). ``listen=False`` turns off LISTEN wake-ups (polling alone is
+    correct, only slower); ``step_options`` replaces the executors' defaults (e.g. the base
+    environment of steps, which by default is the worker's own minus its database and Supabase
+    secrets); ``observer`` hears what the worker does (claims, steps, endings, slots: see
+    :mod:`.observer`), for metrics and tracing.
     """
 
     def __init__(
@@ -146,6 +164,7 @@ class Worker:
         self._listen = listen
         self.registry = registry or HandlerRegistry()
         self._workdir = workdir
+        self.observer = GuardedObserver(observer)
         #: Set by a forced stop: steps being stopped get SIGKILL at once, not after their grace.
         self._kill_now = threading.Event()
         options = step_options or StepOptions(base_env=step_base_env())
@@ -153,20 +172,22 @@ class Worker:
             options = dataclasses.replace(options, kill_now=self._kill_now)
         self._step_options = options
         self.held = HeldRuns()
-        self._kick = threading.Event()
-        self._ended = threading.Event()  # a run ended (a slot freed) since the last claim
         self._stopping = threading.Event()
         self._forced = threading.Event()
         self._stop_reason = ""
-        self._run_threads = DaemonThreads("pulser-run")
         self.endings: dict[str, int] = {}
-        self._endings_lock = threading.Lock()
         #: A claim failed for want of the database: it may have committed unheard.
         self._claim_unheard = False
         #: (run id, attempt) of runs this worker started and abandoned: never adopt them.
         self._abandoned: set[tuple[str, int]] = set()
         self._clients: WorkerClients | None = None
         self._sink: EventSink | None = None
+        # The event loop's own state: made when the loop starts (``_main``).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._kick: asyncio.Event | None = None
+        self._ended: asyncio.Event | None = None
+        self._give_up: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         cfg = self.config
         self.health = Health(
             cfg.worker_id,
@@ -185,7 +206,9 @@ class Worker:
     # --- handlers ---------------------------------------------------------------------------
 
     def handler(self, name: str) -> Callable[[Handler], Handler]:
-        """Decorator: register a python handler for ``{"kind": "python", "handler": name}``."""
+        """Decorator: register a python handler for ``{"kind": "python", "handler": name}``.
+        An ``async def`` handler runs on the worker's event loop (it must not block: use
+        ``await``); a plain one runs on a thread."""
         return self.registry.register(name)
 
     def load_handlers(self, ref: str) -> None:
@@ -217,13 +240,20 @@ class Worker:
     def stop(self, *, force: bool = False, reason: str = "stop requested") -> None:
         """Stop claiming and drain (``force``: stop steps and release runs at once).
 
-        Safe to call from a signal handler or another thread.
+        Safe to call from a signal handler or any thread.
         """
         if force or self._stopping.is_set():
             self._forced.set()
         self._stop_reason = self._stop_reason or reason
         self._stopping.set()
-        self._kick.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the claim loop (from any thread)."""
+        loop, kick = self._loop, self._kick
+        if loop is not None and kick is not None and not loop.is_closed():
+            with suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(kick.set)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
@@ -253,17 +283,8 @@ class Worker:
 
     def run(self) -> int:
         """Work until stopped; returns the exit code (0 graceful, 130 forced)."""
-        for name, fn in BUILTIN_HANDLERS.items():
-            if name not in self.registry:
-                self.registry.add(name, fn)
-        with self._signals(), self._health_endpoint():
-            clients = open_clients(self._source)
-            self._clients = clients
-            try:
-                return self._run(clients)
-            finally:
-                clients.close()
-                self._clients = None
+        with self._signals():
+            return asyncio.run(self.run_async())
 
     @contextmanager
     def _health_endpoint(self) -> Iterator[None]:
@@ -286,66 +307,88 @@ class Worker:
             server.close()
             self.health_server = None
 
-    def _run(self, clients: WorkerClients) -> int:
+    async def run_async(self) -> int:
+        """``run`` inside a running event loop (no signal handlers: call ``stop``)."""
+        for name, fn in BUILTIN_HANDLERS.items():
+            if name not in self.registry:
+                self.registry.add(name, fn)
+        with self._health_endpoint():
+            clients = await asyncio.to_thread(open_clients, self._source)
+            self._clients = clients
+            try:
+                return await self._main(clients)
+            finally:
+                await asyncio.to_thread(clients.close)
+                self._clients = None
+
+    async def _main(self, clients: WorkerClients) -> int:
         cfg = self.config
+        self._loop = asyncio.get_running_loop()
+        self._kick = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._give_up = asyncio.Event()
+        if self._stopping.is_set():
+            self._kick.set()
+        link = await open_link(clients.main)
         sink = EventSink(clients.main)
         self._sink = sink
         executor = RunExecutor(
+            link,
             clients.main,
             sink,
-            TemplateCache(clients.main),
+            AsyncCompleter(link, cfg.worker_id, self._give_up),
+            TemplateCache(link),
             self.registry,
             self._step_options,
             cfg.worker_id,
             self._workdir,
-            on_cancel=self._on_cancel,
             observer=self.observer,
+            on_cancel=self._on_cancel,
         )
-        self._register(clients)
         heart = Heartbeater(
             clients.heartbeat, cfg, self.held, on_cancel=self._on_cancel, on_lost=self._on_lost
         )
-        listener = (
-            WakeupListener(clients.database_url, cfg.lanes, self._kick.set)
-            if clients.database_url and self._listen
-            else None
-        )
-        sink.start()
-        heart.start()
-        if listener is not None:
-            listener.start()
-        log.info(
-            "worker %s: lanes %s, concurrency %d%s",
-            cfg.worker_id,
-            ",".join(cfg.lanes),
-            cfg.concurrency,
-            ", burst" if cfg.burst else "",
-        )
+        listener: asyncio.Task[None] | None = None
         try:
-            self._claim_loop(clients, executor, heart)
+            await self._register(link)
+            if clients.database_url and self._listen:
+                wakeups = WakeupListener(clients.database_url, cfg.lanes, self._kick.set)
+                listener = asyncio.create_task(wakeups.run())
+            sink.start()
+            heart.start()
+            log.info(
+                "worker %s: lanes %s, concurrency %d%s",
+                cfg.worker_id,
+                ",".join(cfg.lanes),
+                cfg.concurrency,
+                ", burst" if cfg.burst else "",
+            )
+            await self._claim_loop(link, executor, heart)
             if self._claim_unheard:  # stopping: give back what a lost claim took
-                self._adopt_unheard(clients, executor, heart)
-            self._drain(clients)
+                await self._adopt_unheard(link, executor, heart)
+            await self._drain(link)
         finally:
             if listener is not None:
-                listener.stop()
-            heart.stop()
-            self._run_threads.close()
-            executor.close()
-            sink.close()
+                listener.cancel()
+                with suppress(asyncio.CancelledError):
+                    await listener
+            await _off_loop(heart.stop)
+            await _off_loop(sink.close)
             with suppress(PulserOpsError):
-                clients.main.workers.deregister(cfg.worker_id, "stopped")
+                await link.workers.deregister(cfg.worker_id, "stopped")
+            await executor.close()
+            await link.close()
+            self._loop = None
         log.info("worker %s stopped: %s", cfg.worker_id, self.summary())
         return 130 if self._forced.is_set() else 0
 
     def summary(self) -> str:
-        with self._endings_lock:
-            return ", ".join(f"{k} {v}" for k, v in sorted(self.endings.items())) or "no runs"
+        return ", ".join(f"{k} {v}" for k, v in sorted(self.endings.items())) or "no runs"
 
-    def _register(self, clients: WorkerClients) -> None:
+    async def _register(self, link: AsyncClient) -> None:
         from .. import __version__
 
-        clients.main.workers.register(
+        await link.workers.register(
             self.config.worker_id,
             host=socket.gethostname(),
             pid=os.getpid(),
@@ -360,24 +403,32 @@ class Worker:
             },
         )
 
-    def _claim_loop(
-        self, clients: WorkerClients, executor: RunExecutor, heart: Heartbeater
+    async def _wait_kick(self, seconds: float) -> None:
+        """Until woken (new work, a run ended, stop) or ``seconds`` passed."""
+        assert self._kick is not None
+        with suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._kick.wait()
+
+    async def _claim_loop(
+        self, link: AsyncClient, executor: RunExecutor, heart: Heartbeater
     ) -> None:
         cfg = self.config
+        assert self._kick is not None
         backoff = 0.5
         while not self._stopping.is_set():
             self.health.turn()
             self._kick.clear()
-            self._let_slots_gather()
-            if self._claim_unheard and not self._adopt_unheard(clients, executor, heart):
-                self._kick.wait(backoff)
+            await self._let_slots_gather()
+            if self._claim_unheard and not await self._adopt_unheard(link, executor, heart):
+                await self._wait_kick(backoff)
                 backoff = min(backoff * 2, max(cfg.poll_seconds, 5.0))
                 continue
             free = cfg.concurrency - len(self.held)
             got: list[Run] = []
             if free > 0:
                 try:
-                    got = clients.main.runs.claim(
+                    got = await link.runs.claim(
                         cfg.worker_id, lanes=cfg.lanes, limit=free, lease_seconds=cfg.lease_seconds
                     )
                     backoff = 0.5
@@ -387,23 +438,23 @@ class Worker:
                     if isinstance(e, TransportError):
                         self._claim_unheard = True  # it may have committed as the link died
                     log.warning("claim failed (%s); retrying in %.1fs", e, backoff)
-                    self._kick.wait(backoff)
+                    await self._wait_kick(backoff)
                     backoff = min(backoff * 2, max(cfg.poll_seconds, 5.0))
                     continue
                 for run in got:
                     self._start(executor, run)
                 if got:
-                    heart.kick()  # re-plan the heartbeat interval for the new leases
+                    heart.claimed([r.lease_seconds for r in got])  # a shorter lease? re-plan
                 elif cfg.burst and len(self.held) == 0:
                     log.info("burst: nothing left to claim and nothing running")
                     self.stop(reason="burst finished")
                     return
             if got and len(got) == free:
                 continue  # there may be more: claim again as soon as a slot frees up
-            self._kick.wait(cfg.poll_seconds)
+            await self._wait_kick(cfg.poll_seconds)
 
-    def _adopt_unheard(
-        self, clients: WorkerClients, executor: RunExecutor, heart: Heartbeater
+    async def _adopt_unheard(
+        self, link: AsyncClient, executor: RunExecutor, heart: Heartbeater
     ) -> bool:
         """After a claim that failed for want of the database: adopt (or, when stopping,
         release) the runs the database has running under this worker id that the worker does
@@ -413,35 +464,33 @@ class Worker:
         # running in the database's answer, so it cannot be mistaken for an unheard one.
         known = {h.run_id for h in self.held.snapshot()}
         try:
-            running = clients.main.transport.execute(calls.list_held_runs(cfg.worker_id))
+            running = await link.transport.execute(calls.list_held_runs(cfg.worker_id))
         except PulserOpsError as e:
             log.warning("cannot list the runs held by %s yet (%s)", cfg.worker_id, e)
             return False
         self._claim_unheard = False
-        with self._endings_lock:
-            self._abandoned &= {(str(r.id), r.attempt) for r in running}
-            abandoned = set(self._abandoned)
+        self._abandoned &= {(str(r.id), r.attempt) for r in running}
         adopted = 0
         for run in running:
             rid = str(run.id)
-            if rid in known or (rid, run.attempt) in abandoned:
+            if rid in known or (rid, run.attempt) in self._abandoned:
                 continue
             if self._stopping.is_set() or len(self.held) >= cfg.concurrency:
                 why = f"worker {cfg.worker_id} is stopping" if self._stopping.is_set() else "full"
-                ending = release_run(
-                    clients.main,
+                settled = await release_run(
+                    link,
                     cfg.worker_id,
                     HeldRun(run),
                     f"claimed by a call whose reply was lost; {why}",
-                    lambda _h: "lease_lost",
+                    _nothing_to_say,
                 )
                 log.warning(
                     "run %s attempt %d: claimed by a call whose reply was lost: %s",
                     rid,
                     run.attempt,
-                    ending,
+                    settled,
                 )
-                if ending == "abandoned":  # the release itself failed: look again later
+                if settled == "abandoned":  # the release itself failed: look again later
                     self._claim_unheard = True
                 continue
             log.warning(
@@ -455,54 +504,68 @@ class Worker:
             heart.beat_soon()  # the claim's lease has been running since it committed
         return True
 
-    def _let_slots_gather(self) -> None:
+    async def _let_slots_gather(self) -> None:
         """After a run ended while others still run, wait (at most CLAIM_COOLDOWN_SECONDS) for
         them to end too: the next claim then fills all the freed slots at once. A wake-up for
         new work or the poll timer never waits here, so an idle worker claims at once."""
-        if not self._ended.is_set():
+        ended = self._ended
+        assert ended is not None
+        if not ended.is_set():
             return
-        self._ended.clear()
+        ended.clear()
         deadline = time.monotonic() + CLAIM_COOLDOWN_SECONDS
         while len(self.held) > 0 and not self._stopping.is_set():
             left = deadline - time.monotonic()
-            if left <= 0 or not self._ended.wait(left):
+            if left <= 0:
                 return
-            self._ended.clear()
+            try:
+                async with asyncio.timeout(left):
+                    await ended.wait()
+            except TimeoutError:
+                return
+            ended.clear()
 
     def _start(self, executor: RunExecutor, run: Run) -> None:
         held = HeldRun(run)
         if run.cancel_requested:
             held.stop("cancel", run.cancel_reason or "cancel requested")
         self.held.add(held)
-        # [issue 17 observer] the claim, and the slots now in use
-        ready = max(run.available_at, run.created_at)
-        waited = (run.claimed_at - ready).total_seconds() if run.claimed_at else 0.0
-        self.observer.runs_claimed(run.lane, run.template, waited)
+        # queue wait: from when the run could first be claimed (created, or its run_after)
+        if run.claimed_at is not None:
+            ready = max(run.available_at, run.created_at)
+            waited = (run.claimed_at - ready).total_seconds()
+            self.observer.runs_claimed(run.lane, run.template, max(0.0, waited))
         self.observer.slots(len(self.held), self.config.concurrency)
-        self._run_threads.submit(lambda: self._execute(executor, held))
+        task = asyncio.create_task(self._execute(executor, held))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def _execute(self, executor: RunExecutor, held: HeldRun) -> None:
-        ending: Ending = "abandoned"
+    async def _execute(self, executor: RunExecutor, held: HeldRun) -> None:
+        settled: Settled = "abandoned"
+        outcome: RunOutcome = "abandoned"
         try:
-            ending = executor.execute(held)
+            settled, said = await executor.execute(held)
+            outcome = _outcome(said)
         except Exception:
             log.exception("run %s: worker error; the sweeper will requeue it", held.run_id)
         finally:
-            with self._endings_lock:
-                self.endings[ending] = self.endings.get(ending, 0) + 1
-                if ending == "abandoned":  # before it leaves ``held``: see _adopt_unheard
-                    self._abandoned.add((held.run_id, held.attempt))
-            self.held.remove(held)
-            # [issue 17 observer] the run this worker stops holding, and the slots
-            outcome: RunOutcome = "retried" if ending == "failed" and held.retried else ending
-            took = time.monotonic() - held.claimed_monotonic
-            self.observer.run_finished(held.run.lane, held.run.template, outcome, took)
-            self.observer.slots(len(self.held), self.config.concurrency)
+            self.endings[settled] = self.endings.get(settled, 0) + 1
+            if settled == "abandoned":  # before it leaves ``held``: see _adopt_unheard
+                self._abandoned.add((held.run_id, held.attempt))
+            self.held.remove(held)  # not a later attempt of the same run (see HeldRuns)
+            assert self._ended is not None and self._kick is not None
             self._ended.set()
             self._kick.set()
-        log.info("run %s attempt %d: %s", held.run_id, held.attempt, ending)
+            self.observer.run_finished(
+                held.run.lane,
+                held.run.template,
+                outcome,
+                time.monotonic() - held.claimed_monotonic,
+            )
+            self.observer.slots(len(self.held), self.config.concurrency)
+        log.info("run %s attempt %d: %s", held.run_id, held.attempt, settled)
 
-    # --- heartbeat callbacks ----------------------------------------------------------------
+    # --- heartbeat callbacks (heartbeat thread, or the loop between steps) --------------------
 
     def _on_cancel(self, held: HeldRun) -> None:
         if held.stop("cancel", "cancel requested") and self._sink is not None:
@@ -525,34 +588,85 @@ class Worker:
 
     # --- shutdown ---------------------------------------------------------------------------
 
-    def _drain(self, clients: WorkerClients) -> None:
+    async def _wait_empty(self, seconds: float) -> bool:
+        """Until no run is held (True) or ``seconds`` passed (False)."""
+        deadline = time.monotonic() + seconds
+        while len(self.held) > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await self._wait_kick(min(left, 0.2))
+            assert self._kick is not None
+            self._kick.clear()
+        return True
+
+    async def _drain(self, link: AsyncClient) -> None:
         cfg = self.config
         if len(self.held) == 0:
             return
         with suppress(PulserOpsError):
-            clients.main.workers.deregister(cfg.worker_id, "draining")
+            await link.workers.deregister(cfg.worker_id, "draining")
         deadline = time.monotonic() + cfg.shutdown_grace_seconds
         while not self._forced.is_set() and time.monotonic() < deadline:
-            if self.held.wait_empty(min(0.2, max(0.0, deadline - time.monotonic()))):
+            if await self._wait_empty(min(0.2, max(0.0, deadline - time.monotonic()))):
                 return
         forced = self._forced.is_set()
         if forced:
-            self._kill_now.set()
+            self._give_up_now()
         grace = f"shutdown grace of {cfg.shutdown_grace_seconds:g}s ran out"
         why = "second signal" if forced else grace
         for h in self.held.snapshot():
             h.stop("shutdown", f"worker {cfg.worker_id} stopping ({why})")
-        if not forced and self.held.wait_empty(ABORT_WAIT_SECONDS):
+        if not forced and await self._wait_empty(ABORT_WAIT_SECONDS):
             return
-        self._kill_now.set()  # steps still running after SIGTERM: SIGKILL, never orphans
+        self._give_up_now()  # steps still running after SIGTERM: SIGKILL, never orphans
         for h in self.held.snapshot():
             if h.begin_settle("shutdown"):
-                ending = release_run(
-                    clients.main,
-                    cfg.worker_id,
-                    h,
-                    f"worker stopping ({why})",
-                    lambda _h: "lease_lost",
+                settled = await release_run(
+                    link, cfg.worker_id, h, f"worker stopping ({why})", _nothing_to_say
                 )
-                log.info("run %s: %s by the shutdown path", h.run_id, ending)
-        self.held.wait_empty(2.0)  # let steps get their signal and their threads wind down
+                log.info("run %s: %s by the shutdown path", h.run_id, settled)
+        await self._wait_empty(2.0)  # let steps get their signal and their tasks wind down
+
+    def _give_up_now(self) -> None:
+        """A forced stop: steps get SIGKILL at once, completions stop waiting for the database."""
+        self._kill_now.set()
+        if self._give_up is not None:
+            self._give_up.set()
+
+
+async def _nothing_to_say(held: HeldRun) -> tuple[Settled, str]:
+    """A run released by the shutdown or adoption path whose lease had moved on."""
+    return "lease_lost", "lease_lost"
+
+
+def _outcome(said: str) -> RunOutcome:
+    known: dict[str, RunOutcome] = {
+        "succeeded": "succeeded",
+        "failed": "failed",
+        "cancelled": "cancelled",
+        "retried": "retried",
+        "released": "released",
+        "lease_lost": "lease_lost",
+    }
+    return known.get(said, "abandoned")
+
+
+async def _off_loop(fn: Callable[[], None]) -> None:
+    """A blocking call (a thread join, a final flush) off the event loop."""
+    done = asyncio.get_running_loop().create_future()
+
+    def run() -> None:
+        try:
+            fn()
+        finally:
+            with suppress(RuntimeError):
+                done.get_loop().call_soon_threadsafe(_set_done, done)
+
+    threading.Thread(target=run, name="pulser-stopping", daemon=True).start()
+    await done
+
+
+def _set_done(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)

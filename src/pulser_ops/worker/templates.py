@@ -10,12 +10,11 @@ current template, cached briefly.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ..client import Client
+from ..client import AsyncClient
 from ..models import Template
 from ..steps import StepSpec, parse_steps
 
@@ -31,37 +30,35 @@ MAX_VERSIONS = 256
 
 
 class TemplateCache:
-    def __init__(self, client: Client, ttl_seconds: float = 10.0) -> None:
+    """Used from the worker's event loop only (no lock needed)."""
+
+    def __init__(self, client: AsyncClient, ttl_seconds: float = 10.0) -> None:
         self._client = client
         self._ttl = ttl_seconds
-        self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, LoadedTemplate]] = {}
         self._versions: OrderedDict[tuple[str, int], LoadedTemplate] = OrderedDict()
 
-    def get(self, name: str, version: int | None = None) -> LoadedTemplate:
+    async def get(self, name: str, version: int | None = None) -> LoadedTemplate:
         """The template (``version`` of it, or the current one) with validated steps. Raises
-        ``NotFound`` or ``StepSpecError`` (a bad template is not cached)."""
+        ``NotFound`` or ``StepSpecError`` (a bad template is not cached, so a fix is picked up
+        at once)."""
         if version is not None:
             key = (name, version)
-            with self._lock:
-                hit = self._versions.get(key)
-                if hit is not None:
-                    self._versions.move_to_end(key)
-                    return hit
-            template = self._client.templates.get_version(name, version)
+            hit = self._versions.get(key)
+            if hit is not None:
+                self._versions.move_to_end(key)
+                return hit
+            template = await self._client.templates.get_version(name, version)
             loaded = LoadedTemplate(template, parse_steps(template.steps))
-            with self._lock:
-                self._versions[key] = loaded
-                while len(self._versions) > MAX_VERSIONS:
-                    self._versions.popitem(last=False)
+            self._versions[key] = loaded
+            while len(self._versions) > MAX_VERSIONS:
+                self._versions.popitem(last=False)
             return loaded
         now = time.monotonic()
-        with self._lock:
-            current = self._entries.get(name)
+        current = self._entries.get(name)
         if current is not None and now - current[0] < self._ttl:
             return current[1]
-        template = self._client.templates.get(name)
+        template = await self._client.templates.get(name)
         loaded = LoadedTemplate(template, parse_steps(template.steps))
-        with self._lock:
-            self._entries[name] = (now, loaded)
+        self._entries[name] = (now, loaded)
         return loaded

@@ -123,15 +123,17 @@ insert into fn_class values
   ('pulser_ops.complete_runs(text, jsonb)', 'service'),
   ('pulser_ops.completion_problem(text, jsonb)', 'service'),
   ('pulser_ops.event_batch(jsonb)', 'service'),
-  ('pulser_ops.field(jsonb, text, text, text)', 'service'),
-
+  ('pulser_ops.enqueue_refuse(jsonb, pulser_ops.enqueue_item)', 'service'),
   ('pulser_ops.lock_run_for(uuid, text)', 'service'),
-  ('pulser_ops.notify_changes(text, text[])', 'service'),
   ('pulser_ops.notify_deleted(text, text[])', 'service'),
+  ('pulser_ops.params_break_rules(text, jsonb)', 'service'),
   ('pulser_ops.raise_fenced(uuid, text, integer, text)', 'service'),
   ('pulser_ops.require_admin(text)', 'service'),
   ('pulser_ops.require_service(text)', 'service'),
+  ('pulser_ops.schema_rules(jsonb, text[])', 'service'),
   ('pulser_ops.template_definition(run_templates)', 'service'),
+  ('pulser_ops.try_timestamptz(text)', 'service'),
+  ('pulser_ops.try_uuid(text)', 'service'),
   ('pulser_ops.storage_key(text)', 'service'),
   ('pulser_ops.percentiles(double precision[])', 'pure'),
   -- the checks of templates and params (validate_template and validate_params are invokers)
@@ -145,6 +147,7 @@ insert into fn_class values
   ('pulser_ops.worker_beat(jsonb)', 'pure'),
   ('pulser_ops.metrics_read_budget()', 'pure'),
   ('pulser_ops.run_children_notify()', 'trigger'),
+  ('pulser_ops.run_templates_compile()', 'trigger'),
   ('pulser_ops.runs_notify()', 'trigger'),
   ('pulser_ops.runs_notify_delete()', 'trigger'),
   ('pulser_ops.runs_refuse()', 'trigger'),
@@ -156,8 +159,10 @@ insert into fn_class values
 -- reads: shared  every signed-in operator sees every row (reference data, or counts under RLS)
 --        own     an operator sees the rows for which `mine` holds ($1 is the operator's id);
 --                admins and the service role see every row
+--        service the control plane's own (pulser_ops): only the service role reads it, everyone
+--                else is refused
 -- writable: which callers other than the service role may insert, update or delete rows
-create temp table table_class (tbl text primary key, reads text not null check (reads in ('shared', 'own')),
+create temp table table_class (tbl text primary key, reads text not null check (reads in ('shared', 'own', 'service')),
   mine text, writable text not null default 'nobody' check (writable in ('nobody', 'own')));
 insert into table_class values
   ('public.lanes', 'shared', null, 'nobody'),
@@ -174,7 +179,9 @@ insert into table_class values
   ('public.artifacts', 'own', 'run_id in (select r.id from public.runs r where r.owner_id = $1)', 'nobody'),
   ('public.stuck_runs', 'own', 'id in (select r.id from public.runs r where r.owner_id = $1)', 'nobody'),
   ('public.spec_docs', 'own', 'owner_id = $1', 'own'),
-  ('public.session_messages', 'own', 'session_id in (select s.id from public.sessions s where s.owner_id = $1)', 'nobody');
+  ('public.session_messages', 'own', 'session_id in (select s.id from public.sessions s where s.owner_id = $1)', 'nobody'),
+  ('pulser_ops.template_params', 'service', null, 'nobody'),
+  ('pulser_ops.template_params_rules', 'service', null, 'nobody');
 
 -- acts_as: what the control plane must take the caller for (nobody: refused everywhere)
 create temp table identity (name text primary key, role text not null, claims jsonb, acts_as text not null,
@@ -375,7 +382,7 @@ begin
   for i in select * from identity loop
     for t in select o.tbl, o.oid, c.reads, c.mine, c.writable from our_tables o join table_class c using (tbl) loop
       -- what the caller should see, counted as the owner of everything
-      if i.acts_as in ('admin', 'service') or t.reads = 'shared' then
+      if i.acts_as in ('admin', 'service') or t.reads in ('shared', 'service') then
         execute format('select count(*) from %s', t.tbl) into want;
       elsif i.acts_as = 'operator' then
         execute format('select count(*) from %s where %s', t.tbl, t.mine) into want using i.uid;
@@ -432,9 +439,11 @@ select is((select array_agg(s.who || ': ' || s.tbl || ' -> ' || coalesce(s.rows:
   null, 'a forged or user-less token reads nothing from any table or view');
 select is((select array_agg(s.who || ': ' || s.tbl || ' shows ' || coalesce(s.rows::text, s.state) || ', wanted ' || s.expected order by 1)
             from seen s join identity i on i.name = s.who
+            join table_class c on c.tbl = s.tbl
             where s.action = 'select' and i.acts_as in ('operator', 'admin', 'service')
-              and (s.rows is distinct from s.expected or s.foreign_rows <> 0)),
-  null, 'operators see exactly their own rows (or the shared ones); admins and the service role see all');
+              and case when c.reads = 'service' and i.acts_as <> 'service' then s.state <> '42501'
+                       else s.rows is distinct from s.expected or s.foreign_rows <> 0 end),
+  null, 'operators see exactly their own rows (or the shared ones); admins and the service role see all; only the service role reads the control plane''s own tables');
 select ok((select bool_and(s.expected > 0) from seen s where s.action = 'select' and s.who in ('alice', 'bob')),
   'alice and bob each have rows in every table and view (so the check above is not vacuous)');
 select is((select array_agg(s.who || ': ' || s.action || ' ' || s.tbl || ' -> ' || coalesce(s.rows::text, s.state) order by 1)
