@@ -254,6 +254,15 @@ def test_init_writes_the_workflow_once(tmp_path: Path) -> None:
     assert target.read_text() == "# mine\n"
 
 
+def test_init_into_a_directory_the_file_system_cannot_name_is_one_error_line(
+    tmp_path: Path,
+) -> None:
+    too_long = tmp_path / ("x" * 300)  # longer than a file name may be (255 bytes)
+    code, out, err = run("init", "--dir", str(too_long))
+    assert code == 1 and out == ""
+    assert err.replace("\n", "").startswith("error: cannot read ") and "Traceback" not in err
+
+
 def test_the_projects_own_spec_kit_is_valid() -> None:
     code, out, _ = run(
         "speckit", "validate", str(REPO / "spec" / "ops-control-room"), "--format", "json"

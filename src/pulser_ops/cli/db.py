@@ -174,8 +174,11 @@ def _refuse_replaced(target: Path, shipped: list[MigrationFile]) -> None:
     ``supabase db push`` would then try to run the squashed one on a database that already
     has all of it. The old files go, and the history is repaired, first (supabase/README.md).
     """
-    if not target.is_dir():
-        return
+    try:
+        if not target.is_dir():
+            return
+    except OSError as e:  # e.g. a name too long for the file system
+        raise _fail(f"cannot read {target}: {e.strerror or e}") from None
     for mig in shipped:
         old = sorted(
             p.name for p in target.glob("*.sql") if p.name.split("_", 1)[0] in mig.replaces
