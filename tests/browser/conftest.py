@@ -16,6 +16,13 @@ from .harness import chromium_path, serve
 
 playwright = pytest.importorskip("playwright.sync_api")
 
+#: How long an expectation without its own timeout waits (Playwright's default is 5 s). It bounds
+#: a broken test and is not what is asserted: the tests that assert a latency pass their own
+#: timeout. On a loaded 2-core machine a live refresh (SSE, then the partial's fetch and morph)
+#: sometimes took longer than 5 s, and two tests failed about once in ten runs.
+EXPECT_TIMEOUT_MS = 15_000
+playwright.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
@@ -32,6 +39,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1440, "height": 900})
     pg = ctx.new_page()
+    pg.set_default_timeout(EXPECT_TIMEOUT_MS)
     try:
         yield pg
     finally:
