@@ -160,6 +160,7 @@ declare
   v_finished_exact boolean := true;
   v_pct double precision;
   v_rows double precision;
+  v_read integer := least(fleet_metrics.exact_limit, pulser_ops.metrics_read_budget());
 begin
   perform pulser_ops.check_caller();  -- no token that names no user (15_callers.sql)
   perform pulser_ops.require_between(fleet_metrics.exact_limit, 'exact_limit', 1, 1000000);
@@ -191,7 +192,7 @@ begin
           from public.runs r where r.status = 'running' group by r.lane, r.template) g;
 
     v_rows := pulser_ops.runs_rows_estimate();
-    if v_rows <= least(fleet_metrics.exact_limit, pulser_ops.metrics_read_budget()) then
+    if v_rows <= v_read then
       select coalesce(jsonb_agg(jsonb_build_object('lane', g.lane, 'template', g.template,
                                                    'status', g.status, 'runs', g.runs)
                                 order by g.lane, g.template, g.status), '[]')
@@ -201,8 +202,7 @@ begin
             group by r.lane, r.template, r.status) g;
     else
       v_finished_exact := false;
-      v_pct := least(100, 100.0 * least(fleet_metrics.exact_limit,
-                                         pulser_ops.metrics_read_budget()) / v_rows);
+      v_pct := least(100, 100.0 * v_read / v_rows);
       select coalesce(jsonb_agg(jsonb_build_object('lane', g.lane, 'template', g.template,
                                                    'status', g.status,
                                                    'runs', round(g.runs * 100.0 / v_pct))
