@@ -147,9 +147,7 @@ async def tabs(base: str, n: int, window: float, poll: float, churn_url: str | N
         assert churn_url is not None
         async with await psycopg.AsyncConnection.connect(churn_url, autocommit=True) as conn:
             while not stop.is_set():
-                await conn.execute(
-                    "select public.enqueue_run('noop', '{}'::jsonb, 'A')"
-                )
+                await conn.execute("select public.enqueue_run('noop', '{}'::jsonb, 'A')")
                 await asyncio.sleep(1.0)
 
     tasks = [asyncio.create_task(tab(i)) for i in range(n)]

@@ -95,7 +95,9 @@ from public.runs r where r.finished_at >= now() - interval '7 days' group by 1
 """
 
 
-def timed(conn: psycopg.Connection, sql: str, params: dict[str, object], reps: int) -> dict[str, float]:
+def timed(
+    conn: psycopg.Connection, sql: str, params: dict[str, object], reps: int
+) -> dict[str, float]:
     """Server-side milliseconds of ``sql`` (clock_timestamp around it, in one statement)."""
     probe = (
         "select extract(epoch from clock_timestamp() - t0) * 1000 from"
@@ -125,7 +127,9 @@ def main() -> int:
         push(url)
         t0 = time.monotonic()
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(FILL.replace("RUNS", str(args.runs)).replace("QUEUED", str(args.queued)).encode())
+            conn.execute(
+                FILL.replace("RUNS", str(args.runs)).replace("QUEUED", str(args.queued)).encode()
+            )
             conn.execute("vacuum analyze public.runs")
             conn.execute("vacuum analyze public.run_steps")
             size = conn.execute(
