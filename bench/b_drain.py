@@ -79,7 +79,7 @@ class Config:
         ]
 
 
-def configs(use_worker: bool) -> list[Config]:
+def configs(use_worker: bool, experiments: tuple[str, ...] = ()) -> list[Config]:
     out = [
         Config("pulser", "pulser-ops SDK loop, claim 1", 1, "loop"),
         Config("pulser", "pulser-ops SDK loop, claim 10", 10, "loop"),
@@ -90,6 +90,13 @@ def configs(use_worker: bool) -> list[Config]:
             Config("pulser", "pulser-ops worker, concurrency 4", 4, "worker"),
             Config("pulser", "pulser-ops worker, concurrency 10", 10, "worker"),
         ]
+        # SQL not shipped (--experiment): the same worker on the schema with the file applied,
+        # in the same repetitions, so its ratio to the peers is measured under the same load.
+        out += [
+            Config(system, f"pulser-ops worker, concurrency 10, experiment {system[7:]}", 10,
+                   "worker")
+            for system in experiments
+        ]  # fmt: skip
     out += [
         Config("pgqueuer", "pgqueuer (batch_size 10)", 10, "pgqueuer"),
         # Not PgQueuer's default: the same batch size as our best configuration, so the table
@@ -113,7 +120,7 @@ def waiting_configs(use_worker: bool, loop_label: str) -> list[Config]:
 
 
 def fill_queue(ctx: Ctx, cfg: Config, url: str, n: int) -> None:
-    if cfg.system == "pulser":
+    if cfg.system.startswith("pulser"):
         fill.queued(url, n)
         return
     from b_enqueue import peer
@@ -128,7 +135,7 @@ def remaining(cfg: Config, url: str) -> int:
         "procrastinate": "select count(*) from procrastinate_jobs where status <> 'succeeded'",
     }
     with psycopg.connect(url) as conn:
-        return int(conn.execute(q[cfg.system]).fetchone()[0])  # type: ignore[index]
+        return int(conn.execute(q[cfg.system.split(":")[0]]).fetchone()[0])  # type: ignore[index]
 
 
 def once(ctx: Ctx, cfg: Config) -> float:
@@ -157,7 +164,8 @@ def once(ctx: Ctx, cfg: Config) -> float:
 
 def run(ctx: Ctx) -> list[Measurement]:
     s = ctx.sizes
-    cfgs = configs(ctx.use_worker)
+    experiments = tuple(k for k in ctx.dbs.templates if k.startswith("pulser:"))
+    cfgs = configs(ctx.use_worker, experiments)
     rows = {
         c: Measurement(
             "drain", c.label, f"{s.drain_runs:,} no-op runs, {s.drain_procs} processes", "runs/s"
@@ -184,11 +192,23 @@ def ratios(rows: dict[Config, Measurement]) -> list[Measurement]:
     # What users deploy: the reference worker against PgQueuer's default worker (issue 18),
     # each with 10 jobs in flight per process (PgQueuer's default batch_size: it runs a whole
     # batch at once).
-    worker = next((m for c, m in rows.items() if c.kind == "worker" and c.batch == 10), None)
+    worker = next(
+        (
+            m
+            for c, m in rows.items()
+            if c.system == "pulser" and c.kind == "worker" and c.batch == 10
+        ),
+        None,
+    )
     pgq = next((m for c, m in rows.items() if c.system == "pgqueuer"), None)
     if worker is not None and pgq is not None:
         target = Target(">=", 1.5, ">= 1.5x pgqueuer")
         out.append(ratio("drain", "pulser-ops worker / pgqueuer", worker, pgq, target))
+    if pgq is not None:  # experiments: the same ratio, for information (nothing of it shipped)
+        for c, m in rows.items():
+            if c.system.startswith("pulser:"):
+                name = f"pulser-ops worker, experiment {c.system[7:]} / pgqueuer"
+                out.append(ratio("drain", name, m, pgq, None))
     for peer, factor in (("pgqueuer", 2.0), ("procrastinate", 10.0)):
         theirs = [(c, m) for c, m in rows.items() if c.system == peer]
         for i, (c, m) in enumerate(theirs):

@@ -79,7 +79,24 @@ def run(ctx: Ctx) -> list[Measurement]:
         "runs/s",
         note="pgbench -M prepared, claim 100 then complete those 100 in one call",
     )
+    # SQL not shipped (--experiment): the same limit-1 script on the schema with it applied.
+    experiments = {
+        k: Measurement(
+            "raw limit (pgbench)",
+            f"claim_runs + complete_run, experiment {k[7:]}",
+            f"runs/s, {clients} clients",
+            "runs/s",
+            note="the shipped schema with the experiment's SQL applied; not shipped",
+        )
+        for k in ctx.dbs.templates
+        if k.startswith("pulser:")
+    }
     for rep in range(s.reps):
+        for system, m in experiments.items():
+            url = ctx.dbs.fresh(system)
+            fill.queued(url, s.drain_runs + clients)
+            ctx.settle()
+            m.values.append(pgbench(url, "claim_complete.sql", clients, per))
         url = ctx.dbs.fresh("pulser")
         fill.queued(url, s.drain_runs + 100 * clients)
         # Each transaction of claim_complete_batch.sql moves up to 100 runs: the rate is
@@ -112,5 +129,10 @@ def run(ctx: Ctx) -> list[Measurement]:
         ours,
         batched,
         bare,
+        *experiments.values(),
         ratio("raw limit (pgbench)", "control plane / bare", ours, bare, share),
+        *(
+            ratio("raw limit (pgbench)", f"experiment {k[7:]} / bare", m, bare, None)
+            for k, m in experiments.items()
+        ),
     ]

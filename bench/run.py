@@ -65,8 +65,28 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=None, help="repetitions (at least 3)")
     p.add_argument("--drain-runs", type=int, default=None, help="runs per drain (and pgbench)")
     p.add_argument("--no-worker", action="store_true", help="skip the reference worker")
-    p.add_argument("--out", default=str(HERE / "results" / "latest.md"))
+    p.add_argument(
+        "--experiment",
+        action="append",
+        default=[],
+        metavar="FILE[+FILE...]",
+        help="SQL applied (files joined by + in order) to a copy of pulser-ops' schema; drain and raw "
+        "measure the reference worker and pgbench on it beside the shipped one (repeatable; not shipped)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="default: bench/results/latest.md (experiments-latest.md with --experiment)",
+    )
     args = p.parse_args()
+    if args.out is None:
+        args.out = str(
+            HERE / "results" / ("experiments-latest.md" if args.experiment else "latest.md")
+        )
+    experiments = [[Path(f) for f in value.split("+")] for value in args.experiment]
+    for f in (f for files in experiments for f in files):
+        if not f.is_file():
+            p.error(f"--experiment {f}: no such file")
 
     import cluster
     import report
@@ -88,7 +108,7 @@ def main() -> int:
     ensure_peers_venv()
     server = cluster.open_server(args.dsn, args.durable)
     scratch = Path(tempfile.mkdtemp(prefix="pulser-ops-bench-scratch-"))
-    dbs = Databases(server)
+    dbs = Databases(server, experiments=experiments)
     rows: list[Measurement] = []
     failed: list[str] = []
     try:
@@ -102,6 +122,7 @@ def main() -> int:
                 "repetitions": sizes.reps,
                 "benchmarks": chosen,
                 "reference worker": use_worker,
+                "experiments (not shipped)": args.experiment,
                 **{k: v for k, v in vars(sizes).items() if k != "reps"},
             },
         )

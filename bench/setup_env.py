@@ -51,6 +51,9 @@ class Databases:
     """Templates per system and fresh copies of them."""
 
     server: Server
+    #: ``--experiment`` values: each makes one more pulser-ops template, the shipped schema with
+    #: its SQL files applied in order, measured beside the shipped one as "pulser:<last stem>".
+    experiments: list[list[Path]] = field(default_factory=list)
     templates: dict[str, str] = field(default_factory=dict)
     _n: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _made: list[str] = field(default_factory=list)
@@ -61,6 +64,13 @@ class Databases:
         url = self.server.create_database("tpl_pulser")
         push(url, include_seed=True)
         self.templates["pulser"] = "tpl_pulser"
+        for i, sql_files in enumerate(self.experiments):
+            name = f"tpl_pulser_x{i}"
+            self.server.create_database(name, template="tpl_pulser")
+            with psycopg.connect(self.server.url(name), autocommit=True) as conn:
+                for sql_file in sql_files:
+                    conn.execute(sql_file.read_text())  # type: ignore[arg-type]
+            self.templates[f"pulser:{sql_files[-1].stem}"] = name
         for system, script in (("pgqueuer", "pgq.py"), ("procrastinate", "proc.py")):
             name = f"tpl_{system}"
             url = self.server.create_database(name)
@@ -75,7 +85,7 @@ class Databases:
     def fresh(self, system: str) -> str:
         """A new database copied from the system's template; dropped at the end of the run."""
         self.cleanup(keep_last=0)
-        name = f"b_{system}_{next(self._n)}"
+        name = f"b_{system.replace(':', '_')}_{next(self._n)}"
         self._made.append(name)
         return self.server.create_database(name, template=self.templates[system])
 
