@@ -111,6 +111,28 @@ async def test_runs_list_filters_pages_and_counts(env: Env, client: Client) -> N
         assert "status: unknown value" in bad.text and "from: not a date" in bad.text
 
 
+async def test_a_sub_second_run_shows_how_long_it_took_in_milliseconds(
+    env: Env, client: Client
+) -> None:
+    """A run that took 0.4 s read "0s" in the runs list and the run page: "took" is a measured
+    time (milliseconds below a second), unlike an age."""
+    template(client)
+    run = client.runs.create("hello", {"name": "quick"}, lane="A")
+    env.sql(
+        "update public.runs set created_at = now() - interval '420 milliseconds' where id = %s",
+        (str(run.id),),
+    )
+    [held] = client.runs.claim("w-1", lanes=["A"])
+    client.runs.complete(held.id, "w-1", held.attempt, "succeeded")
+    async with board(env) as b:
+        listed = (await b.get("/runs")).text
+        row = re.search(rf'id="row-{run.id}".*?</tr>', listed, re.S)
+        assert row is not None
+        assert re.search(r"<td>\d{3} ms</td>", row.group(0)), row.group(0)
+        detail = (await b.get(f"/runs/{run.id}")).text
+        assert re.search(r"<dt>took</dt><dd>\d{3} ms</dd>", detail)
+
+
 async def test_export_streams_the_filtered_list(env: Env, client: Client) -> None:
     template(client)
     runs = [client.runs.create("hello", {"name": f"n{i}"}, lane="B") for i in range(3)]
@@ -245,3 +267,14 @@ async def test_workers_page_shows_stale_workers_with_their_runs(env: Env, client
     assert 'id="worker-alive-1"' in html and "1.2" in html
     row = html[html.index('id="worker-gone-1"') :]
     assert "stale" in row[:2000] and str(run.id)[:8] in row[:3000]
+    # Where each held run's lease stands (the sweeper takes it once expired), not a blanket
+    # "once their leases expire" for a lease that expired long ago.
+    assert re.search(r"\(hello, lease ends in \d+s\)", row[:3000])
+    env.sql(
+        "update public.runs set lease_expires_at = now() - interval '2 minutes' where id = %s",
+        (str(run.id),),
+    )
+    async with board(env) as b:
+        html = (await b.get("/workers")).text
+    row = html[html.index('id="worker-gone-1"') :]
+    assert re.search(r"\(hello, lease expired 2m 0\ds ago\)", row[:3000])

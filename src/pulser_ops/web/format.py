@@ -73,6 +73,16 @@ def live_ago(at: datetime | None, ref: datetime | None = None, suffix: str = " a
     )
 
 
+def lease(expires_at: datetime | None, ref: datetime | None = None) -> str:
+    """Where a held run's lease stands: what decides when the sweeper may take the run."""
+    left = since(expires_at, ref)
+    if left is None:
+        return "no lease"
+    if left >= 0:
+        return f"lease expired {duration(left)} ago"
+    return f"lease ends in {duration(-left)}"
+
+
 def stamp(at: datetime | None) -> str:
     return NONE if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -136,6 +146,7 @@ FILTERS = {
     "duration": duration,
     "secs": secs,
     "ago": ago,
+    "lease": lease,
     "live_ago": live_ago,
     "stamp": stamp,
     "short_id": short_id,
