@@ -416,6 +416,16 @@ def get_run(run_id: UUID | str) -> Call[m.Run]:
     )
 
 
+def get_run_on_behalf_of(run_id: UUID | str, of_run: UUID | str) -> Call[m.Run]:
+    return Call(
+        "get_run_on_behalf_of",
+        _args(run_id=(_uuid(run_id, "run_id"), "uuid"), of_run=(_uuid(of_run, "of_run"), "uuid")),
+        one(m.Run),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
 def get_runs(run_ids: Iterable[UUID | str]) -> Call[list[m.Run]]:
     ids = [_uuid(r, "run_ids") for r in run_ids]
     return Call(

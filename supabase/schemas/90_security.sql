@@ -124,7 +124,7 @@ begin
                 'validate_params', 'list_template_summaries', 'get_template_version',
                 'list_template_versions', 'delete_template', 'add_session_messages',
                 'list_session_messages', 'list_session_summaries', 'list_session_runs',
-                'list_run_timeline', 'list_last_run_events'))
+                'list_run_timeline', 'list_last_run_events', 'get_run_on_behalf_of'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.

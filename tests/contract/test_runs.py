@@ -343,3 +343,37 @@ def test_complete_many_writes_step_rows_only_for_runs_it_completes(env: Env, cli
         (mine.id, 1, 0, "succeeded", 0, '{"result": "hi"}', True),
         (mine.id, 1, 1, "skipped", None, None, True),
     ]
+
+
+def test_get_on_behalf_of_answers_only_runs_of_the_same_owner(env: Env, client: Client) -> None:
+    """A worker (service role) reads another run only as that run's owner could: a run of the
+    same owner is returned, another owner's run or one that does not exist is NotFound alike,
+    and an operator may not ask at all (the rule is get_run_on_behalf_of's, in SQL)."""
+    from pulser_ops import NotFound, PermissionDenied
+    from tests.contract.conftest import Caller
+    from tests.contract.helpers import new_id
+
+    template(client)
+    me, them = Caller("operator", new_id()), Caller("operator", new_id())
+    with env.client(me) as mine, env.client(them) as theirs:
+        working = mine.runs.create("hello", {"name": "validate"})
+        source = mine.runs.create("hello", {"name": "generate"})
+        other = theirs.runs.create("hello", {"name": "not yours"})
+        assert client.runs.get(source.id, on_behalf_of=working.id) == source
+        with pytest.raises(NotFound) as refused:
+            client.runs.get(other.id, on_behalf_of=working.id)
+        nowhere = new_id()
+        with pytest.raises(NotFound) as missing:
+            client.runs.get(nowhere, on_behalf_of=working.id)
+        # the same answer, word for word, as for an id that does not exist: no probing
+        assert str(refused.value).replace(str(other.id), "ID") == str(missing.value).replace(
+            str(nowhere), "ID"
+        )
+        with pytest.raises(PermissionDenied):
+            mine.runs.get(source.id, on_behalf_of=working.id)
+    # runs enqueued by the service role have no owner: they are each other's
+    a = client.runs.create("hello", {"name": "a"})
+    b = client.runs.create("hello", {"name": "b"})
+    assert client.runs.get(a.id, on_behalf_of=b.id) == a
+    with pytest.raises(NotFound):
+        client.runs.get(source.id, on_behalf_of=a.id)

@@ -202,8 +202,9 @@ def _opt_str(params: dict[str, Any], key: str) -> str | None:
 
 def _artifact(access: ControlPlaneAccess | None, run_id: str, name: str) -> bytes:
     """Another run's artifact, read with the worker's rights: allowed only when that run has
-    the same owner as this one (an operator validates their own runs' output). Someone else's
-    run is answered like a run that does not exist, so a validation run cannot probe ids."""
+    the same owner as this one (an operator validates their own runs' output; the rule is the
+    database's, ``get_run_on_behalf_of``). Someone else's run is answered like a run that does
+    not exist, so a validation run cannot probe ids."""
     if access is None:
         raise InvalidInput("run_id: this worker has no control-plane client")
     try:
@@ -212,11 +213,9 @@ def _artifact(access: ControlPlaneAccess | None, run_id: str, name: str) -> byte
         raise InvalidInput(f"run_id: {run_id!r} is not a UUID") from None
     check_member(name, "artifact")
     try:
-        source = access.client.runs.get(source_id)
+        access.client.runs.get(source_id, on_behalf_of=access.run.id)
     except NotFound:
-        source = None
-    if source is None or source.owner_id != access.run.owner_id:
-        raise NotFound(f"run {run_id} not found")
+        raise NotFound(f"run {run_id} not found") from None
     try:
         meta = access.client.artifacts.get(source_id, name)
     except NotFound:

@@ -35,6 +35,7 @@ insert into fn_class values
   ('public.claim_runs(text, text[], integer, integer)', 'service'),
   ('public.complete_run(uuid, text, integer, text, jsonb, text, text, boolean)', 'service'),
   ('public.complete_runs(text, jsonb)', 'service'),
+  ('public.get_run_on_behalf_of(uuid, uuid)', 'service'),
   ('public.control_plane_info()', 'operator'),
   ('public.count_runs(jsonb, integer)', 'operator'),
   ('public.create_session(text, jsonb)', 'operator'),

@@ -176,7 +176,12 @@ class Runs(_Namespace):
             return self._t.execute(calls.release_run(run_id, worker_id, attempt, reason))
 
     @checked
-    def get(self, run_id: Id) -> m.Run:
+    def get(self, run_id: Id, *, on_behalf_of: Id | None = None) -> m.Run:
+        """The run. With ``on_behalf_of`` (the service role only): the run only when it has the
+        same owner as that run, else ``NotFound``, as for a run that does not exist; how a
+        worker reads what the owner of the run it works on could read."""
+        if on_behalf_of is not None:
+            return self._t.execute(calls.get_run_on_behalf_of(run_id, on_behalf_of))
         return self._t.execute(calls.get_run(run_id))
 
     @checked
