@@ -50,15 +50,19 @@ def test_an_edit_of_the_source_alone_is_caught_and_regenerating_fixes_it(
     root = _tree(tmp_path)
     source = root / PAIR.source
     source.write_text(source.read_text().replace(
-        "    async def get(self, run_id: Id) -> m.Run:\n",
-        "    async def get(self, run_id: Id, *, fresh: bool = False) -> m.Run:\n", 1))
+        "    async def get_many(self, run_ids: Items[Id]) -> builtins.list[m.Run]:\n",
+        "    async def get_many(self, run_ids: Items[Id], *, fresh: bool = False)"
+        " -> builtins.list[m.Run]:\n", 1))
     [diff] = unasync.check(root)
-    assert "+    def get(self, run_id: Id, *, fresh: bool = False) -> m.Run:" in diff
+    assert (
+        "+    def get_many(self, run_ids: Items[Id], *, fresh: bool = False)"
+        " -> builtins.list[m.Run]:" in diff
+    )
     assert unasync.main(["--check", "--root", str(root)]) == 1
     assert "fresh: bool = False" in capsys.readouterr().out
     assert unasync.main(["--root", str(root)]) == 0
     assert unasync.check(root) == []
-    assert "def get(self, run_id: Id, *, fresh: bool = False)" in (
+    assert "def get_many(self, run_ids: Items[Id], *, fresh: bool = False)" in (
         root / PAIR.target).read_text()
 
 

@@ -107,7 +107,7 @@ def _base(w: World) -> dict[str, dict[str, Any]]:
                           "retryable": True},
         "runs.complete_many": {"worker_id": "w-other", "completions": [completion]},
         "runs.release": {"run_id": running, "worker_id": "w-other", "attempt": 1, "reason": None},
-        "runs.get": {"run_id": running},
+        "runs.get": {"run_id": running, "on_behalf_of": None},
         "runs.get_many": {"run_ids": [running]},
         "runs.list": {"status": None, "lane": None, "template": None, "session_id": None,
                       "created_after": None, "created_before": None, "stuck": False, "limit": 5,

@@ -41,6 +41,14 @@ def test_missing_path(tmp_path: Path) -> None:
         open_path(tmp_path / "nope")
 
 
+def test_a_path_the_file_system_cannot_name_is_one_clear_error() -> None:
+    """Found by the hostile CLI suite: a 70,000-character path raised OSError (name too long)
+    out of ``pulser-ops speckit validate``."""
+    with pytest.raises(InvalidInput, match=r"cannot be read \(File name too long\)") as e:
+        open_path("x" * 5000)
+    assert len(str(e.value)) < 300
+
+
 def test_a_folder_without_a_kit(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("# hi\n")
     with pytest.raises(NotFound, match="no spec kit in"):

@@ -188,6 +188,14 @@ def open_path(path: Path | str, display: str | None = None) -> Opened:
     """
     p = Path(path)
     shown = _display(Path(display)) if display is not None else _display(p)
+    try:
+        return _open_path(p, path, shown)
+    except OSError as e:  # a name too long, a loop of links, no permission: one clear error
+        named = str(path) if len(str(path)) <= 200 else f"{str(path)[:200]}…"
+        raise InvalidInput(f"{named}: cannot be read ({e.strerror or e})") from None
+
+
+def _open_path(p: Path, path: Path | str, shown: str) -> Opened:
     if not p.exists():
         raise NotFound(f"{path}: no such file or directory")
     if p.is_dir():
