@@ -173,6 +173,8 @@ def test_export_to_unwritable_place_is_one_line(cli: Cli, tmp_path: Path) -> Non
         cli("runs", "export", "--output", str(tmp_path / "no" / "such" / "dir" / "x.json")),
         "--output",
     )
+    # a name the file system cannot hold raised OSError from the directory check
+    assert_one_error(cli("runs", "export", "--output", "x" * 5000 + "/runs.json"), "--output")
 
 
 def _on_a_terminal(args: list[str], db_url: str, answer: str) -> tuple[int, str]:

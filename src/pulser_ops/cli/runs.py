@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections import deque
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 from uuid import UUID
@@ -111,17 +112,21 @@ def export_command(
     if output_file is None:
         _export(client, filters, fmt, sys.stdout)
         return
-    if not output_file.name or output_file.is_dir():
+    if not output_file.name:
         raise InvalidInput(f"--output {output_file}: give a file name, not a directory")
     tmp = output_file.with_name(output_file.name + ".partial")
     try:
+        # inside the try: even asking whether a name is a directory can fail (a name too long)
+        if output_file.is_dir():
+            raise InvalidInput(f"--output {output_file}: give a file name, not a directory")
         with tmp.open("w", encoding="utf-8", newline="") as sink:
             count = _export(client, filters, fmt, sink)
         tmp.replace(output_file)
     except OSError as e:
         raise InvalidInput(f"--output {output_file}: {e.strerror or e}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):  # a file that could not be made cannot be removed either
+            tmp.unlink(missing_ok=True)
     output.note(f"exported {count} run(s) to {output_file}")
 
 
