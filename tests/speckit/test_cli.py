@@ -107,6 +107,17 @@ def test_generate_refuses_to_overwrite_and_writes_nothing_on_bad_input(tmp_path:
     assert not empty.exists()
 
 
+def test_paths_the_file_system_cannot_name_are_one_error_line(tmp_path: Path) -> None:
+    """Found by the hostile CLI suite: a 5,000-character --out raised OSError (name too long)
+    from the overwrite check, and a path that long to validate raised it too."""
+    too_long = "x" * 5000
+    code, _, err = generate(Path(too_long))
+    assert code == 2 and err.startswith("error: cannot write ") and len(err.splitlines()) == 1
+    assert "File name too long" in err
+    code, _, err = run("speckit", "validate", too_long)
+    assert code == 2 and len(err.splitlines()) == 1 and "File name too long" in err
+
+
 def test_validate_errors_exit_1_with_annotations_and_reports(tmp_path: Path) -> None:
     generate(tmp_path)
     tasks = tmp_path / "spec/acme-notes/tasks.md"

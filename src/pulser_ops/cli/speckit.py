@@ -132,7 +132,10 @@ def _write_all(files: Mapping[Path, str | bytes], *, force: bool) -> None:
     """Write every file or none: conflicts are found first, then each file is written to a
     temporary name beside it and renamed into place."""
     if not force:
-        taken = [str(p) for p in files if p.exists()]
+        try:
+            taken = [str(p) for p in files if p.exists()]
+        except OSError as e:  # even asking can fail: a name too long for the file system
+            raise InvalidInput(f"cannot write {e.filename}: {e.strerror}") from None
         if taken:
             raise InvalidInput(f"refusing to overwrite {', '.join(taken)} (use --force)")
     staged: list[tuple[Path, Path]] = []
