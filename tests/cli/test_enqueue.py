@@ -85,14 +85,17 @@ def test_bad_input_is_one_line_and_enqueues_nothing(
         ("p.json", '{"name": "x",', "not valid JSON"),
         ("p.yaml", "name: [unclosed\n", "not valid YAML"),
         ("p.yaml", "- just\n- a list\n", "expected an object"),
-        ("missing.json", None, "cannot read it"),
+        ("missing.json", None, "cannot read it (No such file or directory)"),
+        ("latin1.yaml", b"name: caf\xe9\n", "cannot read it (not UTF-8 text)"),
     ],
 )
 def test_malformed_params_file_is_one_line_and_enqueues_nothing(
-    cli: Cli, db_url: str, tmp_path: Path, name: str, content: str | None, fragment: str
+    cli: Cli, db_url: str, tmp_path: Path, name: str, content: str | bytes | None, fragment: str
 ) -> None:
     path = tmp_path / name
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
     assert_one_error(cli("enqueue", "greet", "--params-file", str(path)), fragment, name)
     assert count(db_url, "runs") == 0

@@ -97,8 +97,10 @@ def load_document(path: Path, *, what: str) -> Any:
     """A JSON or YAML file (by extension; YAML also reads JSON)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"{what} {path}: cannot read it ({e.__class__.__name__})") from None
+    except OSError as e:  # the reason, as --config words it: "No such file or directory"
+        raise InvalidInput(f"{what} {path}: cannot read it ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{what} {path}: cannot read it (not UTF-8 text)") from None
     return parse_document(text, f"{what} {path}", json_only=path.suffix.lower() == ".json")
 
 
