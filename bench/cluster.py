@@ -60,12 +60,13 @@ class BenchCluster(PgCluster):
             fh.write("\n# pulser-ops benchmark settings\n" + lines)
 
 
-def start_bench_cluster(durable: bool) -> BenchCluster:
+def start_bench_cluster(durable: bool, kind: type[BenchCluster] = BenchCluster) -> BenchCluster:
+    """A started throwaway cluster of ``kind`` (a ``BenchCluster`` subclass may add settings)."""
     base = Path(tempfile.mkdtemp(prefix="pulser-ops-bench-"))
     os.chmod(base, 0o755)
     if os.geteuid() == 0:
         shutil.chown(base, user="postgres", group="postgres")
-    cluster = BenchCluster(bin_dir=find_bin_dir(), base_dir=base, port=free_port())
+    cluster = kind(bin_dir=find_bin_dir(), base_dir=base, port=free_port())
     cluster.durable = durable
     try:
         cluster._init()

@@ -15,8 +15,6 @@ on the benchmark cluster's settings (fsync on) plus logical WAL for its Realtime
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -27,12 +25,11 @@ from typing import Any
 
 import psycopg
 
-from cluster import BenchCluster
+from cluster import BenchCluster, start_bench_cluster
 from common import REPO, log
 
 sys.path.insert(0, str(REPO))
 from tests.standin import StandIn
-from tests.support.pgcluster import find_bin_dir, free_port
 
 import pulser_ops
 from pulser_ops.db.migrate import push
@@ -53,22 +50,6 @@ class LogicalCluster(BenchCluster):
             fh.write("wal_level = logical\nmax_replication_slots = 10\n")
 
 
-def start_logical_cluster() -> LogicalCluster:
-    base = Path(tempfile.mkdtemp(prefix="pulser-ops-bench-"))
-    os.chmod(base, 0o755)
-    if os.geteuid() == 0:
-        shutil.chown(base, user="postgres", group="postgres")
-    cluster = LogicalCluster(bin_dir=find_bin_dir(), base_dir=base, port=free_port())
-    try:
-        cluster._init()
-        cluster._write_config()
-        cluster.start()
-        return cluster
-    except BaseException:
-        cluster.stop()
-        raise
-
-
 def timed_sends(calls: dict[str, list[float]]) -> Any:
     """Wrap ``SupabaseTransport._send`` so every HTTP request of a call is timed."""
     original = SupabaseTransport._send
@@ -85,7 +66,7 @@ def timed_sends(calls: dict[str, list[float]]) -> Any:
 
 
 def run(n: int, calls: dict[str, list[float]]) -> None:
-    cluster = start_logical_cluster()
+    cluster = start_bench_cluster(durable=False, kind=LogicalCluster)
     try:
         url = cluster.create_database("supabase_calls")
         push(url)
