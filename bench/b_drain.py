@@ -24,6 +24,7 @@ from common import (
     ratio,
 )
 from ctx import Ctx
+from setup_env import EXPERIMENT, experiment_name
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,8 @@ def configs(use_worker: bool, experiments: tuple[str, ...] = ()) -> list[Config]
         # SQL not shipped (--experiment): the same worker on the schema with the file applied,
         # in the same repetitions, so its ratio to the peers is measured under the same load.
         out += [
-            Config(system, f"pulser-ops worker, concurrency 10, experiment {system[7:]}", 10,
-                   "worker")
+            Config(system, f"pulser-ops worker, concurrency 10, experiment {experiment_name(system)}",
+                   10, "worker")
             for system in experiments
         ]  # fmt: skip
     out += [
@@ -164,8 +165,7 @@ def once(ctx: Ctx, cfg: Config) -> float:
 
 def run(ctx: Ctx) -> list[Measurement]:
     s = ctx.sizes
-    experiments = tuple(k for k in ctx.dbs.templates if k.startswith("pulser:"))
-    cfgs = configs(ctx.use_worker, experiments)
+    cfgs = configs(ctx.use_worker, tuple(ctx.dbs.experiments_built()))
     rows = {
         c: Measurement(
             "drain", c.label, f"{s.drain_runs:,} no-op runs, {s.drain_procs} processes", "runs/s"
@@ -206,8 +206,8 @@ def ratios(rows: dict[Config, Measurement]) -> list[Measurement]:
         out.append(ratio("drain", "pulser-ops worker / pgqueuer", worker, pgq, target))
     if pgq is not None:  # experiments: the same ratio, for information (nothing of it shipped)
         for c, m in rows.items():
-            if c.system.startswith("pulser:"):
-                name = f"pulser-ops worker, experiment {c.system[7:]} / pgqueuer"
+            if c.system.startswith(EXPERIMENT):
+                name = f"pulser-ops worker, experiment {experiment_name(c.system)} / pgqueuer"
                 out.append(ratio("drain", name, m, pgq, None))
     for peer, factor in (("pgqueuer", 2.0), ("procrastinate", 10.0)):
         theirs = [(c, m) for c, m in rows.items() if c.system == peer]

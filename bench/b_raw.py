@@ -15,6 +15,7 @@ import psycopg
 import fill
 from common import BENCH_DIR, Measurement, Target, log, ratio, run_checked
 from ctx import Ctx
+from setup_env import experiment_name
 
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 BARE = """
@@ -83,13 +84,12 @@ def run(ctx: Ctx) -> list[Measurement]:
     experiments = {
         k: Measurement(
             "raw limit (pgbench)",
-            f"claim_runs + complete_run, experiment {k[7:]}",
+            f"claim_runs + complete_run, experiment {experiment_name(k)}",
             f"runs/s, {clients} clients",
             "runs/s",
             note="the shipped schema with the experiment's SQL applied; not shipped",
         )
-        for k in ctx.dbs.templates
-        if k.startswith("pulser:")
+        for k in ctx.dbs.experiments_built()
     }
     for rep in range(s.reps):
         for system, m in experiments.items():
@@ -132,7 +132,7 @@ def run(ctx: Ctx) -> list[Measurement]:
         *experiments.values(),
         ratio("raw limit (pgbench)", "control plane / bare", ours, bare, share),
         *(
-            ratio("raw limit (pgbench)", f"experiment {k[7:]} / bare", m, bare, None)
+            ratio("raw limit (pgbench)", f"experiment {experiment_name(k)} / bare", m, bare, None)
             for k, m in experiments.items()
         ),
     ]

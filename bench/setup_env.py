@@ -20,6 +20,15 @@ import psycopg
 from cluster import Server
 from common import BENCH_DIR, PEERS_PY, PEERS_VENV, child_env, log, run_checked
 
+#: How an experiment's system is named: "pulser:" + the stem of its last SQL file.
+EXPERIMENT = "pulser:"
+
+
+def experiment_name(system: str) -> str:
+    """An experiment system's name: "lean_recording" for "pulser:lean_recording"."""
+    return system.removeprefix(EXPERIMENT)
+
+
 PEER_PACKAGES = ["procrastinate", "pgqueuer", "asyncpg", "psycopg[binary]", "psycopg-pool"]
 
 
@@ -70,7 +79,7 @@ class Databases:
             with psycopg.connect(self.server.url(name), autocommit=True) as conn:
                 for sql_file in sql_files:
                     conn.execute(sql_file.read_text())  # type: ignore[arg-type]
-            self.templates[f"pulser:{sql_files[-1].stem}"] = name
+            self.templates[EXPERIMENT + sql_files[-1].stem] = name
         for system, script in (("pgqueuer", "pgq.py"), ("procrastinate", "proc.py")):
             name = f"tpl_{system}"
             url = self.server.create_database(name)
@@ -81,6 +90,10 @@ class Databases:
         for url in [self.server.admin_url, *map(self.server.url, self.templates.values())]:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("create extension if not exists pg_stat_statements")
+
+    def experiments_built(self) -> list[str]:
+        """The systems of the ``--experiment`` templates ("pulser:<name>"), in order."""
+        return [k for k in self.templates if k.startswith(EXPERIMENT)]
 
     def fresh(self, system: str) -> str:
         """A new database copied from the system's template; dropped at the end of the run."""
