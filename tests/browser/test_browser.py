@@ -140,6 +140,20 @@ def test_the_live_log_appends_while_the_run_works_and_closes_when_it_ends(
     shot(page, "run-live-log")
 
 
+def test_the_theme_toggle_works_before_the_deferred_app_script_has_run(
+    sdk: Client, base: str, page: Any
+) -> None:
+    """A click that lands while app.js is still loading must not be lost (CI saw exactly that
+    right after a page load): the toggle lives in the <head> script, so it works even with
+    app.js not loaded at all."""
+    page.route("**/app.js", lambda route: route.abort())
+    page.goto(base + "/")
+    page.locator("#theme-toggle").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    page.locator("#theme-toggle").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
+
+
 def test_the_dark_mode_toggle_persists(sdk: Client, base: str, page: Any) -> None:
     sdk.runs.create("hello", {"name": "x"}, lane="B")
     page.goto(base + "/")

@@ -120,19 +120,6 @@
     if (all) document.querySelectorAll(all).forEach(function (c) { c.checked = e.target.checked; });
   });
 
-  /* Theme: light/dark, remembered. */
-  function setTheme(t) {
-    document.documentElement.setAttribute("data-theme", t);
-    try { localStorage.setItem("pulser-ops-theme", t); } catch (e) {}
-  }
-  function toggleTheme() {
-    var cur = document.documentElement.getAttribute("data-theme");
-    if (!cur) cur = window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
-    setTheme(cur === "dark" ? "light" : "dark");
-  }
-  var tb = document.getElementById("theme-toggle");
-  if (tb) tb.addEventListener("click", toggleTheme);
-
   /* Dialogs: a swapped-in confirmation opens as a modal; errors become toasts. */
   var confirmBox = document.getElementById("confirm");
   var help = document.getElementById("help");
@@ -207,7 +194,7 @@
     if (e.key === "g") { pending = "g"; setTimeout(function () { pending = null; }, 1500); return; }
     if (e.key === "/") { e.preventDefault(); var q = document.getElementById("q") || document.getElementById("global-search"); q.focus(); q.select(); return; }
     if (e.key === "?") { e.preventDefault(); help.showModal(); return; }
-    if (e.key === "t") { toggleTheme(); return; }
+    if (e.key === "t") { window.pulserOpsToggleTheme(); return; }
     if (e.key === "r") { refresh(); return; }
   });
 })();
