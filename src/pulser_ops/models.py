@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from .values import Json, JsonObject, Text
 
@@ -33,6 +33,19 @@ class RunStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+def _status_text(value: Any) -> Any:
+    """Only text can name a status. Anything else is refused by its type here, because the enum
+    would put its repr in the error, and a list nested 10,000 deep has none: the caller got a
+    RecursionError instead of ``InvalidInput``."""
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"not a run status ({type(value).__name__})")
+
+
+#: A status that callers send (``RunStatus`` is what rows carry).
+Status = Annotated[RunStatus, BeforeValidator(_status_text)]
 
 
 class _Row(BaseModel):
@@ -489,7 +502,7 @@ class RunCursor(_Request):
 class RunFilter(_Request):
     """Which runs: every field narrows (AND); empty lists and None mean "any"."""
 
-    status: tuple[RunStatus, ...] = ()
+    status: tuple[Status, ...] = ()
     lanes: tuple[LaneId, ...] = ()
     templates: tuple[Text, ...] = ()
     worker: Text | None = None

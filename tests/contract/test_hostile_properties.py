@@ -309,6 +309,18 @@ def test_hostile_values_are_refused_cleanly(env: Env, world: World, name: str) -
     prop()
 
 
+@pytest.mark.parametrize("name", METHODS)
+def test_a_list_nested_10000_deep_is_refused_in_every_parameter(
+    env: Env, world: World, name: str
+) -> None:
+    """Each parameter on its own, not left to a draw: the larger profile once found
+    ``runs.iter(status=...)`` raising RecursionError (the status enum's error repr'd the value),
+    a case the few examples per method had not drawn."""
+    for param in inspect.signature(_bound_function(name)).parameters:
+        if param != "self":
+            _check(env, world, name, {param: DEEP}, use_async=False)
+
+
 @pytest.mark.slow
 def test_hostile_values_are_refused_cleanly_larger_profile(env: Env, world: World) -> None:
     @settings(_SETTINGS, max_examples=EXAMPLES_SLOW, derandomize=False)

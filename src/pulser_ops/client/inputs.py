@@ -85,7 +85,7 @@ else:
     Items = list
     Lane = m.LaneId
     LaneList = Annotated[list[m.LaneId], BeforeValidator(_comma_list)]
-    Statuses = Annotated[list[m.RunStatus], BeforeValidator(_one_or_many)]
+    Statuses = Annotated[list[m.Status], BeforeValidator(_one_or_many)]
     RunRequestLike = m.RunRequest
     EventLike = m.EventIn
     CompletionLike = m.Completion

@@ -139,7 +139,7 @@ class AsyncRuns(_Namespace):
         run_id: Id,
         worker_id: Text,
         attempt: int,
-        status: m.RunStatus | Text,
+        status: m.Status | Text,
         *,
         result: Json = None,
         error: Text | None = None,

@@ -130,7 +130,7 @@ class Runs(_Namespace):
         run_id: Id,
         worker_id: Text,
         attempt: int,
-        status: m.RunStatus | Text,
+        status: m.Status | Text,
         *,
         result: Json = None,
         error: Text | None = None,
