@@ -99,3 +99,23 @@ def test_malformed_params_file_is_one_line_and_enqueues_nothing(
         path.write_text(content)
     assert_one_error(cli("enqueue", "greet", "--params-file", str(path)), fragment, name)
     assert count(db_url, "runs") == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["enqueue", "greet", "--params-file", "missing.json"],
+        ["templates", "apply", "missing.yaml"],
+    ],
+    ids=["enqueue", "templates-apply"],
+)
+def test_a_file_that_cannot_be_read_fails_before_any_database_is_started(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """No URL: the embedded database would be started (initdb on a first run) only to be told
+    of a typo. The file is read first, and the home stays untouched."""
+    home = tmp_path / "home"
+    cli = Cli({"PULSER_OPS_HOME": str(home)})
+    missing = [str(tmp_path / a) if a.startswith("missing") else a for a in args]
+    assert_one_error(cli(*missing), "No such file or directory")
+    assert not home.exists()

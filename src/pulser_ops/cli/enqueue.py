@@ -3,6 +3,9 @@
 Params come from ``--params-file`` first, then ``--param k=v`` on top (values are JSON when they
 parse, so ``--param items=3`` is a number and ``--param name=ops`` a string). The control plane
 checks them against the template's schema; nothing is enqueued when anything is wrong.
+
+The params are read before connecting: a mistyped file name is one error line at once, not
+after the embedded database has been started (its first start runs initdb).
 """
 
 from __future__ import annotations
@@ -12,15 +15,14 @@ from typing import Annotated
 
 import typer
 
-from ..client import Client
 from . import parsing
-from .options import with_client
+from .options import Connection, client_for, with_connection
 from .output import out
 
 
-@with_client
+@with_connection
 def enqueue_command(
-    client: Client,
+    conn: Connection,
     template: Annotated[str, typer.Argument(help="Template name (see `templates ls`).")],
     lane: Annotated[
         str | None, typer.Option("--lane", "-l", help="Lane A-D (default: the template's).")
@@ -43,14 +45,17 @@ def enqueue_command(
 ) -> None:
     """Enqueue a run of TEMPLATE."""
     params = {**parsing.params_file(params_file), **parsing.params(param)}
-    run = client.runs.create(
-        template,
-        params,
-        lane=parsing.lane(lane) if lane is not None else None,
-        priority=priority,
-        run_after=parsing.timestamp(run_after, what="--run-after") if run_after else None,
-        idempotency_key=idempotency_key,
-    )
+    lane_id = parsing.lane(lane) if lane is not None else None
+    after = parsing.timestamp(run_after, what="--run-after") if run_after else None
+    with client_for(conn) as client:
+        run = client.runs.create(
+            template,
+            params,
+            lane=lane_id,
+            priority=priority,
+            run_after=after,
+            idempotency_key=idempotency_key,
+        )
     if as_json:
         typer.echo(run.model_dump_json(indent=2))
         return

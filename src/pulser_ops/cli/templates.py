@@ -21,7 +21,7 @@ from rich.table import Table
 from .. import templates_file
 from ..client import Client
 from . import parsing
-from .options import with_client
+from .options import Connection, client_for, with_client, with_connection
 from .output import Format, as_json, note, out, show
 
 templates_app = typer.Typer(help="List, show and apply run templates.", no_args_is_help=True)
@@ -88,13 +88,15 @@ def _validated(path: Path) -> list[dict[str, Any]]:
 
 
 @templates_app.command("apply")
-@with_client
+@with_connection
 def apply_command(
-    client: Client,
+    conn: Connection,
     file: Annotated[Path, typer.Argument(help="YAML or JSON: one template or a list.")],
 ) -> None:
     """Create or update templates from a file."""
-    items = _validated(file)
-    for t in client.templates.upsert_many(items):  # one transaction: all or none
+    items = _validated(file)  # before connecting: a bad file must not wait for a database
+    with client_for(conn) as client:
+        applied = client.templates.upsert_many(items)  # one transaction: all or none
+    for t in applied:
         out.print(f"applied {t.name}", markup=False)
     note(f"{len(items)} template(s) applied")
