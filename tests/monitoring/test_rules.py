@@ -74,3 +74,8 @@ def test_urls_from_the_environment() -> None:
     assert urls_from_env({URLS_ENV: "json://a/x, slack://t/b\ndiscord://c/d"}) == [
         "json://a/x", "slack://t/b", "discord://c/d"]
     assert len(Rules().with_urls(["json://a/x"]).notify) == 1
+    # the CLI's hostile tests found these raising pydantic's ValidationError
+    for url, message in [("", "cannot be empty"), ("  ", "cannot be empty"),
+                         ("json://\udcff", "unable to parse raw data as a unicode string")]:
+        with pytest.raises(AlertRulesError, match=message):
+            Rules().with_urls(["json://a/x", url])

@@ -202,7 +202,18 @@ class Rules(_Strict):
         """These rules with more notification targets (flags, the environment)."""
         if not urls:
             return self
-        return self.model_copy(update={"notify": [*self.notify, *(Target(url=u) for u in urls)]})
+        return self.model_copy(update={"notify": [*self.notify, *map(_flag_target, urls)]})
+
+
+def _flag_target(url: str) -> Target:
+    """A URL of ``--notify`` (or the environment) as a target; ``AlertRulesError`` when it is
+    empty or is not text (a lone surrogate is what a shell passes for an undecodable byte)."""
+    if not url.strip():
+        raise AlertRulesError("--notify: a notification URL cannot be empty")
+    try:
+        return Target(url=url)
+    except ValidationError as e:
+        raise AlertRulesError(f"--notify: {e.errors()[0]['msg']}") from None
 
 
 def urls_from_env(env: dict[str, str] | None = None) -> list[str]:
