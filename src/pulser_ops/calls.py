@@ -1043,15 +1043,15 @@ def bulk_cancel_runs(
     )
 
 
-def bulk_rerun_runs(
+def _bulk(
+    name: str,
     run_ids: Iterable[UUID | str] | None,
     filter: m.RunFilter | Mapping[str, Any] | None,
-    *,
     max_runs: int,
     dry_run: bool,
 ) -> Call[m.BulkResult]:
     return Call(
-        "bulk_rerun_runs",
+        name,
         _args(
             **_bulk_target(run_ids, filter),
             max_runs=(max_runs, "integer"),
@@ -1059,6 +1059,33 @@ def bulk_rerun_runs(
         ),
         one(m.BulkResult),
         retry_safe=dry_run,
+    )
+
+
+def bulk_rerun_runs(
+    run_ids: Iterable[UUID | str] | None,
+    filter: m.RunFilter | Mapping[str, Any] | None,
+    *,
+    max_runs: int,
+    dry_run: bool,
+) -> Call[m.BulkResult]:
+    return _bulk("bulk_rerun_runs", run_ids, filter, max_runs, dry_run)
+
+
+def bulk_run_now(
+    run_ids: Iterable[UUID | str] | None,
+    filter: m.RunFilter | Mapping[str, Any] | None,
+    *,
+    max_runs: int,
+    dry_run: bool,
+) -> Call[m.BulkResult]:
+    return _bulk("bulk_run_now", run_ids, filter, max_runs, dry_run)
+
+
+def run_now(run_id: UUID | str) -> Call[m.Run]:
+    """Setting a waiting run's time to now twice is the same as once: safe to retry."""
+    return Call(
+        "run_now", _args(run_id=(_uuid(run_id, "run_id"), "uuid")), one(m.Run), retry_safe=True
     )
 
 

@@ -678,6 +678,44 @@ language sql volatile set search_path = '' as $$
   select * from pulser_ops.cancel_run(cancel_run.run_id, cancel_run.reason)
 $$;
 
+-- Run now: a queued run that waits (run_after, or a retry's backoff) becomes claimable at once,
+-- as Oban's and Procrastinate's "retry now" do. Recorded on the run's timeline (who, and when
+-- it was due). A run already due is left as it is (no event): calling it twice is harmless.
+-- A running run cannot be moved (PO409); a finished one is AlreadyTerminal (PO411). The
+-- runs_notify trigger wakes the lane's workers, as for a new run.
+create function pulser_ops.run_now(run_id uuid) returns public.runs
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  r public.runs;
+  was timestamptz;
+  who text := coalesce(auth.jwt() ->> 'email', auth.jwt() ->> 'sub', pulser_ops.caller_kind());
+begin
+  r := pulser_ops.lock_run_for(run_now.run_id, 'move');
+  if r.status in ('succeeded', 'failed', 'cancelled') then
+    raise exception 'run % is already %', r.id, r.status
+      using errcode = 'PO411', detail = jsonb_build_object('status', r.status)::text;
+  end if;
+  if r.status = 'running' then
+    raise exception 'run % is running: only a queued run can be moved to now', r.id
+      using errcode = 'PO409';
+  end if;
+  if r.available_at > now() then
+    was := r.available_at;
+    update public.runs x set available_at = now() where x.id = r.id returning x.* into r;
+    perform pulser_ops.add_event(r.id, 'run_now', 'info',
+      format('moved to now by %s (it was due at %s)', who,
+             to_char(was at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')),
+      jsonb_build_object('by', who, 'was_due', was), r.attempt, null);
+  end if;
+  return r;
+end
+$$;
+
+create function public.run_now(run_id uuid) returns public.runs
+language sql volatile set search_path = '' as $$
+  select * from pulser_ops.run_now(run_now.run_id)
+$$;
+
 -- ---------------------------------------------------------------------------
 -- Complete: a batch of a worker's runs, fenced per run
 -- ---------------------------------------------------------------------------

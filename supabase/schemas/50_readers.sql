@@ -105,7 +105,7 @@ begin
   select e.* from public.run_events e
   where e.run_id = list_run_timeline.run_id
     and e.kind in ('claimed', 'retry_scheduled', 'released', 'swept', 'cancel_requested',
-                   'cancelled', 'succeeded', 'failed', 'rerun', 'rerun_of')
+                   'cancelled', 'succeeded', 'failed', 'rerun', 'rerun_of', 'run_now')
   order by e.seq
   limit least(greatest(coalesce(list_run_timeline.max_rows, 500), 1), 5000);
 end

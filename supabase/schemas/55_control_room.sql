@@ -5,7 +5,7 @@
 --   search_runs      the runs list: every filter, keyset pagination, newest first
 --   count_runs       a count that stays fast at millions of rows: exact up to a cap, else the
 --                    planner's estimate (shown as "≈"), as Supabase Studio does
---   bulk_cancel_runs / bulk_rerun_runs   by ids or by filter, with a dry run (the preview count)
+--   bulk_cancel_runs / bulk_rerun_runs / bulk_run_now   by ids or by filter, with a dry run (the preview count)
 --                    and a cap
 --   rerun_run        a new run from an old one, with the same or edited params (validated
 --                    against the template's schema by enqueue_runs)
@@ -340,7 +340,7 @@ begin
 end
 $$;
 
--- One bulk action (cancel or rerun) by ids or filter. matched: how many runs it applies to
+-- One bulk action (cancel, rerun or run_now) by ids or filter. matched: how many runs it applies to
 -- (counted up to 100000); capped: more than max_runs match, so only the newest max_runs are
 -- acted on; affected/touched: what was done (the cancelled runs; for a re-run, the new runs).
 -- dry_run: count only (the preview). Each run goes through the checked single-run action.
@@ -351,7 +351,8 @@ language plpgsql volatile set search_path = '' as $$
 declare
   eligible text := case bulk_runs.action
     when 'cancel' then 'x.status in (''queued'', ''running'') and x.cancel_requested_at is null'
-    when 'rerun' then 'x.status = ''failed''' end;
+    when 'rerun' then 'x.status = ''failed'''
+    when 'run_now' then 'x.status = ''queued'' and x.available_at > now()' end;
   n bigint;
   id uuid;
   done uuid[] := '{}';
@@ -370,6 +371,9 @@ begin
                 bulk_runs.run_ids, bulk_runs.filter, eligible, bulk_runs.max_runs) c loop
       if bulk_runs.action = 'cancel' then
         perform pulser_ops.cancel_run(id, bulk_runs.reason);
+        done := done || id;
+      elsif bulk_runs.action = 'run_now' then
+        perform pulser_ops.run_now(id);
         done := done || id;
       else
         done := done || pulser_ops.rerun(id, null, null);
@@ -397,4 +401,15 @@ create function public.bulk_rerun_runs(
 language sql volatile set search_path = '' as $$
   select * from pulser_ops.bulk_runs('rerun', bulk_rerun_runs.run_ids, bulk_rerun_runs.filter,
     bulk_rerun_runs.max_runs, bulk_rerun_runs.dry_run, null)
+$$;
+
+-- Make waiting runs claimable now (see run_now): e.g. every retry waiting out its backoff, once
+-- the outage that failed them is over.
+create function public.bulk_run_now(
+  run_ids uuid[] default null, filter jsonb default null, max_runs integer default 1000,
+  dry_run boolean default false
+) returns table (matched bigint, affected integer, capped boolean, touched uuid[])
+language sql volatile set search_path = '' as $$
+  select * from pulser_ops.bulk_runs('run_now', bulk_run_now.run_ids, bulk_run_now.filter,
+    bulk_run_now.max_runs, bulk_run_now.dry_run, null)
 $$;

@@ -124,7 +124,8 @@ begin
                 'validate_params', 'list_template_summaries', 'get_template_version',
                 'list_template_versions', 'delete_template', 'add_session_messages',
                 'list_session_messages', 'list_session_summaries', 'list_session_runs',
-                'list_run_timeline', 'list_last_run_events', 'get_run_on_behalf_of'))
+                'list_run_timeline', 'list_last_run_events', 'get_run_on_behalf_of', 'run_now',
+                'bulk_run_now'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.
@@ -160,6 +161,8 @@ grant execute on function
   public.board_snapshot(integer), public.rerun_run(uuid, jsonb, text),
   public.bulk_cancel_runs(uuid[], jsonb, integer, boolean, text),
   public.bulk_rerun_runs(uuid[], jsonb, integer, boolean),
+  public.run_now(uuid), public.bulk_run_now(uuid[], jsonb, integer, boolean),
+  pulser_ops.run_now(uuid),
   pulser_ops.runs_where(jsonb), pulser_ops.estimate_rows(text), pulser_ops.rerun(uuid, jsonb, text),
   pulser_ops.bulk_candidates(uuid[], jsonb, text, integer),
   pulser_ops.bulk_runs(text, uuid[], jsonb, integer, boolean, text),

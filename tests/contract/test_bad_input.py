@@ -468,6 +468,8 @@ PROBES: dict[str, Callable[[Any, str, str], Any]] = {
     "delete-session": lambda c, run, sess: c.sessions.delete(sess),
     "bulk-cancel": lambda c, run, sess: c.runs.bulk_cancel([run]),
     "bulk-rerun": lambda c, run, sess: c.runs.bulk_rerun([run]),
+    "run-now": lambda c, run, sess: c.runs.run_now(run),
+    "bulk-run-now": lambda c, run, sess: c.runs.bulk_run_now([run]),
     "list-after": lambda c, run, sess: c.runs.list(after=run),
 }
 

@@ -1,6 +1,6 @@
 """The control room's SQL functions over both transports, through the client:
 ``lanes.board`` (board_snapshot), ``runs.search`` / ``count`` / ``bulk_cancel`` / ``bulk_rerun`` /
-``rerun``. Same rows, same errors, same RLS."""
+``rerun`` / ``run_now`` / ``bulk_run_now``. Same rows, same errors, same RLS."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pulser_ops import Client, InvalidInput, InvalidParams, NotFound, Run
+from pulser_ops import AlreadyTerminal, Client, Conflict, InvalidInput, InvalidParams, NotFound, Run
 from pulser_ops import calls as c
 from pulser_ops.models import RunFilter
 from tests.contract.conftest import Caller, Env
@@ -102,6 +102,47 @@ def test_rerun_checks_params_and_links_the_runs(env: Env, client: Client) -> Non
         str(run.id)]  # fmt: skip
     bulk = client.runs.bulk_rerun(filter={"status": ["failed"]}, max_runs=10, dry_run=False)
     assert bulk.affected == 1 and bulk.touched[0] != run.id
+
+
+def test_run_now_makes_a_waiting_run_claimable_and_says_so_on_its_timeline(
+    env: Env, client: Client
+) -> None:
+    template(client, max_attempts=3)
+    later = datetime.now(UTC) + timedelta(hours=2)
+    waiting = client.runs.create("hello", {"name": "w"}, lane="B", run_after=later)
+    assert client.runs.claim("w1", lanes=["B"]) == []
+    moved = client.runs.run_now(waiting.id)
+    assert moved.status == "queued" and moved.available_at <= datetime.now(UTC)
+    [event] = [e for e in client.events.timeline(waiting.id) if e.kind == "run_now"]
+    assert "moved to now by" in event.message and event.data["was_due"][:16] == later.isoformat()[:16]
+    again = client.runs.run_now(waiting.id)  # already due: nothing changes, no second event
+    assert again.available_at == moved.available_at
+    assert [e.kind for e in client.events.timeline(waiting.id)] == ["run_now"]
+    [claimed_run] = client.runs.claim("w1", lanes=["B"])
+    assert claimed_run.id == waiting.id
+    with pytest.raises(Conflict, match="is running"):
+        client.runs.run_now(waiting.id)
+    client.runs.complete(waiting.id, "w1", 1, "succeeded")
+    with pytest.raises(AlreadyTerminal):
+        client.runs.run_now(waiting.id)
+    with pytest.raises(NotFound):
+        client.runs.run_now(new_id())
+
+
+def test_bulk_run_now_moves_retries_waiting_out_their_backoff(env: Env, client: Client) -> None:
+    template(client, max_attempts=3, retry_backoff_seconds=3600, retry_backoff_max_seconds=3600)
+    runs = [client.runs.create("hello", {"name": f"{i}"}, lane="C") for i in range(3)]
+    for run in client.runs.claim("w1", lanes=["C"], limit=3):
+        client.runs.complete(run.id, "w1", 1, "failed", error="upstream down")  # waits an hour
+    due = client.runs.create("hello", {"name": "due"}, lane="C")  # claimable already: no match
+    preview = client.runs.bulk_run_now(filter={"lanes": ["C"]}, max_runs=2, dry_run=True)
+    assert (preview.matched, preview.affected, preview.capped) == (3, 0, True)
+    done = client.runs.bulk_run_now(filter={"lanes": ["C"]}, max_runs=10)
+    assert done.affected == 3 and set(done.touched) == {r.id for r in runs}
+    again = {r.id: r.attempt for r in client.runs.claim("w2", lanes=["C"], limit=5)}
+    assert again == {**{r.id: 2 for r in runs}, due.id: 1}
+    with pytest.raises(InvalidInput):
+        client.runs.bulk_run_now(filter=None, max_runs=10, dry_run=True)
 
 
 def test_operators_search_count_and_act_only_on_their_runs(env: Env, client: Client) -> None:

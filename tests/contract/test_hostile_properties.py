@@ -120,6 +120,8 @@ def _base(w: World) -> dict[str, dict[str, Any]]:
         "runs.bulk_cancel": {"run_ids": [UNKNOWN], "filter": None, "max_runs": 5, "dry_run": True,
                              "reason": None},
         "runs.bulk_rerun": {"run_ids": [UNKNOWN], "filter": None, "max_runs": 5, "dry_run": True},
+        "runs.bulk_run_now": {"run_ids": [UNKNOWN], "filter": None, "max_runs": 5, "dry_run": True},
+        "runs.run_now": {"run_id": UNKNOWN},
         "runs.rerun": {"run_id": str(w.finished.id), "params": None, "lane": "C"},
         "runs.stuck": {"limit": 5},
         "runs.steps": {"run_id": running},

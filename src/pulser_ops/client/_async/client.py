@@ -311,6 +311,28 @@ class AsyncRuns(_Namespace):
         )
 
     @checked
+    async def run_now(self, run_id: Id) -> m.Run:
+        """Make a queued run that waits (``run_after``, or a retry's backoff) claimable now;
+        a run already due is returned as it is. ``Conflict`` for a running run,
+        ``AlreadyTerminal`` for a finished one."""
+        return await self._t.execute(calls.run_now(run_id))
+
+    @checked
+    async def bulk_run_now(
+        self,
+        run_ids: Items[Id] | None = None,
+        *,
+        filter: FilterLike | None = None,
+        max_runs: int = 1000,
+        dry_run: bool = False,
+    ) -> m.BulkResult:
+        """``run_now`` for the given runs, or every waiting queued run matching ``filter``,
+        newest first, at most ``max_runs``; ``dry_run`` only counts."""
+        return await self._t.execute(
+            calls.bulk_run_now(run_ids, filter, max_runs=max_runs, dry_run=dry_run)
+        )
+
+    @checked
     async def rerun(
         self,
         run_id: Id,
