@@ -1,6 +1,7 @@
 """Every option that takes a path, given a name no file system can hold (5,000 characters):
-one ``error:`` line, never an OSError traceback. The hostile CLI suite found two such paths by
-chance (``speckit validate``, then ``init --dir``); this asks every path option on purpose."""
+one ``error:`` line, never an OSError traceback. The hostile CLI suite found such paths by
+chance (``speckit validate``, ``init --dir``, then ``speckit validate --md-out``); this asks every
+path option on purpose."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def _cases(tmp: Path) -> dict[str, list[str]]:
         "speckit generate --params-file": ["speckit", "generate", "--out", str(tmp / "kit2"),
                                            "--params-file", TOO_LONG],
         "speckit validate": ["speckit", "validate", TOO_LONG],
+        "speckit validate --json-out": ["speckit", "validate", str(tmp / "kits" / "acme"),
+                                        "--json-out", f"{TOO_LONG}/r.json"],
+        "speckit validate --md-out": ["speckit", "validate", str(tmp / "kits" / "acme"),
+                                      "--md-out", f"{TOO_LONG}/r.md"],
         "speckit comment --report": ["speckit", "comment", "--report", TOO_LONG],
     }  # fmt: skip
 
@@ -39,4 +44,7 @@ CASES = sorted(_cases(Path("/tmp")))
 def test_a_path_no_file_system_can_hold_is_one_error_line(
     cli: Cli, tmp_path: Path, case: str
 ) -> None:
+    kit = tmp_path / "kits" / "acme"  # enough of a kit for validate to write its report
+    kit.mkdir(parents=True)
+    (kit / "constitution.md").write_text("# Constitution\n")
     assert_one_error(cli(*_cases(tmp_path)[case]))

@@ -93,15 +93,30 @@ def params(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _why(e: OSError | UnicodeError) -> str:
+    """Why a file cannot be read or written, as --config words it: "No such file or directory"."""
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    if isinstance(e, UnicodeEncodeError):  # a surrogate no file system encoding can hold
+        return "not a usable file name"
+    return "not UTF-8 text"
+
+
 def load_document(path: Path, *, what: str) -> Any:
     """A JSON or YAML file (by extension; YAML also reads JSON)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as e:  # the reason, as --config words it: "No such file or directory"
-        raise InvalidInput(f"{what} {path}: cannot read it ({e.strerror or e})") from None
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{what} {path}: cannot read it (not UTF-8 text)") from None
+    except (OSError, UnicodeError) as e:
+        raise InvalidInput(f"{what} {path}: cannot read it ({_why(e)})") from None
     return parse_document(text, f"{what} {path}", json_only=path.suffix.lower() == ".json")
+
+
+def write_text(path: Path, text: str, *, what: str) -> None:
+    """Write a file the operator named; one ``InvalidInput`` line when it cannot be written."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except (OSError, UnicodeError) as e:
+        raise InvalidInput(f"{what} {path}: cannot write it ({_why(e)})") from None
 
 
 def params_file(path: Path | None) -> dict[str, Any]:

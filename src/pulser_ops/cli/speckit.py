@@ -25,6 +25,7 @@ from ..speckit.model import parse_params
 from ..speckit.report import GITHUB_COMMENT_LIMIT, Report, Source, to_github, to_markdown
 from ..speckit.source import check_ref, open_path
 from ..speckit.validate import validate
+from . import parsing
 from .output import err, error_line, note, out
 
 speckit_app = typer.Typer(
@@ -188,10 +189,13 @@ def validate_command(
         report = validate(opened, source, changed=changed, include=include or ())
     except PulserOpsError as e:
         raise _fail(e) from None
-    if json_out is not None:
-        json_out.write_text(report.to_json(), encoding="utf-8")
-    if md_out is not None:
-        md_out.write_text(to_markdown(report), encoding="utf-8")
+    try:
+        if json_out is not None:
+            parsing.write_text(json_out, report.to_json(), what="--json-out")
+        if md_out is not None:
+            parsing.write_text(md_out, to_markdown(report), what="--md-out")
+    except PulserOpsError as e:
+        raise _fail(e) from None
     if fmt == ReportFormat.json:
         text = report.to_json()
     elif fmt == ReportFormat.github:
