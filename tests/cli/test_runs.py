@@ -1,4 +1,4 @@
-"""``pulser-ops runs ls|show|cancel|export`` against a real database."""
+"""``pulser-ops runs ls|show|cancel|run-now|export`` against a real database."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,54 @@ def test_cancel_changes_nothing_when_any_id_is_bad(
         mixed["succeeded"],
     )
     assert count(db_url, "runs", "status = 'cancelled'") == 0
+
+
+def _waiting(client: pulser_ops.Client, lane: str, n: int) -> list[str]:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    return [str(client.runs.create("greet", {"name": f"w{i}"}, lane=lane, run_after=later).id)
+            for i in range(n)]  # fmt: skip
+
+
+def test_run_now_by_ids_moves_the_waiting_and_says_which_were_due(
+    cli: Cli, client: pulser_ops.Client
+) -> None:
+    waiting = _waiting(client, "B", 2)
+    due = str(client.runs.create("greet", {"name": "due"}, lane="B").id)
+    result = assert_ok(cli("runs", "run-now", *waiting, due))
+    for run_id in waiting:
+        assert f"{run_id}  moved to now (was due " in result.stdout
+    assert f"{due}  already due" in result.stdout
+    claimed = client.runs.claim("w-now", lanes=["B"], limit=5)
+    assert {str(r.id) for r in claimed} == {*waiting, due}
+
+
+def test_run_now_changes_nothing_when_any_id_is_not_a_waiting_run(
+    cli: Cli, client: pulser_ops.Client, mixed: dict[str, str], db_url: str
+) -> None:
+    [waiting] = _waiting(client, "C", 1)
+    client.runs.create("greet", {"name": "busy"}, lane="D")
+    [busy] = [r for r in client.runs.claim("w-busy", lanes=["D"], limit=5) if r.params["name"] == "busy"]
+    unknown = "00000000-0000-0000-0000-000000000001"
+    for bad, fragment in [(unknown, "not found"), ("garbage", "not a run id"),
+                          (mixed["succeeded"], "already finished"), (str(busy.id), "running")]:
+        assert_one_error(cli("runs", "run-now", waiting, bad), fragment, "nothing was moved")
+    assert count(db_url, "runs", f"id = '{waiting}' and available_at > now()") == 1
+    assert_one_error(cli("runs", "run-now"), "give run ids, or --lane / --template")
+    assert_one_error(cli("runs", "run-now", waiting, "--lane", "C"), "not both")
+
+
+def test_run_now_over_a_filter_previews_asks_and_moves(
+    cli: Cli, client: pulser_ops.Client, db_url: str
+) -> None:
+    waiting = _waiting(client, "C", 3)
+    _waiting(client, "A", 1)  # another lane: not touched
+    assert_one_error(cli("runs", "run-now", "--lane", "C"), "--yes")
+    assert count(db_url, "runs", "available_at > now()") == 4
+    result = assert_ok(cli("runs", "run-now", "--lane", "C", "--template", "greet", "--yes"))
+    assert "moved 3 run(s) to now" in result.stdout
+    assert count(db_url, "runs", "available_at > now()") == 1
+    assert {str(r.id) for r in client.runs.claim("w-now", lanes=["C"], limit=5)} == set(waiting)
+    assert "no waiting runs match" in assert_ok(cli("runs", "run-now", "--lane", "C")).stdout
 
 
 def test_export_json_to_file_and_csv_to_stdout(

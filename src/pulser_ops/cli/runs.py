@@ -1,7 +1,8 @@
-"""``pulser-ops runs ls|show|cancel|export``: look at runs and stop them.
+"""``pulser-ops runs ls|show|cancel|run-now|export``: look at runs, stop them, hurry them.
 
-``cancel`` checks every id before changing anything, so a typo in a bulk cancel cancels nothing;
-it asks first unless ``--yes`` (and refuses without a terminal to ask on).
+``cancel`` and ``run-now`` check every id before changing anything, so a typo in a list of ids
+changes nothing; ``cancel`` (and ``run-now`` over a filter) asks first unless ``--yes`` (and
+refuses without a terminal to ask on).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from ..client import Client
-from ..errors import AlreadyTerminal, InvalidInput, NotFound
+from ..errors import AlreadyTerminal, Conflict, InvalidInput, NotFound
 from ..models import Run
 from . import output, parsing
 from .options import with_client
@@ -233,24 +234,26 @@ def show_command(
 # ------------------------------------------------------------------------------------------------
 
 
-def _run_id(text: str) -> str:
+def _run_id(text: str, nothing: str) -> str:
     try:
         return str(UUID(text.strip()))
     except ValueError:
-        raise InvalidInput(f"not a run id: {text!r}; nothing was cancelled") from None
+        raise InvalidInput(f"not a run id: {text!r}; {nothing}") from None
 
 
-def _checked(client: Client, run_ids: list[str]) -> list[Run]:
+def _checked(
+    client: Client, run_ids: list[str], nothing: str = "nothing was cancelled"
+) -> list[Run]:
     """All runs, or an error naming the unknown / finished ones (before anything changes)."""
-    unique = list(dict.fromkeys(_run_id(i) for i in run_ids))
+    unique = list(dict.fromkeys(_run_id(i, nothing) for i in run_ids))
     found = {str(r.id): r for r in client.runs.get_many(unique)}
     missing = [i for i in unique if i not in found]
     if missing:
-        raise NotFound(f"run(s) not found: {', '.join(missing)}; nothing was cancelled")
+        raise NotFound(f"run(s) not found: {', '.join(missing)}; {nothing}")
     runs = [found[i] for i in unique]
     done = [f"{r.id} ({r.status.value})" for r in runs if r.is_terminal]
     if done:
-        raise AlreadyTerminal(f"already finished: {', '.join(done)}; nothing was cancelled")
+        raise AlreadyTerminal(f"already finished: {', '.join(done)}; {nothing}")
     return runs
 
 
@@ -283,3 +286,48 @@ def cancel_command(
             out.print(
                 f"{after.id}  cancel requested (running on {after.worker_id or '?'})", markup=False
             )
+
+
+@runs_app.command("run-now")
+@with_client
+def run_now_command(
+    client: Client,
+    run_ids: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[ID...]", help="Run ids (or use --lane/--template)."),
+    ] = None,
+    lane: LaneOpt = None,
+    template: TemplateOpt = None,
+    max_runs: Annotated[
+        int, typer.Option("--max", min=1, max=10000, help="At most this many.")
+    ] = 1000,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (with a filter).")] = False,
+) -> None:
+    """Make waiting queued runs (run_after, or a retry's backoff) claimable now.
+
+    By ids, or every waiting run of --lane / --template (asks first, shows how many)."""
+    if bool(run_ids) == bool(lane or template):
+        raise InvalidInput("give run ids, or --lane / --template, not both and not neither")
+    if run_ids:
+        nothing = "nothing was moved"
+        runs = _checked(client, run_ids, nothing)
+        busy = [str(r.id) for r in runs if r.status.value == "running"]
+        if busy:
+            raise Conflict(f"running, so not waiting: {', '.join(busy)}; {nothing}")
+        for run in runs:
+            after = client.runs.run_now(run.id)
+            was = f"was due {output.when(run.available_at)} UTC"
+            moved = after.available_at != run.available_at
+            out.print(f"{after.id}  {'moved to now (' + was + ')' if moved else 'already due'}",
+                      markup=False)  # fmt: skip
+        return
+    target = {"status": ["queued"], "lanes": parsing.lanes(lane) or [],
+              "templates": [template] if template else []}  # fmt: skip
+    preview = client.runs.bulk_run_now(filter=target, max_runs=max_runs, dry_run=True)
+    if preview.matched == 0:
+        out.print("no waiting runs match; nothing was moved", markup=False)
+        return
+    shown = min(preview.matched, max_runs)
+    confirm(f"Move {shown} waiting run(s) to now{' (the newest)' if preview.capped else ''}?", yes)
+    done = client.runs.bulk_run_now(filter=target, max_runs=max_runs)
+    out.print(f"moved {done.affected} run(s) to now", markup=False)
