@@ -1,6 +1,7 @@
 """Regenerate the control room's screenshots in docs/img/ from a realistic room.
 
-    .venv/bin/python scripts/docs_screenshots.py          # templates, artifacts, chat, run detail
+    .venv/bin/python scripts/docs_screenshots.py          # templates, artifacts, chat, run detail,
+                                                          # a waiting run
     .venv/bin/python scripts/docs_screenshots.py --all    # also the board (light and dark), runs,
                                                           # bulk preview, live log, workers,
                                                           # performance and a firing alert
@@ -232,10 +233,10 @@ def beat(c: pulser_ops.Client) -> None:
         c.runs.heartbeat_many(worker, runs)
 
 
-def busy_room(c: pulser_ops.Client, db: psycopg.Connection[Any]) -> None:
+def busy_room(c: pulser_ops.Client, db: psycopg.Connection[Any]) -> Any:
     """Today's traffic, made as workers and users make it: lane A busy, lane B at its cap of 4
     with a queue behind it, lane C with a run whose worker died (lease expired, not swept yet),
-    lane D paused with its queue growing; a few runs scheduled for later."""
+    lane D paused with its queue growing; a few runs scheduled for later (the last is returned)."""
     c.lanes.set_concurrency("B", 4)
     later = datetime.now(UTC) + timedelta(minutes=20)
     c.runs.create_many([{"template": "build-report", "params": {"week": 48, "team": t}}
@@ -247,7 +248,8 @@ def busy_room(c: pulser_ops.Client, db: psycopg.Connection[Any]) -> None:
     c.runs.create_many([{"template": "notify", "params": {"text": f"deploy {i} done"}}
                         for i in range(5)])  # fmt: skip
     c.runs.create("build-report", {"week": 49, "team": "infra"}, run_after=later)
-    c.runs.create("notify", {"text": "weekly digest"}, run_after=later + timedelta(minutes=30))
+    waiting = c.runs.create("notify", {"text": "weekly digest"},
+                            run_after=later + timedelta(minutes=30))
     c.lanes.pause("D")
     lines = {"build-report": "rendering chart 3/7", "spec-kit": "writing plan.md"}
     for worker, lane, n in (("worker-a0", "A", 1), ("worker-a1", "A", 1), ("worker-b2", "B", 2),
@@ -267,6 +269,7 @@ def busy_room(c: pulser_ops.Client, db: psycopg.Connection[Any]) -> None:
         " heartbeat_at = now() - interval '100 seconds',"
         " lease_expires_at = now() - interval '70 seconds' where id = %s",
         (str(stuck.id),))  # fmt: skip
+    return waiting
 
 
 def main() -> None:
@@ -296,7 +299,7 @@ def main() -> None:
 
                 made = populate(c, png, due_now)
                 chat = converse(page, base, c)  # before the lanes fill: its run must be claimed
-                busy_room(c, db)
+                made["waiting"] = busy_room(c, db)
                 shots(page, base, c, made, chat)
                 browser.close()  # before the server stops: no stream left open
     finally:
@@ -374,6 +377,9 @@ def shots(page: Any, base: str, c: pulser_ops.Client, made: dict[str, Any], chat
     page.locator("#artifacts tr", has_text="report.md").last.locator(".preview-link").click()
     page.wait_for_selector("#artifact-preview #markdown")
     shot("control-room-run-detail", full=True)
+    page.goto(f"{base}/runs/{made['waiting'].id}")
+    page.wait_for_selector("#run-now")
+    shot("control-room-run-waiting")
     page.goto(base + "/templates")
     shot("control-room-templates")
     page.goto(base + "/templates/nightly-report")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from playwright.sync_api import expect
@@ -138,6 +139,22 @@ def test_the_live_log_appends_while_the_run_works_and_closes_when_it_ends(
     expect(page.locator("#summary .run-status .badge")).to_have_text("succeeded")
     assert page.locator("img[src=x]").count() == 0
     shot(page, "run-live-log")
+
+
+def test_a_waiting_run_is_run_now_from_its_page(sdk: Client, base: str, page: Any) -> None:
+    later = datetime.now(UTC) + timedelta(hours=2)
+    run = sdk.runs.create("hello", {"name": "tonight"}, lane="C", run_after=later)
+    page.goto(f"{base}/runs/{run.id}")
+    expect(page.locator("#due")).to_contain_text("in 1h 59m")
+    expect(page.locator("#timeline")).to_contain_text("not to be claimed before this")
+    shot(page, "run-waiting")
+    page.locator("#run-now").click()
+    expect(page.locator("#due")).to_have_count(0)
+    expect(page.locator("#run-now")).to_have_count(0)
+    expect(page.locator("#timeline")).to_contain_text("moved to now by")
+    expect(page.locator("#timeline")).not_to_contain_text("not to be claimed before this")
+    assert sdk.runs.get(run.id).available_at <= datetime.now(UTC)
+    shot(page, "run-moved-to-now")
 
 
 def test_the_theme_toggle_works_before_the_deferred_app_script_has_run(

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 from pulser_ops import Client
 from pulser_ops.web import WebConfig
@@ -199,6 +200,48 @@ async def test_bulk_rerun_of_selected_failed_runs(env: Env, client: Client) -> N
         assert "Re-enqueued 1 run" in done.text
     fresh = [r for r in client.runs.list() if r.id != run.id]
     assert len(fresh) == 1 and fresh[0].params == run.params and fresh[0].status == "queued"
+
+
+async def test_a_waiting_run_says_when_it_is_due_and_can_be_run_now(
+    env: Env, client: Client
+) -> None:
+    template(client)
+    later = datetime.now(UTC) + timedelta(minutes=90)
+    run = client.runs.create("hello", {"name": "later"}, lane="B", run_after=later)
+    due = client.runs.create("hello", {"name": "due"}, lane="B")
+    async with board(env, config=WebConfig(read_only=True)) as b:
+        html = (await b.get(f"/runs/{run.id}")).text
+        assert re.search(r'id="due">in 1h 29m', html) and 'id="run-now"' not in html
+        assert (await b.post(f"/runs/{run.id}/run-now")).status_code == 403
+    async with board(env) as b:
+        assert 'id="run-now"' not in (await b.get(f"/runs/{due.id}")).text  # nothing to hurry
+        page = (await b.get(f"/runs/{run.id}")).text
+        assert 'id="run-now"' in page and "not to be claimed before this" in page
+        cross = await b.post(f"/runs/{run.id}/run-now", headers={"Sec-Fetch-Site": "cross-site"})
+        assert cross.status_code == 403
+        assert client.runs.get(run.id).available_at > datetime.now(UTC)
+        ok = await b.post(f"/runs/{run.id}/run-now")
+        assert ok.status_code == 200 and 'id="run-now"' not in ok.text and 'id="due"' not in ok.text
+        assert client.runs.get(run.id).available_at <= datetime.now(UTC)
+        timeline = (await b.get(f"/runs/{run.id}")).text
+        assert "moved to now by" in timeline
+
+
+async def test_bulk_run_now_of_everything_waiting_in_a_lane(env: Env, client: Client) -> None:
+    template(client)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    waiting = [client.runs.create("hello", {"name": f"w{i}"}, lane="C", run_after=later)
+               for i in range(2)]  # fmt: skip
+    client.runs.create("hello", {"name": "due"}, lane="C")
+    form = {"action": "run_now", "scope": "filter", "lane": "C"}
+    async with board(env) as b:
+        page = (await b.get("/runs")).text
+        assert 'value="run_now"' in page
+        preview = await b.post("/runs/bulk/preview", data=form)
+        assert "Run now 2 runs matching" in preview.text and "still waiting" in preview.text
+        done = await b.post("/runs/bulk", data=form)
+        assert "Moved to now 2 runs" in done.text
+    assert all(client.runs.get(r.id).available_at <= datetime.now(UTC) for r in waiting)
 
 
 async def test_rerun_with_edited_params_is_checked_against_the_schema(

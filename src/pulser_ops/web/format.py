@@ -83,6 +83,12 @@ def lease(expires_at: datetime | None, ref: datetime | None = None) -> str:
     return f"lease ends in {duration(-left)}"
 
 
+def due(at: datetime | None, ref: datetime | None = None) -> str:
+    """How long a waiting run has yet to wait ("in 59m 12s"); "" once it may be claimed."""
+    left = since(at, ref)
+    return "" if left is None or left >= 0 else f"in {duration(-left)}"
+
+
 def stamp(at: datetime | None) -> str:
     return NONE if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -147,6 +153,7 @@ FILTERS = {
     "secs": secs,
     "ago": ago,
     "lease": lease,
+    "due": due,
     "live_ago": live_ago,
     "stamp": stamp,
     "short_id": short_id,

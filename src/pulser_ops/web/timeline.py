@@ -47,6 +47,7 @@ def build(run: Run, events: list[RunEvent]) -> list[Moment]:
         moments.append(
             Moment(run.finished_at, run.status.value, f"{run.status.value}", "info", run.attempt)
         )
-    if run.status.value == "queued" and run.available_at > now and run.attempt > 0:
-        moments.append(Moment(run.available_at, "waiting", "to be claimed again from here"))
+    if run.status.value == "queued" and run.available_at > now:
+        again = "to be claimed again from here" if run.attempt else "not to be claimed before this"
+        moments.append(Moment(run.available_at, "waiting", again))
     return sorted(moments, key=lambda m: m.at)

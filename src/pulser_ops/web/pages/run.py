@@ -1,11 +1,12 @@
 """Run detail: params, result, error, attempts timeline, steps, artifacts, events; a live log
 over SSE resumable by ``Last-Event-ID`` (= event seq) that closes when the run ends; cancel
-with confirmation; re-run with the same or edited params (checked against the template's
-schema by the SQL that enqueues it)."""
+with confirmation; "run now" for a run that waits; re-run with the same or edited params
+(checked against the template's schema by the SQL that enqueues it)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
@@ -137,17 +138,34 @@ def add(router: APIRouter, room: ControlRoom) -> None:
             stream(), ping=15, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         )
 
+    async def acted(
+        request: Request,
+        run_id: str,
+        act: Callable[[AsyncClient, UUID, Principal], Awaitable[object]],
+    ) -> Response:
+        """Do ``act`` to the run, then answer with its summary as it is now; the page's other
+        regions (the timeline) refresh at once rather than at the next change signal."""
+        who, client = await room.acting(request)
+        rid = uuid_or_404(run_id)
+        await act(client, rid, who)
+        room.reads.forget()
+        response = room.render(
+            request, "partials/run_summary.html", await _summary(room, request, who, client, rid)
+        )
+        response.headers["HX-Trigger"] = "ops-refresh"
+        return response
+
     @router.post("/runs/{run_id}/cancel", name="ops.run_cancel")
     async def cancel(
         request: Request, run_id: str, reason: Annotated[str, Form()] = ""
     ) -> Response:
-        who, client = await room.acting(request)
-        rid = uuid_or_404(run_id)
-        await client.runs.cancel(rid, reason=reason.strip() or f"cancelled by {who.name}")
-        room.reads.forget()
-        return room.render(
-            request, "partials/run_summary.html", await _summary(room, request, who, client, rid)
-        )
+        why = reason.strip()
+        return await acted(request, run_id, lambda client, rid, who: client.runs.cancel(
+            rid, reason=why or f"cancelled by {who.name}"))  # fmt: skip
+
+    @router.post("/runs/{run_id}/run-now", name="ops.run_now")
+    async def run_now(request: Request, run_id: str) -> Response:
+        return await acted(request, run_id, lambda client, rid, _: client.runs.run_now(rid))
 
     @router.post("/runs/{run_id}/rerun", name="ops.run_rerun")
     async def rerun(

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -62,9 +63,29 @@ async def _all(client: AsyncClient, parsed: ParsedFilter) -> AsyncIterator[list[
         f = with_cursor(parsed, cursor_of(last.created_at, last.id))
 
 
+@dataclass(frozen=True)
+class BulkAction:
+    """How the confirmation and the result word an action."""
+
+    verb: str  # Cancel 3 runs?
+    done: str  # Cancelled 3 runs
+    which: str  # the runs it applies to
+
+
+BULK_ACTIONS = {
+    "cancel": BulkAction("Cancel", "Cancelled", "queued or running, not already cancelling"),
+    "rerun": BulkAction(
+        "Re-enqueue", "Re-enqueued", "failed ones: each gets a new run with the same params"
+    ),
+    "run_now": BulkAction(
+        "Run now", "Moved to now", "queued ones still waiting: run_after or a retry's backoff"
+    ),
+}
+
+
 def _bulk_args(form: Any) -> tuple[str, list[str] | None, ParsedFilter]:
     action = str(form.get("action") or "")
-    if action not in ("cancel", "rerun"):
+    if action not in BULK_ACTIONS:
         raise InvalidInput(f"action: unknown bulk action {action!r}")
     parsed = parse(form)
     if str(form.get("scope") or "") == "filter":
@@ -148,15 +169,15 @@ def add(router: APIRouter, room: ControlRoom) -> None:
                 ids, filter=f, max_runs=room.config.bulk_cap, dry_run=dry_run, reason=why
             )
         else:
-            result = await client.runs.bulk_rerun(
-                ids, filter=f, max_runs=room.config.bulk_cap, dry_run=dry_run
-            )
+            act = client.runs.bulk_rerun if action == "rerun" else client.runs.bulk_run_now
+            result = await act(ids, filter=f, max_runs=room.config.bulk_cap, dry_run=dry_run)
         return action, ids, parsed, result
 
     @router.post("/runs/bulk/preview", name="ops.bulk_preview")
     async def bulk_preview(request: Request) -> Response:
         action, ids, parsed, result = await bulk_action(request, dry_run=True)
-        ctx = {"action": action, "ids": ids, "f": parsed, "result": result}
+        ctx = {"action": action, "act": BULK_ACTIONS[action], "ids": ids, "f": parsed,
+               "result": result}  # fmt: skip
         return room.render(
             request, "partials/bulk_confirm.html", {**ctx, "cap": room.config.bulk_cap}
         )
@@ -166,7 +187,9 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         action, _, _, result = await bulk_action(request, dry_run=False)
         room.reads.forget()
         response = room.render(
-            request, "partials/bulk_done.html", {"action": action, "result": result}
+            request,
+            "partials/bulk_done.html",
+            {"action": action, "act": BULK_ACTIONS[action], "result": result},
         )
         response.headers["HX-Trigger"] = "ops-refresh"
         return response
