@@ -191,33 +191,39 @@ def test_hostile_arguments_never_print_a_traceback_larger_profile(
 
 
 #: Values every parameter gets on its own: empty, what a shell passes for the byte 0xff, a
-#: negative number, and text far longer than any name.
+#: negative number, and text far longer than any name. A parameter that names a file also gets
+#: each of the hostile files (``files``: too deep, binary, a list, NUL, a folder, missing).
 EDGE_VALUES = ["", "\udcff", "-1", "x" * 100_000]
 
 
-def _each_alone(cmd: click.Command, name: str, value: str) -> list[list[str]]:
-    """One command line per parameter that takes a value: that one given ``value``, the other
-    required arguments "x"."""
+def _takes_a_path(p: click.Parameter) -> bool:
+    return "Path" in str(p.type_descriptor.annotation)  # type: ignore[attr-defined]
+
+
+def _each_alone(cmd: click.Command, name: str, files: dict[str, str]) -> list[list[str]]:
+    """The command lines: each parameter that takes a value given each edge value (and each
+    hostile file, if it names a file), the other required arguments "x"."""
     forced = FORCED_FLAGS.get(name, [])
     args = [p for p in cmd.params if p.param_type_name == "argument"]
     lines = []
     for p in cmd.params:
         if p.name in CONNECTION or p.name in SKIPPED_FLAGS or getattr(p, "is_flag", False):
             continue
-        positional = [value if a is p else "x" for a in args if a is p or a.required]
-        option = [p.opts[0], value] if p.param_type_name != "argument" else []
-        lines.append([*name.split(), *forced, *option, "--", *positional])
+        for value in [*EDGE_VALUES, *(files.values() if _takes_a_path(p) else ())]:
+            positional = [value if a is p else "x" for a in args if a is p or a.required]
+            option = [p.opts[0], value] if p.param_type_name != "argument" else []
+            lines.append([*name.split(), *forced, *option, "--", *positional])
     return lines
 
 
 @pytest.mark.parametrize("name", TRIED)
 def test_edge_values_in_each_parameter_fail_cleanly(
-    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+    cli: Cli, files: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    """Each parameter on its own, not left to a draw: the larger profile once found
-    ``alerts --once --notify ""`` raising pydantic's ValidationError, which the few derandomized
-    examples per command had not drawn."""
+    """Each parameter on its own, not left to a draw: the larger profile found
+    ``alerts --once --notify ""`` raising pydantic's ValidationError and ``speckit generate
+    --params-file deep.json`` a RecursionError, which the few derandomized examples per command
+    had not drawn."""
     monkeypatch.chdir(tmp_path)
-    for value in EDGE_VALUES:
-        for argv in _each_alone(COMMANDS[name], name, value):
-            _one_clean_failure(argv, cli(*argv))
+    for argv in _each_alone(COMMANDS[name], name, files):
+        _one_clean_failure(argv, cli(*argv))

@@ -3,10 +3,12 @@ every kind of mistake reported with its line (pulser_ops.alerts.rules)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pulser_ops.alerts import Rules, parse
-from pulser_ops.alerts.rules import URLS_ENV, urls_from_env
+from pulser_ops.alerts.rules import URLS_ENV, load, urls_from_env
 from pulser_ops.errors import AlertRulesError
 
 
@@ -79,3 +81,14 @@ def test_urls_from_the_environment() -> None:
                          ("json://\udcff", "unable to parse raw data as a unicode string")]:
         with pytest.raises(AlertRulesError, match=message):
             Rules().with_urls(["json://a/x", url])
+
+
+def test_a_rules_file_that_cannot_be_read_or_is_too_deep_is_one_error(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.yml"
+    binary.write_bytes(b"\xff\xfe\x00rules")
+    with pytest.raises(AlertRulesError, match="not UTF-8 text"):
+        load(binary)
+    with pytest.raises(AlertRulesError, match="nested too deeply"):
+        parse("[" * 100_000 + "]" * 100_000, "deep.yml")
+    with pytest.raises(AlertRulesError, match="nested too deeply"):
+        parse("rules: " + "[" * 100_000 + "]" * 100_000, "deep.yml")

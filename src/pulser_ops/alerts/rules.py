@@ -34,6 +34,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from ..errors import AlertRulesError
 from ..models import AlertSeverity, LaneId
+from ..templates_file import TOO_DEEP
 
 SEVERITY_ORDER: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 Notice = Literal["firing", "reminder", "resolved"]
@@ -299,10 +300,15 @@ def parse(text: str, name: str = "rules", env: dict[str, str] | None = None) -> 
         raise AlertRulesError(f"{name}{where}: not valid YAML: {what}", line=line) from None
     except yaml.YAMLError as e:
         raise AlertRulesError(f"{name}: not valid YAML: {e}") from None
+    except RecursionError:
+        raise AlertRulesError(f"{name}: {TOO_DEEP}") from None
     if node is None:
         return Rules()
     lines: dict[tuple[Any, ...], int] = {}
-    data = _plain(node, (), lines, name, dict(os.environ) if env is None else env)
+    try:
+        data = _plain(node, (), lines, name, dict(os.environ) if env is None else env)
+    except RecursionError:
+        raise AlertRulesError(f"{name}: {TOO_DEEP}") from None
     if not isinstance(data, dict):
         raise AlertRulesError(
             f"{name} line {node.start_mark.line + 1}: expected a mapping of settings "
@@ -328,7 +334,11 @@ def load(path: Path | str | None) -> Rules:
         return Rules()
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise AlertRulesError(f"{p}: cannot read the rules file ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise AlertRulesError(f"{p}: cannot read the rules file (not UTF-8 text)") from None
+    except UnicodeEncodeError:  # a surrogate no file system encoding can hold
+        raise AlertRulesError(f"{p}: cannot read the rules file (not a usable name)") from None
     return parse(text, str(p))

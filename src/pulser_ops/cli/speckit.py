@@ -7,7 +7,6 @@ saving it. Exit status: 0 valid (warnings allowed), 1 the kit has errors, 2 bad 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
@@ -118,12 +117,7 @@ def generate_command(
 def _read_params(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except OSError as e:
-        raise InvalidInput(f"--params-file {path}: {e.strerror}") from None
-    except ValueError as e:
-        raise InvalidInput(f"--params-file {path}: not JSON ({e})") from None
+    data = parsing.load_document(path, what="--params-file")
     if not isinstance(data, dict):
         raise InvalidInput(f"--params-file {path}: expected a JSON object")
     return data
