@@ -316,3 +316,27 @@ create table public.alerts (
 );
 create unique index alerts_open_idx on public.alerts (rule, subject) where status = 'firing';
 create index alerts_started_idx on public.alerts (started_at desc);
+
+-- Recurring runs (45_schedules.sql): a cron expression in a time zone, and the run to enqueue
+-- when it is due. The sweeper's pass (enqueue_due_schedules) enqueues due runs, one per due
+-- time, and moves next_run_at on; a schedule changes only through its functions.
+create table public.run_schedules (
+  name        text primary key check (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
+  template    text not null references public.run_templates (name),
+  cron        text not null check (char_length(cron) between 1 and 200),
+  timezone    text not null default 'UTC' check (char_length(timezone) between 1 and 64),
+  params      jsonb not null default '{}' check (jsonb_typeof(params) = 'object'),
+  lane        text check (lane in ('A', 'B', 'C', 'D')),
+  priority    integer not null default 0 check (priority between -100 and 100),
+  enabled     boolean not null default true,
+  description text not null default '' check (char_length(description) <= 2000),
+  next_run_at timestamptz not null,
+  last_run_at timestamptz,
+  -- the last run it enqueued (no foreign key: pruning runs must not touch schedules)
+  last_run_id uuid,
+  last_error  text check (char_length(last_error) <= 2000),
+  created_at  timestamptz not null default now(),
+  updated_at  timestamptz not null default now()
+);
+create index run_schedules_due_idx on public.run_schedules (next_run_at) where enabled;
+create index run_schedules_template_idx on public.run_schedules (template);

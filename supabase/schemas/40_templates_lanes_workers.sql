@@ -670,6 +670,12 @@ begin
     raise exception 'template % still has runs; prune or delete them first', delete_template.name
       using errcode = 'PO409';
   end if;
+  if exists (select 1 from public.run_schedules s where s.template = delete_template.name) then
+    raise exception 'template % has schedules (%); delete them first', delete_template.name,
+      (select string_agg(s.name, ', ' order by s.name) from public.run_schedules s
+        where s.template = delete_template.name)
+      using errcode = 'PO409';
+  end if;
   delete from public.run_templates x where x.name = delete_template.name;
   return t;
 end

@@ -22,6 +22,7 @@ alter table public.workers enable row level security;
 alter table public.alerts enable row level security;
 alter table public.run_template_versions enable row level security;
 alter table public.session_messages enable row level security;
+alter table public.run_schedules enable row level security;
 
 -- Shared by every signed-in caller; caller_kind() refuses a token that names no user.
 create policy "operators read lanes" on public.lanes for select to authenticated
@@ -31,6 +32,8 @@ create policy "operators read templates" on public.run_templates for select to a
 create policy "operators read template versions" on public.run_template_versions for select
   to authenticated using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
 create policy "operators read workers" on public.workers for select to authenticated
+  using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
+create policy "operators read schedules" on public.run_schedules for select to authenticated
   using ((select pulser_ops.caller_kind()) in ('operator', 'admin'));
 -- Alerts are about the fleet (lanes, workers, templates), like the workers table; the run ids an
 -- incident lists open only what RLS on runs lets each operator see.
@@ -69,16 +72,17 @@ create policy "operators manage their spec docs" on public.spec_docs for all to 
 revoke all on public.lanes, public.sessions, public.run_templates, public.runs, public.run_steps,
   public.run_events, public.artifacts, public.spec_docs, public.workers, public.alerts,
   public.lane_stats, public.worker_health, public.stuck_runs, public.run_template_versions,
-  public.session_messages
+  public.session_messages, public.run_schedules
   from public, anon, authenticated, service_role;
 grant select on public.lanes, public.sessions, public.run_templates, public.runs, public.run_steps,
   public.run_events, public.artifacts, public.workers, public.alerts,
   public.lane_stats, public.worker_health, public.stuck_runs, public.run_template_versions,
-  public.session_messages to authenticated;
+  public.session_messages, public.run_schedules to authenticated;
 grant select, insert, update, delete on public.spec_docs to authenticated;
 grant select, insert, update, delete on public.lanes, public.sessions, public.run_templates,
   public.runs, public.run_steps, public.run_events, public.artifacts, public.spec_docs,
-  public.workers, public.alerts, public.run_template_versions, public.session_messages
+  public.workers, public.alerts, public.run_template_versions, public.session_messages,
+  public.run_schedules
   to service_role;
 grant select on public.lane_stats, public.worker_health, public.stuck_runs to service_role;
 grant usage on schema pulser_ops to authenticated, service_role;
@@ -125,7 +129,8 @@ begin
                 'list_template_versions', 'delete_template', 'add_session_messages',
                 'list_session_messages', 'list_session_summaries', 'list_session_runs',
                 'list_run_timeline', 'list_last_run_events', 'get_run_on_behalf_of', 'run_now',
-                'bulk_run_now'))
+                'bulk_run_now', 'preview_schedule', 'upsert_schedule', 'set_schedule_enabled',
+                'delete_schedule', 'list_schedules', 'enqueue_due_schedules'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.
@@ -185,5 +190,13 @@ grant execute on function
   public.list_session_messages(uuid, bigint, integer), public.list_session_summaries(integer),
   public.list_session_runs(uuid, integer),
   -- the run detail's attempts timeline
-  public.list_run_timeline(uuid, integer), public.list_last_run_events(uuid, integer)
+  public.list_run_timeline(uuid, integer), public.list_last_run_events(uuid, integer),
+  -- schedules (45_schedules.sql): every operator reads and previews, admins write
+  public.list_schedules(), public.preview_schedule(text, text, integer),
+  public.upsert_schedule(jsonb), public.set_schedule_enabled(text, boolean),
+  public.delete_schedule(text), pulser_ops.upsert_schedule(jsonb),
+  pulser_ops.set_schedule_enabled(text, boolean), pulser_ops.delete_schedule(text),
+  pulser_ops.cron_field(text, integer, integer, text[], text),
+  pulser_ops.cron_next(text, text, timestamptz), pulser_ops.cron_expand(text),
+  pulser_ops.check_timezone(text)
   to authenticated, service_role;

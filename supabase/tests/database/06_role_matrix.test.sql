@@ -140,6 +140,20 @@ insert into fn_class values
   ('pulser_ops.try_uuid(text)', 'service'),
   ('pulser_ops.storage_key(text)', 'service'),
   ('pulser_ops.percentiles(double precision[])', 'pure'),
+  -- schedules: cron arithmetic is pure; reading is every operator's, writing an admin's
+  ('public.preview_schedule(text, text, integer)', 'pure'),
+  ('pulser_ops.cron_field(text, integer, integer, text[], text)', 'pure'),
+  ('pulser_ops.cron_next(text, text, timestamp with time zone)', 'pure'),
+  ('pulser_ops.cron_expand(text)', 'pure'),
+  ('pulser_ops.check_timezone(text)', 'pure'),
+  ('public.list_schedules()', 'operator'),
+  ('public.upsert_schedule(jsonb)', 'admin'),
+  ('public.set_schedule_enabled(text, boolean)', 'admin'),
+  ('public.delete_schedule(text)', 'admin'),
+  ('pulser_ops.upsert_schedule(jsonb)', 'admin'),
+  ('pulser_ops.set_schedule_enabled(text, boolean)', 'admin'),
+  ('pulser_ops.delete_schedule(text)', 'admin'),
+  ('public.enqueue_due_schedules(integer)', 'service'),
   -- the checks of templates and params (validate_template and validate_params are invokers)
   ('pulser_ops.json_type_matches(jsonb, text)', 'pure'),
   ('pulser_ops.params_with_defaults(jsonb, jsonb)', 'pure'),
@@ -176,6 +190,7 @@ insert into table_class values
   ('public.lane_stats', 'shared', null, 'nobody'),
   ('public.worker_health', 'shared', null, 'nobody'),
   ('public.alerts', 'shared', null, 'nobody'),
+  ('public.run_schedules', 'shared', null, 'nobody'),
   ('public.sessions', 'own', 'owner_id = $1', 'nobody'),
   ('public.runs', 'own', 'owner_id = $1', 'nobody'),
   ('public.run_steps', 'own', 'run_id in (select r.id from public.runs r where r.owner_id = $1)', 'nobody'),
@@ -271,6 +286,7 @@ select is((select array_agg(c.relname::text order by 1) from pg_class c join pg_
 -- ---------------------------------------------------------------------------------------------
 
 select public.upsert_template('{"name": "t-matrix", "default_lane": "B", "max_attempts": 3}'::jsonb);
+select public.upsert_schedule('{"name": "s-matrix", "template": "t-matrix", "cron": "@hourly"}'::jsonb);
 update public.lanes set paused = (id <> 'B');
 select public.register_worker('w-matrix', lanes => '{B}');
 do $$
