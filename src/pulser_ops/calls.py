@@ -750,6 +750,58 @@ def delete_template(name: str) -> Call[m.Template]:
     return Call("delete_template", _args(name=(name, "text")), one(m.Template))
 
 
+# --- schedules: recurring runs ----------------------------------------------------------------
+
+
+def list_schedules() -> Call[list[m.Schedule]]:
+    return Call("list_schedules", {}, many(m.Schedule), retry_safe=True, read_only=True)
+
+
+def upsert_schedule(schedule: Mapping[str, Any]) -> Call[m.Schedule]:
+    return Call(
+        "upsert_schedule",
+        _args(schedule=(_object(schedule, "schedule"), "jsonb")),
+        one(m.Schedule),
+        retry_safe=True,
+    )
+
+
+def set_schedule_enabled(name: str, enabled: bool) -> Call[m.Schedule]:
+    return Call(
+        "set_schedule_enabled",
+        _args(name=(name, "text"), enabled=(enabled, "boolean")),
+        one(m.Schedule),
+        retry_safe=True,
+    )
+
+
+def delete_schedule(name: str) -> Call[m.Schedule]:
+    """Not retry-safe: a resend after a lost reply would answer "not found"."""
+    return Call("delete_schedule", _args(name=(name, "text")), one(m.Schedule))
+
+
+def preview_schedule(cron: str, timezone: str, count: int) -> Call[list[m.ScheduleTime]]:
+    return Call(
+        "preview_schedule",
+        _args(cron=(cron, "text"), timezone=(timezone, "text"), count=(count, "integer")),
+        many(m.ScheduleTime),
+        retry_safe=True,
+        read_only=True,
+    )
+
+
+def enqueue_due_schedules(limit: int) -> Call[list[m.ScheduleFire]]:
+    """Retry-safe: a due time's run is keyed by the schedule and that time, so a resend finds
+    the same run (or nothing due any more)."""
+    return Call(
+        "enqueue_due_schedules",
+        _args(max_runs=(limit, "integer")),
+        many(m.ScheduleFire),
+        retry_safe=True,
+        paging=_drain("max_runs"),
+    )
+
+
 def create_session(title: str | None, metadata: Mapping[str, Any] | None) -> Call[m.Session]:
     return Call(
         "create_session",

@@ -201,6 +201,53 @@ class Template(_Row):
 TEMPLATE_READ_ONLY = frozenset({"created_at", "updated_at", "version"})
 
 
+class Schedule(_Row):
+    """A recurring run: a run of ``template`` with ``params`` at each time ``cron`` names, on
+    the wall clock of ``timezone``. The sweeper's pass enqueues it when due (``enqueue_due``)."""
+
+    name: str
+    template: str
+    #: five fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/...
+    cron: str
+    timezone: str = "UTC"
+    params: dict[str, Any] = Field(default_factory=dict)
+    #: None: the template's default lane
+    lane: LaneId | None = None
+    priority: int = 0
+    enabled: bool = True
+    description: str = ""
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    last_run_id: UUID | None = None
+    #: why the last due time enqueued nothing (the params no longer fit the template, ...)
+    last_error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+#: Fields of a schedule the database sets (never sent to ``upsert``).
+SCHEDULE_READ_ONLY = frozenset(
+    {"next_run_at", "last_run_at", "last_run_id", "last_error", "created_at", "updated_at"}
+)
+
+
+class ScheduleFire(_Row):
+    """One due time of a schedule, fired: the run it enqueued, or why none was."""
+
+    schedule: str
+    due_at: datetime
+    run_id: UUID | None = None
+    error: str | None = None
+
+
+class ScheduleTime(_Row):
+    """A time a cron expression names, and the same as the zone's wall clock ("Mon 2026-12-07
+    09:00")."""
+
+    due_at: datetime
+    local_time: str
+
+
 class TemplateVersion(_Row):
     """One recorded definition of a template: every settable field but its name."""
 

@@ -172,10 +172,11 @@ exception when invalid_parameter_value then
 end
 $$;
 
--- The next `count` times a cron expression names after now: what the CLI and the board show
--- before a schedule is saved ("is this what I meant?"). Pure: it reads no table.
+-- The next `count` times a cron expression names after now, each also as the zone's wall clock:
+-- what the CLI and the board show before a schedule is saved ("is this what I meant?"). Pure:
+-- it reads no table.
 create function public.preview_schedule(cron text, timezone text default 'UTC', count integer default 5)
-returns setof timestamptz
+returns table (due_at timestamptz, local_time text)
 language plpgsql stable set search_path = '' as $$
 declare
   t timestamptz := now();
@@ -185,7 +186,10 @@ begin
   end if;
   for i in 1 .. preview_schedule.count loop
     t := pulser_ops.cron_next(preview_schedule.cron, preview_schedule.timezone, t);
-    return next t;
+    due_at := t;
+    -- the wall clock of the zone, as whoever wrote the expression reads it
+    local_time := to_char(t at time zone preview_schedule.timezone, 'Dy YYYY-MM-DD HH24:MI');
+    return next;
   end loop;
 end
 $$;

@@ -61,6 +61,7 @@ STATE_TABLES = {
     "public.lanes": "id",
     "public.spec_docs": "id",
     "public.alerts": "id",
+    "public.run_schedules": "name",
 }
 
 

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 from uuid import UUID
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic import validate_call as _validate_call
 
 from .. import models as m
@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     MessageLike = m.MessageIn | Mapping[str, Any]
     FilterLike = m.RunFilter | Mapping[str, Any]
     TemplateLike = m.Template | Mapping[str, Any]
+    ScheduleLike = m.Schedule | Mapping[str, Any]
 else:
     # A list for pydantic: any iterable but a string or a mapping, validated at once (an
     # ``Iterable`` would be validated item by item as the method reads it, mid-call).
@@ -94,6 +95,7 @@ else:
     FilterLike = m.RunFilter
     # A mapping goes to SQL as it is (which refuses unknown fields); a Template as its dump.
     TemplateLike = Annotated[JsonObject | m.Template, Field(union_mode="left_to_right")]
+    ScheduleLike = Annotated[JsonObject | m.Schedule, Field(union_mode="left_to_right")]
 
 
 # --- checking a call ----------------------------------------------------------------------------
@@ -274,6 +276,16 @@ def storage_paths(gone: Iterable[m.PruneResult]) -> list[str]:
 
 
 def template_json(template: m.Template | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(template, m.Template):
-        return template.model_dump(mode="json", exclude=set(m.TEMPLATE_READ_ONLY))
-    return dict(template)
+    return _definition(template, m.TEMPLATE_READ_ONLY)
+
+
+def schedule_json(schedule: m.Schedule | Mapping[str, Any]) -> dict[str, Any]:
+    return _definition(schedule, m.SCHEDULE_READ_ONLY)
+
+
+def _definition(value: BaseModel | Mapping[str, Any], read_only: frozenset[str]) -> dict[str, Any]:
+    """A model as the JSON its upsert takes (without what the database sets); a mapping as it
+    is (the SQL refuses unknown fields)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude=set(read_only))
+    return dict(value)

@@ -70,7 +70,7 @@ select throws_ok($$select pulser_ops.cron_next('0 0 30 2 *', 'UTC', now())$$, 'P
 select throws_ok($$select pulser_ops.cron_next('@daily', 'Mars/Olympus', now())$$, 'PO400',
   'timezone: unknown time zone "Mars/Olympus"', 'an unknown time zone');
 select is((select count(*)::int from public.preview_schedule('*/5 * * * *', 'UTC', 12)), 12, 'a preview of 12 times');
-select ok((select bool_and(t > now()) and count(distinct t) = 3 from public.preview_schedule('@hourly', 'UTC', 3) t),
+select ok((select bool_and(t.due_at > now()) and count(distinct t.due_at) = 3 from public.preview_schedule('@hourly', 'UTC', 3) t),
   'previewed times are in the future and distinct');
 
 -- ---------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from ..inputs import (
     LaneList,
     MessageLike,
     RunRequestLike,
+    ScheduleLike,
     SpecDocLike,
     Statuses,
     TemplateLike,
@@ -804,6 +805,48 @@ class AsyncAlerts(_Namespace):
         return await self._t.execute(calls.list_alerts(status, limit))
 
 
+class AsyncSchedules(_Namespace):
+    """Recurring runs: a template's run at the times a cron expression names, in a time zone.
+    Admins write schedules; every operator reads them; the sweeper fires them."""
+
+    @checked
+    async def list(self) -> builtins.list[m.Schedule]:
+        return await self._t.execute(calls.list_schedules())
+
+    @checked
+    async def upsert(self, schedule: ScheduleLike) -> m.Schedule:
+        """Create a schedule or replace the one with its name (admins). The cron expression,
+        time zone, template and params are checked first; a changed timing counts from now."""
+        return await self._t.execute(calls.upsert_schedule(inputs.schedule_json(schedule)))
+
+    @checked
+    async def pause(self, name: Text) -> m.Schedule:
+        return await self._t.execute(calls.set_schedule_enabled(name, False))
+
+    @checked
+    async def resume(self, name: Text) -> m.Schedule:
+        """Fire again, from the next due time after now (missed times are not made up)."""
+        return await self._t.execute(calls.set_schedule_enabled(name, True))
+
+    @checked
+    async def delete(self, name: Text) -> m.Schedule:
+        return await self._t.execute(calls.delete_schedule(name))
+
+    @checked
+    async def preview(
+        self, cron: Text, timezone: Text = "UTC", count: int = 5
+    ) -> builtins.list[m.ScheduleTime]:
+        """The next ``count`` times ``cron`` names after now, in ``timezone`` (each also as
+        that zone's wall clock); ``InvalidInput`` says what in the expression cannot be read."""
+        return await self._t.execute(calls.preview_schedule(cron, timezone, count))
+
+    @checked
+    async def enqueue_due(self, limit: int = 100) -> builtins.list[m.ScheduleFire]:
+        """Enqueue the run of every due schedule, once per due time (service role: what the
+        sweeper does on each pass)."""
+        return await self._t.execute(calls.enqueue_due_schedules(limit))
+
+
 class AsyncClient(AsyncSubscribing):
     """The client: one namespace per area. Build it with ``await pulser_ops.aconnect()``."""
 
@@ -820,6 +863,7 @@ class AsyncClient(AsyncSubscribing):
         self.workers = AsyncWorkers(transport)
         self.monitoring = AsyncMonitoring(transport)
         self.alerts = AsyncAlerts(transport)
+        self.schedules = AsyncSchedules(transport)
 
     @checked
     def subscribe(

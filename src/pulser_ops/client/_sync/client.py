@@ -35,6 +35,7 @@ from ..inputs import (
     LaneList,
     MessageLike,
     RunRequestLike,
+    ScheduleLike,
     SpecDocLike,
     Statuses,
     TemplateLike,
@@ -795,6 +796,48 @@ class Alerts(_Namespace):
         return self._t.execute(calls.list_alerts(status, limit))
 
 
+class Schedules(_Namespace):
+    """Recurring runs: a template's run at the times a cron expression names, in a time zone.
+    Admins write schedules; every operator reads them; the sweeper fires them."""
+
+    @checked
+    def list(self) -> builtins.list[m.Schedule]:
+        return self._t.execute(calls.list_schedules())
+
+    @checked
+    def upsert(self, schedule: ScheduleLike) -> m.Schedule:
+        """Create a schedule or replace the one with its name (admins). The cron expression,
+        time zone, template and params are checked first; a changed timing counts from now."""
+        return self._t.execute(calls.upsert_schedule(inputs.schedule_json(schedule)))
+
+    @checked
+    def pause(self, name: Text) -> m.Schedule:
+        return self._t.execute(calls.set_schedule_enabled(name, False))
+
+    @checked
+    def resume(self, name: Text) -> m.Schedule:
+        """Fire again, from the next due time after now (missed times are not made up)."""
+        return self._t.execute(calls.set_schedule_enabled(name, True))
+
+    @checked
+    def delete(self, name: Text) -> m.Schedule:
+        return self._t.execute(calls.delete_schedule(name))
+
+    @checked
+    def preview(
+        self, cron: Text, timezone: Text = "UTC", count: int = 5
+    ) -> builtins.list[m.ScheduleTime]:
+        """The next ``count`` times ``cron`` names after now, in ``timezone`` (each also as
+        that zone's wall clock); ``InvalidInput`` says what in the expression cannot be read."""
+        return self._t.execute(calls.preview_schedule(cron, timezone, count))
+
+    @checked
+    def enqueue_due(self, limit: int = 100) -> builtins.list[m.ScheduleFire]:
+        """Enqueue the run of every due schedule, once per due time (service role: what the
+        sweeper does on each pass)."""
+        return self._t.execute(calls.enqueue_due_schedules(limit))
+
+
 class Client(Subscribing):
     """The client: one namespace per area. Build it with ``pulser_ops.connect()``."""
 
@@ -811,6 +854,7 @@ class Client(Subscribing):
         self.workers = Workers(transport)
         self.monitoring = Monitoring(transport)
         self.alerts = Alerts(transport)
+        self.schedules = Schedules(transport)
 
     @checked
     def subscribe(
