@@ -766,6 +766,20 @@ def upsert_schedule(schedule: Mapping[str, Any]) -> Call[m.Schedule]:
     )
 
 
+def upsert_schedules(schedules: Sequence[Mapping[str, Any]]) -> Call[list[m.Schedule]]:
+    return Call(
+        "upsert_schedules",
+        _args(
+            schedules=(
+                [_object(x, f"schedules[{i}]") for i, x in enumerate(schedules)],
+                "jsonb",
+            )
+        ),
+        many(m.Schedule),
+        retry_safe=True,
+    )
+
+
 def set_schedule_enabled(name: str, enabled: bool) -> Call[m.Schedule]:
     return Call(
         "set_schedule_enabled",

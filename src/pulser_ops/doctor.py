@@ -96,6 +96,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "set_schedule_enabled",
         "sweep_expired_runs",
         "upsert_schedule",
+        "upsert_schedules",
         "upsert_template",
         "upsert_templates",
         "validate_params",

@@ -327,6 +327,43 @@ language sql volatile set search_path = '' as $$
   select * from pulser_ops.upsert_schedule(upsert_schedule.schedule)
 $$;
 
+-- Create or update several schedules in one transaction: all of them, or none (pulser-ops
+-- schedules apply FILE). The first error is prefixed "schedules[i] (name):".
+create function public.upsert_schedules(schedules jsonb) returns setof public.run_schedules
+language plpgsql volatile set search_path = '' as $$
+declare
+  item jsonb;
+  n bigint;
+  msg text;
+  code text;
+  hint text;
+begin
+  if not pulser_ops.is_admin() then
+    raise exception 'permission denied: only an admin or the service role may change schedules'
+      using errcode = '42501', hint = 'Admins carry app_metadata.ops_role = ''admin'' in their JWT.';
+  end if;
+  if jsonb_typeof(upsert_schedules.schedules) is distinct from 'array'
+     or jsonb_array_length(upsert_schedules.schedules) not between 1 and 200 then
+    raise exception 'schedules: expected an array of 1 to 200 schedule objects' using errcode = 'PO400';
+  end if;
+  if (select count(distinct e ->> 'name') <> count(*)
+      from jsonb_array_elements(upsert_schedules.schedules) e) then
+    raise exception 'schedules: a name appears more than once' using errcode = 'PO400';
+  end if;
+  for item, n in
+    select e, i from jsonb_array_elements(upsert_schedules.schedules) with ordinality as a(e, i)
+  loop
+    begin
+      return next pulser_ops.upsert_schedule(item);
+    exception when others then
+      get stacked diagnostics msg = message_text, code = returned_sqlstate, hint = pg_exception_hint;
+      raise exception 'schedules[%] (%): %', n - 1, coalesce(item ->> 'name', 'no name'), msg
+        using errcode = code, hint = coalesce(hint, '');
+    end;
+  end loop;
+end
+$$;
+
 -- Pause (false) or resume (true) a schedule. Resuming counts from now: the times it missed
 -- while paused are not made up.
 create function pulser_ops.set_schedule_enabled(name text, enabled boolean)
@@ -477,7 +514,8 @@ grant select, insert, update, delete on public.run_schedules to service_role;
 
 revoke all on function
   public.preview_schedule(text, text, integer), public.list_schedules(),
-  public.upsert_schedule(jsonb), public.set_schedule_enabled(text, boolean),
+  public.upsert_schedule(jsonb), public.upsert_schedules(jsonb),
+  public.set_schedule_enabled(text, boolean),
   public.delete_schedule(text), public.enqueue_due_schedules(integer),
   pulser_ops.upsert_schedule(jsonb), pulser_ops.set_schedule_enabled(text, boolean),
   pulser_ops.delete_schedule(text), pulser_ops.cron_field(text, integer, integer, text[], text),
@@ -486,7 +524,8 @@ revoke all on function
   from public, anon, authenticated, service_role;
 grant execute on function
   public.preview_schedule(text, text, integer), public.list_schedules(),
-  public.upsert_schedule(jsonb), public.set_schedule_enabled(text, boolean),
+  public.upsert_schedule(jsonb), public.upsert_schedules(jsonb),
+  public.set_schedule_enabled(text, boolean),
   public.delete_schedule(text), public.enqueue_due_schedules(integer),
   pulser_ops.upsert_schedule(jsonb), pulser_ops.set_schedule_enabled(text, boolean),
   pulser_ops.delete_schedule(text), pulser_ops.cron_field(text, integer, integer, text[], text),
@@ -496,7 +535,8 @@ grant execute on function
 -- every operator reads and previews; admins write (the functions check)
 grant execute on function
   public.preview_schedule(text, text, integer), public.list_schedules(),
-  public.upsert_schedule(jsonb), public.set_schedule_enabled(text, boolean),
+  public.upsert_schedule(jsonb), public.upsert_schedules(jsonb),
+  public.set_schedule_enabled(text, boolean),
   public.delete_schedule(text), pulser_ops.upsert_schedule(jsonb),
   pulser_ops.set_schedule_enabled(text, boolean), pulser_ops.delete_schedule(text),
   pulser_ops.cron_field(text, integer, integer, text[], text),

@@ -129,7 +129,8 @@ begin
                 'list_template_versions', 'delete_template', 'add_session_messages',
                 'list_session_messages', 'list_session_summaries', 'list_session_runs',
                 'list_run_timeline', 'list_last_run_events', 'get_run_on_behalf_of', 'run_now',
-                'bulk_run_now', 'preview_schedule', 'upsert_schedule', 'set_schedule_enabled',
+                'bulk_run_now', 'preview_schedule', 'upsert_schedule', 'upsert_schedules',
+                'set_schedule_enabled',
                 'delete_schedule', 'list_schedules', 'enqueue_due_schedules'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
@@ -193,8 +194,9 @@ grant execute on function
   public.list_run_timeline(uuid, integer), public.list_last_run_events(uuid, integer),
   -- schedules (45_schedules.sql): every operator reads and previews, admins write
   public.list_schedules(), public.preview_schedule(text, text, integer),
-  public.upsert_schedule(jsonb), public.set_schedule_enabled(text, boolean),
-  public.delete_schedule(text), pulser_ops.upsert_schedule(jsonb),
+  public.upsert_schedule(jsonb), public.upsert_schedules(jsonb),
+  public.set_schedule_enabled(text, boolean), public.delete_schedule(text),
+  pulser_ops.upsert_schedule(jsonb),
   pulser_ops.set_schedule_enabled(text, boolean), pulser_ops.delete_schedule(text),
   pulser_ops.cron_field(text, integer, integer, text[], text),
   pulser_ops.cron_next(text, text, timestamptz), pulser_ops.cron_expand(text),

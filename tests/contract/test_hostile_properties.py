@@ -154,6 +154,8 @@ def _base(w: World) -> dict[str, dict[str, Any]]:
         "schedules.list": {},
         "schedules.upsert": {"schedule": {"name": "prop-sched", "template": "hello",
                                           "cron": "@daily", "params": {"name": "p"}}},
+        "schedules.upsert_many": {"schedules": [{"name": "prop-sched", "template": "hello",
+                                                 "cron": "@daily", "params": {"name": "p"}}]},
         "schedules.pause": {"name": "prop-none"},
         "schedules.resume": {"name": "prop-none"},
         "schedules.delete": {"name": "prop-none"},

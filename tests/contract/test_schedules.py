@@ -165,3 +165,14 @@ def test_a_template_with_schedules_is_not_deleted(env: Env, client: Client) -> N
     assert client.templates.delete("hello").name == "hello"
     with pytest.raises(NotFound):
         client.schedules.delete("nightly")
+
+
+def test_upsert_many_saves_all_or_none(env: Env, client: Client) -> None:
+    template(client)
+    saved = client.schedules.upsert_many([NIGHTLY, {**NIGHTLY, "name": "hourly", "cron": "@hourly"}])
+    assert [s.name for s in saved] == ["nightly", "hourly"]
+    with pytest.raises(InvalidInput, match=r"schedules\[1\] \(broken\): cron: the hour field"):
+        client.schedules.upsert_many([{**NIGHTLY, "name": "third"},
+                                      {**NIGHTLY, "name": "broken", "cron": "0 25 * * *"}])
+    assert [s.name for s in client.schedules.list()] == ["hourly", "nightly"]
+

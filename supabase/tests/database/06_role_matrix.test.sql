@@ -148,6 +148,7 @@ insert into fn_class values
   ('pulser_ops.check_timezone(text)', 'pure'),
   ('public.list_schedules()', 'operator'),
   ('public.upsert_schedule(jsonb)', 'admin'),
+  ('public.upsert_schedules(jsonb)', 'admin'),
   ('public.set_schedule_enabled(text, boolean)', 'admin'),
   ('public.delete_schedule(text)', 'admin'),
   ('pulser_ops.upsert_schedule(jsonb)', 'admin'),

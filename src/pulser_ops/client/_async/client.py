@@ -820,6 +820,12 @@ class AsyncSchedules(_Namespace):
         return await self._t.execute(calls.upsert_schedule(inputs.schedule_json(schedule)))
 
     @checked
+    async def upsert_many(self, schedules: Items[ScheduleLike]) -> builtins.list[m.Schedule]:
+        """Create or update several schedules in one transaction: all of them, or none."""
+        bodies = [inputs.schedule_json(x) for x in schedules]
+        return await self._t.execute(calls.upsert_schedules(bodies))
+
+    @checked
     async def pause(self, name: Text) -> m.Schedule:
         return await self._t.execute(calls.set_schedule_enabled(name, False))
 

@@ -811,6 +811,12 @@ class Schedules(_Namespace):
         return self._t.execute(calls.upsert_schedule(inputs.schedule_json(schedule)))
 
     @checked
+    def upsert_many(self, schedules: Items[ScheduleLike]) -> builtins.list[m.Schedule]:
+        """Create or update several schedules in one transaction: all of them, or none."""
+        bodies = [inputs.schedule_json(x) for x in schedules]
+        return self._t.execute(calls.upsert_schedules(bodies))
+
+    @checked
     def pause(self, name: Text) -> m.Schedule:
         return self._t.execute(calls.set_schedule_enabled(name, False))
 
