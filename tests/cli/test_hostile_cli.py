@@ -5,7 +5,8 @@ a new command is tried without a change here. Hypothesis gives each argument and
 hostile value (lone surrogates as a shell passes undecodable bytes, huge text, numbers out of
 range, paths to deep, binary or missing files, unknown ids). The property: no exception
 escapes the command (no traceback), and a failure is either click's usage message (exit 2) or
-exactly one ``error:`` line on stderr. ``-m slow`` runs a larger budget.
+exactly one ``error:`` line on stderr. ``-m slow`` runs a larger budget (the same draws every
+run; ``PULSER_OPS_FUZZ=1`` draws new ones: see ``tests/support/fuzz.py``).
 
 A few commands run until stopped or start processes (``worker``, ``ui``, ``demo``, ``local``,
 ``sweep``'s loop, ``metrics``, ``mcp``, ``doctor --smoke``, ``db push``, which applies
@@ -28,6 +29,7 @@ from hypothesis import strategies as st
 
 from pulser_ops.cli import app
 from tests.cli.helpers import Cli
+from tests.support import fuzz
 
 #: Commands that run until stopped, start processes or change the database's schema.
 SKIPPED = {
@@ -180,7 +182,7 @@ def test_hostile_arguments_never_print_a_traceback_larger_profile(
     monkeypatch.chdir(tmp_path)
     text = hostile_text(files)
 
-    @settings(_SETTINGS, max_examples=EXAMPLES_SLOW, derandomize=False)
+    @settings(_SETTINGS, **fuzz.larger(EXAMPLES_SLOW))
     @given(data=st.data())
     def prop(data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(TRIED), label="command")

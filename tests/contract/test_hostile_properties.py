@@ -9,7 +9,8 @@ the whole control plane (every table, the artifact objects, the files) is as it 
 
 The methods are listed from the client classes, not by hand, and the test fails when one has
 no base arguments here, so a new method cannot be missed. The normal suite runs a few examples
-per method (``PROFILE``); ``-m slow`` runs a larger budget drawn over all methods at once.
+per method (``PROFILE``); ``-m slow`` runs a larger budget drawn over all methods at once (the
+same draws every run; ``PULSER_OPS_FUZZ=1`` draws new ones: see ``tests/support/fuzz.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pulser_ops import Artifact, AsyncClient, Client, PulserOpsError, Run
 from pulser_ops.client._sync.client import _Namespace
 from tests.contract.conftest import Env
 from tests.contract.helpers import basic_world, nested_lists
+from tests.support import fuzz
 
 #: The world never has to be rebuilt: a call that fails must leave it as it was (checked), and
 #: one that succeeds changes it the way any user's call would.
@@ -335,7 +337,7 @@ def test_a_list_nested_10000_deep_is_refused_in_every_parameter(
 
 @pytest.mark.slow
 def test_hostile_values_are_refused_cleanly_larger_profile(env: Env, world: World) -> None:
-    @settings(_SETTINGS, max_examples=EXAMPLES_SLOW, derandomize=False)
+    @settings(_SETTINGS, **fuzz.larger(EXAMPLES_SLOW))
     @given(data=st.data(), use_async=st.booleans())
     def prop(data: st.DataObject, use_async: bool) -> None:
         name = data.draw(st.sampled_from(METHODS), label="method")
