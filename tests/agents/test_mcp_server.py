@@ -13,6 +13,7 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote
@@ -81,7 +82,8 @@ async def test_an_agent_enqueues_a_template_run_waits_and_reads_its_artifact(
     async with mcp_session(db_url, tmp_path) as mcp:
         tools = {t.name: t for t in (await mcp.list_tools()).tools}
         assert {"list_templates", "enqueue_run", "get_run", "wait_for_run", "cancel_run",
-                "list_runs", "read_artifact", "run_hello"} <= set(tools)  # fmt: skip
+                "expedite_run", "list_schedules", "list_runs", "read_artifact",
+                "run_hello"} <= set(tools)  # fmt: skip
         assert tools["run_hello"].input_schema == SCHEMA  # the template's params schema
         listed = _data(await mcp.call_tool("list_templates", {}))
         assert listed["templates"][0]["params_schema"] == SCHEMA
@@ -124,6 +126,19 @@ async def test_an_agent_enqueues_a_template_run_waits_and_reads_its_artifact(
         assert _error(await mcp.call_tool("enqueue_run", {
             "template": "hello", "params": {"name": "x"}, "priority": "high"})) == "invalid_input"
         assert _error(await mcp.call_tool("no_such_tool", {})) == "unknown_tool"
+
+        # a run that waits an hour, made claimable now; and the schedules, listed
+        later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        with pulser_ops.connect(db_url, storage_dir=tmp_path) as sdk:
+            waiting = sdk.runs.create("hello", {"name": "tonight"}, lane="D", run_after=later)
+            sdk.schedules.upsert({"name": "nightly-hello", "template": "hello",
+                                  "cron": "0 2 * * *", "params": {"name": "night"}})  # fmt: skip
+        moved = _data(await mcp.call_tool("expedite_run", {"run_id": str(waiting.id)}))["run"]
+        assert datetime.fromisoformat(moved["available_at"]) <= datetime.now(UTC)
+        assert _error(await mcp.call_tool("expedite_run", {"run_id": run["id"]})) == (
+            "already_terminal")
+        [sched] = _data(await mcp.call_tool("list_schedules", {}))["schedules"]
+        assert (sched["name"], sched["cron"], sched["enabled"]) == ("nightly-hello", "0 2 * * *", True)
 
 
 def _operator_url(db_url: str, sub: str) -> str:

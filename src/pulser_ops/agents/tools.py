@@ -7,6 +7,9 @@
 - ``get_run``: a run with its steps, artifacts and last events;
 - ``wait_for_run``: until the run ends, or a timeout (then it says it timed out);
 - ``cancel_run``, ``list_runs`` (filters: status, lanes, template, session, text);
+- ``expedite_run``: a queued run that waits (run_after, a retry's backoff) claimable now (not
+  ``run_now``: ``run_<name>`` are the templates' tools);
+- ``list_schedules``: the recurring runs, with their next and last times;
 - ``read_artifact``: text inline, images as MCP images, other bytes as base64.
 
 Every tool goes through the SDK client the server was started with: the control plane checks
@@ -81,6 +84,17 @@ STATIC_TOOLS: dict[str, tuple[str, dict[str, Any]]] = {
         "heartbeats.",
         {"type": "object", "required": ["run_id"], "additionalProperties": False,
          "properties": {"run_id": _RUN_ID, "reason": {"type": "string"}}},
+    ),
+    "expedite_run": (
+        "Make a queued run that waits (enqueued with run_after, or a retry waiting out its "
+        "backoff) claimable now; a run already due is returned as it is.",
+        {"type": "object", "required": ["run_id"], "additionalProperties": False,
+         "properties": {"run_id": _RUN_ID}},
+    ),
+    "list_schedules": (
+        "The schedules (recurring runs): template, params, cron expression and time zone, "
+        "enabled or paused, next due time, last run and last error.",
+        {"type": "object", "properties": {}, "additionalProperties": False},
     ),
     "list_runs": (
         "Runs, newest first, filtered by status, lanes, template, session or text in their "
@@ -241,6 +255,13 @@ class Toolbox:
     async def _tool_cancel_run(self, args: dict[str, Any]) -> types.CallToolResult:
         run = await self.client.runs.cancel(_uuid(args, "run_id"), reason=args.get("reason"))
         return _result({"run": _json(run)})
+
+    async def _tool_expedite_run(self, args: dict[str, Any]) -> types.CallToolResult:
+        run = await self.client.runs.run_now(_uuid(args, "run_id"))
+        return _result({"run": _json(run)})
+
+    async def _tool_list_schedules(self, args: dict[str, Any]) -> types.CallToolResult:
+        return _result({"schedules": _json(await self.client.schedules.list())})
 
     async def _tool_list_runs(self, args: dict[str, Any]) -> types.CallToolResult:
         template = args.get("template")
