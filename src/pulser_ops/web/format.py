@@ -73,6 +73,17 @@ def live_ago(at: datetime | None, ref: datetime | None = None, suffix: str = " a
     )
 
 
+def live_in(at: datetime | None, ref: datetime | None = None) -> Markup:
+    """A time to come that keeps counting down in the browser ("in 4m 07s", then "due now":
+    app.js ticks it like ``live_ago``), with its stamp as the title."""
+    if at is None:
+        return Markup(NONE)
+    left = -(since(at, ref) or 0.0)
+    return Markup('<time data-until="{}" datetime="{}" title="{}">{}</time>').format(
+        at.timestamp(), at.isoformat(), stamp(at), f"in {duration(left)}" if left > 0 else "due now"
+    )
+
+
 def lease(expires_at: datetime | None, ref: datetime | None = None) -> str:
     """Where a held run's lease stands: what decides when the sweeper may take the run."""
     left = since(expires_at, ref)
@@ -155,6 +166,7 @@ FILTERS = {
     "lease": lease,
     "due": due,
     "live_ago": live_ago,
+    "live_in": live_in,
     "stamp": stamp,
     "short_id": short_id,
     "pretty_json": pretty_json,
