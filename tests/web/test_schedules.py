@@ -1,11 +1,13 @@
 """The Schedules tab through the app, on both transports: the list (next run, last run with
 its status, the last error), the editor's live preview of the next times (the control plane's
 own cron reading, with its errors), saving with each refusal next to its field, pause, resume
-and delete, and who may do what (same origin, read-only, operators)."""
+and delete, who may do what (same origin, read-only, operators), and the run timeline naming
+the schedule that enqueued a run."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -267,3 +269,26 @@ async def test_read_only_and_operators_see_no_controls_and_cannot_write(
             got = await b.post(path, data=_form(existing="nightly", description="changed"))
             assert got.status_code == 403 and "permission_denied" in got.text, path
     assert env.state() == before
+
+
+async def test_the_run_timeline_names_the_schedule_that_enqueued_it(
+    env: Env, client: Client
+) -> None:
+    template(client)
+    client.schedules.upsert(NIGHTLY)
+    fired = _fire(env, client, "nightly")
+    run = client.runs.get(fired.run_id)
+    assert run.idempotency_key == "schedule:nightly:" + fired.due_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # the due time's date is shown only when the run was enqueued on another day (UTC)
+    same_day = fired.due_at.astimezone(UTC).date() == run.created_at.astimezone(UTC).date()
+    due = fired.due_at.astimezone(UTC).strftime("%H:%M UTC" if same_day else "%Y-%m-%d %H:%M UTC")
+    by_hand = client.runs.create("hello", {"name": "x"}, idempotency_key="schedule:nightly:soon")
+    async with board(env) as b:
+        page = (await b.get(f"/runs/{fired.run_id}")).text
+        again = (await b.get(f"/partials/runs/{fired.run_id}/timeline")).text
+        plain = (await b.get(f"/runs/{by_hand.id}")).text
+    for html in (page, again):
+        assert ('enqueued by schedule <a class="mono" href="/schedules#schedule-nightly"'
+                ' id="by-schedule">nightly</a>'
+                f" (due {due}) on lane C (template hello v1)") in html  # fmt: skip
+    assert "enqueued on lane A (template hello v1)" in plain and "by-schedule" not in plain
