@@ -80,7 +80,9 @@ async def test_the_list_shows_next_run_last_run_with_its_status_and_the_last_err
     assert s.next_run_at is not None
     paris = s.next_run_at.astimezone(ZoneInfo("Europe/Paris")).strftime("%a %Y-%m-%d 02:30")
     assert f'data-until="{s.next_run_at.timestamp()}"' in nightly
-    assert f"{paris} Europe/Paris · " in nightly and "UTC</div>" in nightly
+    utc = s.next_run_at.astimezone(UTC).strftime("%a %Y-%m-%d %H:%M")
+    assert f'<span title="on the wall clock of Europe/Paris">{paris}</span>' in nightly
+    assert f"<span>{utc} UTC</span>" in nightly
     assert f'<a class="mono" href="/runs/{fired.run_id}">' in nightly
     assert '<span class="badge st-queued">queued</span>' in nightly
     assert '<span class="badge st-succeeded">enabled</span>' in nightly
