@@ -108,6 +108,14 @@ def test_create_a_schedule_with_its_live_preview_then_pause_resume_and_delete_it
     shot(page, "schedule-run-timeline")
     page.locator("#by-schedule").click()
     page.wait_for_url(base + "/schedules#schedule-nightly")
+    # its editor: what it is now beside the form (next run, the run it enqueued)
+    page.locator("#schedule-nightly").get_by_role("link", name="Edit").click()
+    page.wait_for_url(base + "/schedules/nightly/edit")
+    expect(page.locator("#s-name")).to_have_value("nightly")
+    expect(page.locator("#schedule-facts")).to_contain_text(str(fired.run_id)[:8])
+    expect(page.locator("#preview-times tbody tr")).to_have_count(5)
+    shot(page, "schedule-editor-existing")
+    page.locator("#schedules-crumb").click()
 
     # delete asks first
     messages: list[str] = []

@@ -122,7 +122,7 @@ async def test_the_preview_shows_the_next_times_in_the_zone_and_utc_or_the_error
         assert got.status_code == 200 and "<html" not in html
         assert "every day at 02:30" in html and "(Europe/Paris)" in html
         rows = re.findall(r'<tr><td class="mono">(.*?)</td><td class="mono muted">(.*?)</td>', html)
-        assert rows == [(t.local_time, t.due_at.strftime("%Y-%m-%d %H:%M:%S UTC"))
+        assert rows == [(t.local_time, t.due_at.astimezone(UTC).strftime("%a %Y-%m-%d %H:%M"))
                         for t in expected]  # fmt: skip
         assert all(local.endswith(" 02:30") for local, _ in rows) and len(rows) == 5
         utc = (await b.get("/partials/schedules/preview", params={"cron": "@hourly"})).text
@@ -228,6 +228,7 @@ async def test_pause_resume_and_delete_from_the_list_and_the_editor(
         assert left.headers["HX-Redirect"] == "/schedules?m=" + quote("deleted other")
         missing = await b.post("/schedules/other/pause", headers=hx)
         assert missing.status_code == 404 and "schedule other not found" in missing.text
+        assert (await b.get("/schedules/other/edit")).status_code == 404
     assert client.schedules.list() == []
 
 

@@ -1,6 +1,6 @@
 """The Schedules tab's pure pieces, table-driven: a cron expression in plain words (only the
 shapes it is sure of; anything else gets no hint rather than a wrong one), and the countdown to
-a schedule's next run."""
+a schedule's next run and its wall-clock reading."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pulser_ops.web.cron_words import describe
-from pulser_ops.web.format import live_in
+from pulser_ops.web.format import live_in, wall_clock
 
 WORDS = [
     ("* * * * *", "every minute"),
@@ -62,3 +62,12 @@ def test_a_time_to_come_counts_down_and_then_is_due() -> None:
     assert 'title="2026-12-01 12:00:00 UTC"' in soon
     assert ">due now</time>" in str(live_in(at, at + timedelta(seconds=1)))
     assert str(live_in(None)) == "\u2013"
+
+
+def test_a_time_reads_on_the_wall_clock_of_its_zone() -> None:
+    at = datetime(2026, 7, 1, 0, 30, tzinfo=UTC)
+    assert wall_clock(at) == "Wed 2026-07-01 00:30"
+    assert wall_clock(at, "Europe/Paris") == "Wed 2026-07-01 02:30"  # summer time
+    assert wall_clock(at, "America/New_York") == "Tue 2026-06-30 20:30"
+    # zones only PostgreSQL knows, or no zone at all: nothing (the UTC time beside it stands)
+    assert wall_clock(at, "PST") == wall_clock(at, "../etc/passwd") == wall_clock(None) == ""

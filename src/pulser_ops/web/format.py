@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
 
@@ -104,6 +105,17 @@ def stamp(at: datetime | None) -> str:
     return NONE if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def wall_clock(at: datetime | None, timezone: str = "UTC") -> str:
+    """``at`` on the wall clock of ``timezone`` ("Tue 2026-12-01 02:30", the way a schedule's
+    times read); "" for a zone only PostgreSQL knows (an abbreviation such as PST)."""
+    if at is None:
+        return ""
+    try:
+        return at.astimezone(ZoneInfo(timezone)).strftime("%a %Y-%m-%d %H:%M")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ""
+
+
 def short_id(value: Any) -> str:
     return str(value)[:8]
 
@@ -168,6 +180,7 @@ FILTERS = {
     "live_ago": live_ago,
     "live_in": live_in,
     "stamp": stamp,
+    "wall_clock": wall_clock,
     "short_id": short_id,
     "pretty_json": pretty_json,
     "compact_json": compact_json,

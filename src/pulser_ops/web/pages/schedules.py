@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -144,17 +142,6 @@ def slot_of(e: PulserOpsError) -> str:
     return ""
 
 
-def zoned(at: datetime | None, timezone: str) -> str:
-    """``at`` on the wall clock of ``timezone`` ("Tue 2026-12-01 02:30"); "" for a zone only
-    PostgreSQL knows (an abbreviation such as PST): the UTC stamp beside it says it all."""
-    if at is None:
-        return ""
-    try:
-        return at.astimezone(ZoneInfo(timezone)).strftime("%a %Y-%m-%d %H:%M")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ""
-
-
 async def _list(room: ControlRoom, who: Principal, client: AsyncClient) -> dict[str, Any]:
     key = who.client_key
     rows = await room.reads.get((key, "schedules"), client.schedules.list)
@@ -164,7 +151,7 @@ async def _list(room: ControlRoom, who: Principal, client: AsyncClient) -> dict[
         if ids
         else []
     )
-    return {"rows": rows, "runs": {r.id: r for r in runs}, "zoned": zoned, "words": describe}
+    return {"rows": rows, "runs": {r.id: r for r in runs}, "words": describe}
 
 
 def add(router: APIRouter, room: ControlRoom) -> None:
@@ -176,7 +163,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         templates = await client.templates.list()
         ctx = {
             "page": "ops.schedules", "d": d, "s": s, "templates": templates, "lanes": LANES,
-            "zones": ZONES, "slots": SLOTS, "zoned": zoned,
+            "zones": ZONES, "slots": SLOTS,
             "preview": await preview(client, d.values["cron"], d.values["timezone"]), **extra,
         }  # fmt: skip
         return room.render(request, "schedule.html", ctx, status)
