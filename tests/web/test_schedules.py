@@ -70,6 +70,8 @@ async def test_the_list_shows_next_run_last_run_with_its_status_and_the_last_err
         html = (await b.get("/schedules")).text
         partial = (await b.get("/partials/schedules")).text
     assert 'aria-current="page"' in html and 'title="Schedules (g s)"' in html
+    assert "<dt><kbd>g</kbd> <kbd>s</kbd></dt><dd>Schedules</dd>" in html  # the shortcuts' help
+    assert 'data-schedules="/schedules"' in html  # where app.js's g s goes
     assert 'hx-get="/partials/schedules" hx-trigger="ops-refresh from:body"' in html
     nightly = _row(html, "nightly")
     assert '<a href="/templates/hello">hello</a>' in nightly and "lane C" in nightly
