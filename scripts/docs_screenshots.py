@@ -1,7 +1,7 @@
 """Regenerate the control room's screenshots in docs/img/ from a realistic room.
 
-    .venv/bin/python scripts/docs_screenshots.py          # templates, artifacts, chat, run detail,
-                                                          # a waiting run
+    .venv/bin/python scripts/docs_screenshots.py          # templates, schedules, artifacts, chat,
+                                                          # run detail, a waiting run
     .venv/bin/python scripts/docs_screenshots.py --all    # also the board (light and dark), runs,
                                                           # bulk preview, live log, workers,
                                                           # performance and a firing alert
@@ -12,11 +12,12 @@ traffic made through the SDK as workers and users make it: runs claimed in every
 last log line, lane B at its cap of 4 with a queue behind it, lane D paused with its queue
 growing, runs scheduled for later, a fleet of workers of which one (worker-c5) died holding a
 run, a nightly report that failed once and passed on its retry (each attempt's artifacts), a
-template with a params schema and a chat session that ran it. Only the past is written as plain
-rows: the history (as bench/fill.py does) and the dead worker's last heartbeat and expired lease
-(no worker can make those now). Then the room is served on a loopback port and Debian's Chromium
-(Playwright) takes the pictures. Nothing here is asserted: the browser tests do that
-(tests/browser/); look at the pictures before committing them.
+template with a params schema and a chat session that ran it, and a few schedules (one paused,
+one whose last due time failed). Only the past is written as plain rows: the history (as
+bench/fill.py does), the dead worker's last heartbeat and expired lease, and the schedules' past
+due times (no worker or call can make those now). Then the room is served on a loopback port
+and Debian's Chromium (Playwright) takes the pictures. Nothing here is asserted: the browser
+tests do that (tests/browser/); look at the pictures before committing them.
 """
 
 from __future__ import annotations
@@ -299,11 +300,52 @@ def main() -> None:
 
                 made = populate(c, png, due_now)
                 chat = converse(page, base, c)  # before the lanes fill: its run must be claimed
+                schedules(c, db)  # the same: their runs are claimed and pass
                 made["waiting"] = busy_room(c, db)
                 shots(page, base, c, made, chat)
                 browser.close()  # before the server stops: no stream left open
     finally:
         cluster.stop()
+
+
+#: What a team schedules (see ``schedules``).
+SCHEDULES = (
+    {"name": "nightly-report", "template": "nightly-report", "cron": "30 2 * * *",
+     "timezone": "Europe/Paris", "params": {"branch": "main", "suite": "all"},
+     "description": "Build, test and publish the nightly report"},
+    {"name": "crawl-hourly", "template": "crawl-site", "cron": "0 * * * *",
+     "params": {"url": "https://example.com/sitemap.xml"}, "lane": "B", "priority": 5,
+     "description": "Refresh the pages the sitemap lists"},
+    {"name": "spec-sweep", "template": "spec-kit", "cron": "0 9-18/3 * * 1-5",
+     "timezone": "Asia/Tokyo", "params": {}, "description": "Draft specs for new tickets"},
+    {"name": "weekly-digest", "template": "notify", "cron": "0 9 * * 1",
+     "timezone": "America/New_York", "params": {"text": "weekly digest"}, "enabled": False,
+     "description": "Paused while the team webhook moves"},
+)  # fmt: skip
+
+
+def schedules(c: pulser_ops.Client, db: psycopg.Connection[Any]) -> None:
+    """The schedules a team has, each fired as the sweeper fires it: the nightly report at 02:30
+    in Paris (fired last night; its run passed), the hourly crawl (fired at the top of this
+    hour), a spec-kit sweep whose last due time enqueued nothing (its template has since
+    required a param the schedule does not give), and a paused weekly digest. Only the due
+    times are set back (no schedule can be made due in the past otherwise)."""
+    c.schedules.upsert_many(SCHEDULES)
+    spec = next(t for t in TEMPLATES if t["name"] == "spec-kit")
+    feature = {"type": "string", "description": "the ticket's feature"}
+    schema = {"type": "object", "required": ["feature"], "properties": {"feature": feature}}
+    c.templates.upsert({**spec, "params_schema": schema})
+    db.execute("""
+        update public.run_schedules set next_run_at = case name
+          when 'nightly-report' then (date_trunc('day', now() at time zone 'Europe/Paris')
+            + interval '2 hours 30 minutes' - case when (now() at time zone 'Europe/Paris')::time
+            < '02:30' then interval '1 day' else interval '0' end) at time zone 'Europe/Paris'
+          else date_trunc('hour', now()) end
+        where enabled""")  # fmt: skip
+    c.schedules.enqueue_due()
+    for held in c.runs.claim("worker-b3", lanes=["B"], limit=2):
+        c.events.log(held.id, "done")
+        c.runs.complete(held.id, "worker-b3", held.attempt, "succeeded", result={"ok": True})
 
 
 def converse(page: Any, base: str, c: pulser_ops.Client) -> str:
@@ -380,6 +422,9 @@ def shots(page: Any, base: str, c: pulser_ops.Client, made: dict[str, Any], chat
     page.goto(f"{base}/runs/{made['waiting'].id}")
     page.wait_for_selector("#run-now")
     shot("control-room-run-waiting")
+    page.goto(base + "/schedules")
+    page.wait_for_selector("#schedule-error-spec-sweep")
+    shot("control-room-schedules")
     page.goto(base + "/templates")
     shot("control-room-templates")
     page.goto(base + "/templates/nightly-report")

@@ -47,6 +47,17 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
+def csp_violations(page: Any) -> Iterator[list[str]]:
+    """Console reports of anything the Content-Security-Policy refused (there must be none:
+    the room needs no inline code, and hostile markup never reaches the DOM as markup)."""
+    seen: list[str] = []
+    page.on("console", lambda m: seen.append(m.text) if "Content Security Policy" in m.text
+            else None)  # fmt: skip
+    yield seen
+    assert seen == [], seen
+
+
+@pytest.fixture
 def sdk(db_url: str, tmp_path: Any) -> Iterator[Client]:
     """The service-role SDK on the test database, with the ``hello`` template."""
     with pulser_ops.connect(db_url, storage_dir=tmp_path / "files") as c:

@@ -7,10 +7,8 @@ screenshots in test-artifacts/screenshots/ and fails on any CSP violation."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 
 from pulser_ops import Client
@@ -47,17 +45,6 @@ HOSTILE = """# Totally normal report
 
 <svg onload="window.pwned = 4"><circle r="5"/></svg>
 """
-
-
-@pytest.fixture
-def csp_violations(page: Any) -> Iterator[list[str]]:
-    """Console reports of anything the Content-Security-Policy refused (there must be none:
-    the room needs no inline code, and hostile markup never reaches the DOM as markup)."""
-    seen: list[str] = []
-    page.on("console", lambda m: seen.append(m.text) if "Content Security Policy" in m.text
-            else None)  # fmt: skip
-    yield seen
-    assert seen == [], seen
 
 
 def test_build_a_template_in_the_schema_builder_save_it_and_run_it(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,6 +27,13 @@ class Board:
     async def post(self, path: str, data: object = None, **kw: object) -> httpx.Response:
         headers = {**SAME_ORIGIN, **kw.pop("headers", {})}  # type: ignore[dict-item]
         return await self.http.post(path, data=data, headers=headers, **kw)  # type: ignore[arg-type]
+
+
+def error_slot(html: str, slot: str) -> str:
+    """The messages an editor shows under field ``slot`` (its ``err-<slot>`` box)."""
+    m = re.search(rf'id="err-{re.escape(slot)}"[^>]*>((?:<div>.*?</div>)*)</div>', html, re.S)
+    assert m, slot
+    return m.group(1)
 
 
 @asynccontextmanager

@@ -21,6 +21,8 @@ async def test_every_page_sends_the_policy_and_needs_no_inline_code(
     client.events.log(run.id, "a <b>line</b>")
     client.artifacts.put(run.id, "notes.md", "# hi <script>x()</script>", attempt=1)
     client.artifacts.put(run.id, "out.json", '{"a": 1}', attempt=1)
+    client.schedules.upsert({"name": "nightly", "template": "hello", "cron": "30 2 * * *",
+                             "params": {"name": "n"}, "description": "<b>x</b>"})  # fmt: skip
     session = client.sessions.create("s")
     client.sessions.post(session.id, [{"kind": "command", "body": "help"}])
     pages = [
@@ -29,6 +31,8 @@ async def test_every_page_sends_the_policy_and_needs_no_inline_code(
         f"/runs/{run.id}/artifacts/out.json",
         f"/diff?a={run.id}:1:notes.md&b={run.id}:1:out.json",
         "/performance", "/performance?period=week", "/performance?period=hour",
+        "/schedules", "/schedules/new", "/schedules/nightly/edit",
+        "/partials/schedules/preview?cron=61+*+*+*+*",
     ]  # fmt: skip
     # the board's alert banner (issue 17) is under the same policy
     env.sql("insert into public.alerts (rule, subject, severity, summary)"

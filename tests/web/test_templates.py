@@ -15,7 +15,7 @@ from pulser_ops.web import WebConfig
 from tests.contract.conftest import Caller, Env
 from tests.contract.helpers import new_id, template
 
-from .helpers import board
+from .helpers import board, error_slot
 
 STEPS_YAML = """- kind: shell
   name: greet
@@ -34,12 +34,6 @@ def _form(**over: Any) -> dict[str, Any]:
     }  # fmt: skip
     form.update(over)
     return {k: v for k, v in form.items() if v is not None}
-
-
-def _slot(html: str, slot: str) -> str:
-    m = re.search(rf'id="err-{re.escape(slot)}"[^>]*>((?:<div>.*?</div>)*)</div>', html, re.S)
-    assert m, slot
-    return m.group(1)
 
 
 async def test_the_list_shows_lane_steps_attempts_and_last_use(env: Env, client: Client) -> None:
@@ -88,20 +82,20 @@ async def test_live_validation_names_each_field_and_writes_nothing(env: Env, cli
         got = await b.post("/templates/validate", data=bad)
         html = got.text
         assert got.status_code == 200 and 'hx-swap-oob="true"' in html
-        assert "must match" in _slot(html, "name")
-        assert "max_attempts: must be between 1 and 100" in _slot(html, "max_attempts")
-        assert "expected an integer, got string" in _slot(html, "lease_seconds")
-        assert "must be at least retry_backoff_seconds" in _slot(html, "retry_backoff_max_seconds")
+        assert "must match" in error_slot(html, "name")
+        assert "max_attempts: must be between 1 and 100" in error_slot(html, "max_attempts")
+        assert "expected an integer, got string" in error_slot(html, "lease_seconds")
+        assert "must be at least retry_backoff_seconds" in error_slot(html, "retry_backoff_max_seconds")
         # the step DSL through the worker's own parser
-        steps = _slot(html, "steps")
+        steps = error_slot(html, "steps")
         assert "steps[0].comand: unknown field" in steps and "steps[0].command: field required" in steps
-        assert _slot(html, "description") == ""
+        assert error_slot(html, "description") == ""
         ok = (await b.post("/templates/validate", data=_form())).text
         assert 'id="form-status" hx-swap-oob="true">valid<' in ok
         # a raw schema the control plane refuses, next to the schema
         raw = await b.post("/templates/validate", data=_form(
             schema_mode="raw", params_schema='{"type": "object", "properties": {"x": {"requried": 1}}}'))
-        assert 'unsupported keyword &#34;requried&#34;' in _slot(raw.text, "params_schema")
+        assert 'unsupported keyword &#34;requried&#34;' in error_slot(raw.text, "params_schema")
         refused = await b.post("/templates/save", data=bad)
         assert refused.status_code == 422 and "Not saved" in refused.text
         assert "default: not a valid integer" in refused.text  # the builder row's own problem

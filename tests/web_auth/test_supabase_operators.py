@@ -85,3 +85,35 @@ async def test_operators_run_but_never_edit_and_see_only_their_own(sb: StandIn) 
         assert (await http.post(f"/runs/{run.id}/cancel")).status_code == 404  # not theirs: unknown
     with pulser_ops.connect(supabase_url=sb.url, supabase_key=sb.service_key) as svc:
         assert svc.runs.get(run.id).status == "running"  # claimed above; bob changed nothing
+
+
+async def test_operators_read_schedules_but_only_admins_change_them(sb: StandIn) -> None:
+    sb.add_user("alice@example.com", "alice-pw")
+    sb.add_user("root@example.com", "root-pw", app_metadata={"ops_role": "admin"})
+    with pulser_ops.connect(supabase_url=sb.url, supabase_key=sb.service_key) as svc:
+        svc.templates.upsert({"name": "hello", "params_schema": SCHEMA, "default_lane": "B",
+                              "steps": [{"kind": "shell", "name": "x", "command": "true"}]})  # fmt: skip
+        svc.schedules.upsert({"name": "nightly", "template": "hello", "cron": "30 2 * * *",
+                              "timezone": "Europe/Paris", "params": {"name": "n"}})  # fmt: skip
+        before = svc.schedules.list()
+    form = {"existing": "nightly", "name": "nightly", "template": "hello", "cron": "@hourly",
+            "timezone": "UTC", "params": '{"name": "n"}', "enabled": "on"}  # fmt: skip
+    async with signed_in(sb, "alice@example.com", "alice-pw") as http:
+        html = (await http.get("/schedules")).text
+        assert 'id="schedule-nightly"' in html and "every day at 02:30" in html
+        assert 'id="new-schedule"' not in html and 'class="pause"' not in html
+        page = (await http.get("/schedules/nightly/edit")).text
+        assert '<fieldset disabled class="editor">' in page and 'id="save-schedule"' not in page
+        preview = await http.get("/partials/schedules/preview", params={"cron": "@daily"})
+        assert preview.status_code == 200 and 'id="preview-times"' in preview.text
+        for path in ("/schedules/nightly/pause", "/schedules/nightly/delete", "/schedules/save"):
+            refused = await http.post(path, data=form)
+            assert refused.status_code == 403, path
+            assert "only an admin may" in refused.text and "schedules" in refused.text
+    async with signed_in(sb, "root@example.com", "root-pw") as http:
+        assert 'id="new-schedule"' in (await http.get("/schedules")).text
+        saved = await http.post("/schedules/save", data=form)
+        assert saved.status_code == 303, saved.text
+    with pulser_ops.connect(supabase_url=sb.url, supabase_key=sb.service_key) as svc:
+        [after] = svc.schedules.list()
+    assert before[0].cron == "30 2 * * *" and after.cron == "@hourly"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
 
@@ -73,6 +74,17 @@ def live_ago(at: datetime | None, ref: datetime | None = None, suffix: str = " a
     )
 
 
+def live_in(at: datetime | None, ref: datetime | None = None) -> Markup:
+    """A time to come that keeps counting down in the browser ("in 4m 07s", then "due now":
+    app.js ticks it like ``live_ago``), with its stamp as the title."""
+    if at is None:
+        return Markup(NONE)
+    left = -(since(at, ref) or 0.0)
+    return Markup('<time data-until="{}" datetime="{}" title="{}">{}</time>').format(
+        at.timestamp(), at.isoformat(), stamp(at), f"in {duration(left)}" if left > 0 else "due now"
+    )
+
+
 def lease(expires_at: datetime | None, ref: datetime | None = None) -> str:
     """Where a held run's lease stands: what decides when the sweeper may take the run."""
     left = since(expires_at, ref)
@@ -91,6 +103,17 @@ def due(at: datetime | None, ref: datetime | None = None) -> str:
 
 def stamp(at: datetime | None) -> str:
     return NONE if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def wall_clock(at: datetime | None, timezone: str = "UTC") -> str:
+    """``at`` on the wall clock of ``timezone`` ("Tue 2026-12-01 02:30", the way a schedule's
+    times read); "" for a zone only PostgreSQL knows (an abbreviation such as PST)."""
+    if at is None:
+        return ""
+    try:
+        return at.astimezone(ZoneInfo(timezone)).strftime("%a %Y-%m-%d %H:%M")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ""
 
 
 def short_id(value: Any) -> str:
@@ -155,7 +178,9 @@ FILTERS = {
     "lease": lease,
     "due": due,
     "live_ago": live_ago,
+    "live_in": live_in,
     "stamp": stamp,
+    "wall_clock": wall_clock,
     "short_id": short_id,
     "pretty_json": pretty_json,
     "compact_json": compact_json,

@@ -70,6 +70,7 @@ NAV: list[tuple[str, str, str]] = [
     ("ops.runs", "Runs", "g r"),
     ("ops.workers", "Workers", "g w"),
     ("ops.templates", "Templates", "g t"),
+    ("ops.schedules", "Schedules", "g s"),
     ("ops.chat", "Chat", "g c"),
     ("ops.performance", "Performance", "g p"),
 ]

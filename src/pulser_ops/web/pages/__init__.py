@@ -17,6 +17,7 @@ from . import (
     performance,
     run,
     runs,
+    schedules,
     static,
     templates,
     workers,
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
     from ..room import ControlRoom
 
 PAGES = (
-    static, live, login, board, runs, run, artifacts, workers, templates, chat, performance, metrics
+    static, live, login, board, runs, run, artifacts, workers, templates, schedules, chat,
+    performance, metrics,
 )  # fmt: skip
 
 

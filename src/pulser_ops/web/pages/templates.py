@@ -13,6 +13,7 @@ sees the editor read-only, and operators may run templates.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -79,14 +80,18 @@ class Draft:
         return sum(len(v) for v in self.problems.values()) + len(self.row_problems)
 
 
-def _number(text: str, kind: type) -> Any:
+def number_as_typed(text: str, kind: type) -> Any:
+    """A number box's text as the number it is (``kind``: int or float), else as typed, for
+    the control plane to name the problem."""
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
         try:
-            return float(text) if kind is int else text  # 1.5 for an integer: the SQL says so
+            value = float(text)  # 1.5 for an integer: the SQL says so
         except ValueError:
             return text  # sent as typed: the control plane names the problem
+    # "nan" and "inf" read as floats but are no JSON number
+    return value if isinstance(value, int) or math.isfinite(value) else text
 
 
 def _schema_text(schema: Any) -> str:
@@ -164,7 +169,7 @@ def draft_from_form(form: Any, action: str = "") -> Draft:
     for k in INTEGERS + NUMBERS:
         text = d.values[k].strip()
         if text:
-            body[k] = _number(text, int if k in INTEGERS else float)
+            body[k] = number_as_typed(text, int if k in INTEGERS else float)
         elif k == "timeout_seconds":
             body[k] = None
     body["non_retryable_errors"] = [

@@ -76,6 +76,11 @@
       var suffix = t.dataset.suffix === undefined ? " ago" : t.dataset.suffix;
       t.textContent = fmt(now - parseFloat(t.dataset.since)) + suffix;
     });
+    /* and times to come, counting down ("in 4m 07s"; "due now" once passed) */
+    document.querySelectorAll("time[data-until]").forEach(function (t) {
+      var left = parseFloat(t.dataset.until) - now;
+      t.textContent = left > 0 ? "in " + fmt(left) : "due now";
+    });
     beats();
   }, 1000);
 
@@ -187,7 +192,8 @@
     if (pending === "g") {
       pending = null;
       var dest = { b: body.dataset.board, r: body.dataset.runs, w: body.dataset.workers,
-                   t: body.dataset.templates, c: body.dataset.chat, p: body.dataset.performance }[e.key];
+                   t: body.dataset.templates, s: body.dataset.schedules, c: body.dataset.chat,
+                   p: body.dataset.performance }[e.key];
       if (dest) { e.preventDefault(); window.location.href = dest; }
       return;
     }
