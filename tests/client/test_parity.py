@@ -94,8 +94,8 @@ def _pairs() -> list[tuple[type, type]]:
     aspaces = _namespaces(AsyncClient(_StubTransport()))  # type: ignore[arg-type]
     sspaces = _namespaces(Client(_StubTransport()))  # type: ignore[arg-type]
     assert sorted(aspaces) == sorted(sspaces) == [
-        "alerts", "artifacts", "events", "lanes", "monitoring", "runs", "sessions", "spec_docs",
-        "templates", "workers"]
+        "alerts", "artifacts", "events", "lanes", "monitoring", "runs", "schedules", "sessions",
+        "spec_docs", "templates", "workers"]
     return [(AsyncClient, Client)] + [(aspaces[k], sspaces[k]) for k in sorted(aspaces)]
 
 
