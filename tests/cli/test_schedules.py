@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -253,3 +254,28 @@ def test_ls_marks_a_schedule_nothing_fired(cli: Cli, db_url: str, tmp_path: Path
     row = next(r for r in assert_ok(cli("schedules", "ls")).stdout.splitlines()
                if r.startswith("nightly"))  # fmt: skip
     assert "due 10m ago" in row, row
+
+
+def _manual_section() -> str:
+    manual = (Path(__file__).resolve().parents[2] / "docs" / "OPERATOR_MANUAL.md").read_text()
+    return manual.split("\n## Schedules\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_manuals_example_file_and_commands_work(cli: Cli, db_url: str, tmp_path: Path) -> None:
+    """The operator manual's schedules file applies to the starter templates (seed.sql), and its
+    preview commands run, so the docs cannot drift from what the control plane accepts."""
+    section = _manual_section()
+    seed = Path(__file__).resolve().parents[2] / "supabase" / "seed.sql"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(seed.read_text().encode())  # a file we ship
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    applied = _applied(cli, tmp_path, example)
+    names = re.findall(r"^applied (\S+)", applied, re.MULTILINE)
+    assert names == ["nightly-report", "health-check", "month-start"]
+    assert "applied month-start (next paused)" in applied
+    commands = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    previews = [shlex.split(line.split("#")[0]) for line in commands.splitlines()
+                if line.startswith("pulser-ops schedules preview")]  # fmt: skip
+    assert len(previews) == 2
+    for argv in previews:
+        assert len(assert_ok(cli(*argv[1:])).stdout.splitlines()) > 1
