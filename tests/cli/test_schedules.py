@@ -83,7 +83,7 @@ def test_apply_then_list_as_a_table_json_and_yaml(
     # and so is the JSON, read-only fields and all; one object is enough
     one = tmp_path / "one.json"
     one.write_text(json.dumps({**as_json[1], "cron": "@hourly", "enabled": False}))
-    assert "applied weekdays (next paused)" in assert_ok(
+    assert "applied weekdays (paused)" in assert_ok(
         cli("schedules", "apply", str(one))).stdout  # fmt: skip
     weekdays = next(s for s in client.schedules.list() if s.name == "weekdays")
     assert (weekdays.cron, weekdays.enabled) == ("@hourly", False)
@@ -272,7 +272,7 @@ def test_the_manuals_example_file_and_commands_work(cli: Cli, db_url: str, tmp_p
     applied = _applied(cli, tmp_path, example)
     names = re.findall(r"^applied (\S+)", applied, re.MULTILINE)
     assert names == ["nightly-report", "health-check", "month-start"]
-    assert "applied month-start (next paused)" in applied
+    assert "applied month-start (paused)" in applied
     commands = section.split("```bash\n", 1)[1].split("```", 1)[0]
     previews = [shlex.split(line.split("#")[0]) for line in commands.splitlines()
                 if line.startswith("pulser-ops schedules preview")]  # fmt: skip

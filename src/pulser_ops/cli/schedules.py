@@ -46,12 +46,10 @@ CronArg = Annotated[
 
 
 def _next(s: Schedule, now: datetime) -> str:
-    """When it fires next, for a line: ``in 4m 10s, 2026-12-01 10:00:00 UTC``."""
-    if not s.enabled:
+    """When it fires next, for a line: ``next in 4m 10s, 2026-12-01 10:00:00 UTC``."""
+    if not s.enabled or s.next_run_at is None:
         return "paused"
-    if s.next_run_at is None:
-        return "-"
-    return f"{output.relative(s.next_run_at, now)}, {output.when(s.next_run_at)} UTC"
+    return f"next {output.relative(s.next_run_at, now)}, {output.when(s.next_run_at)} UTC"
 
 
 def _last_run(s: Schedule, now: datetime) -> str:
@@ -122,7 +120,7 @@ def apply_command(
         applied = client.schedules.upsert_many(items)  # one transaction: all or none
     now = datetime.now(UTC)
     for s in applied:
-        out.print(f"applied {s.name} (next {_next(s, now)})", markup=False)
+        out.print(f"applied {s.name} ({_next(s, now)})", markup=False)
     note(f"{len(applied)} schedule(s) applied")
 
 
@@ -139,7 +137,7 @@ def pause_command(client: Client, name: NameArg) -> None:
 def resume_command(client: Client, name: NameArg) -> None:
     """Fire again, from the next due time after now: times missed while paused are skipped."""
     s = client.schedules.resume(name)
-    out.print(f"resumed {s.name} (next {_next(s, datetime.now(UTC))})", markup=False)
+    out.print(f"resumed {s.name} ({_next(s, datetime.now(UTC))})", markup=False)
 
 
 @schedules_app.command("rm")
