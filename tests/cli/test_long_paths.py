@@ -19,6 +19,7 @@ def _cases(tmp: Path) -> dict[str, list[str]]:
         "enqueue --params-file": ["enqueue", "greet", "--params-file", TOO_LONG],
         "runs export --output": ["runs", "export", "--output", f"{TOO_LONG}/runs.json"],
         "templates apply": ["templates", "apply", TOO_LONG],
+        "schedules apply": ["schedules", "apply", TOO_LONG],
         "worker --config": ["worker", "--config", TOO_LONG],
         "init --dir": ["init", "--dir", TOO_LONG],
         "alerts --rules": ["alerts", "--once", "--rules", TOO_LONG],

@@ -78,3 +78,36 @@ def test_tail_follows_a_run_live_over_realtime(standin: tuple[StandIn, str]) -> 
             assert proc.wait(timeout=60) == 0
     assert "claimed by w-sb" in rest and "over realtime" in rest
     assert f"run {run.id} succeeded" in rest
+
+
+def test_schedules_over_supabase_by_role(standin: tuple[StandIn, str], tmp_path: Path) -> None:
+    """An admin applies and pauses schedules, an operator reads them, only the service role
+    (the sweeper's key) fires them; each refusal is one error line."""
+    sb, db_url = standin
+    with pulser_ops.connect(supabase_url=sb.url, supabase_key=sb.service_key) as svc:
+        svc.templates.upsert(GREET)
+
+    def as_user(app_metadata: dict[str, str]) -> Cli:
+        token = sb.user_token("00000000-0000-4000-8000-00000000005c", app_metadata)
+        return Cli({"SUPABASE_URL": sb.url, "SUPABASE_PUBLISHABLE_KEY": sb.publishable_key,
+                    "PULSER_OPS_ACCESS_TOKEN": token, "PULSER_OPS_HOME": str(tmp_path / "h")})
+
+    admin, operator = as_user({"ops_role": "admin"}), as_user({})
+    service = Cli({"SUPABASE_URL": sb.url, "SUPABASE_SERVICE_ROLE_KEY": sb.service_key,
+                   "PULSER_OPS_HOME": str(tmp_path / "h")})  # fmt: skip
+    path = tmp_path / "s.yaml"
+    path.write_text("{name: sb-hourly, template: greet, cron: '@hourly', params: {name: sb}}\n")
+    assert "applied sb-hourly (next in " in assert_ok(admin("schedules", "apply", str(path))).stdout
+    assert_one_error(operator("schedules", "apply", str(path)), "permission denied")
+    assert_one_error(operator("schedules", "pause", "sb-hourly"), "permission denied")
+    assert "sb-hourly" in assert_ok(operator("schedules", "ls")).stdout
+    assert len(assert_ok(operator("schedules", "preview", "@daily")).stdout.splitlines()) == 6
+
+    with psycopg.connect(db_url, autocommit=True) as c:
+        c.execute("update public.run_schedules set next_run_at = now() - interval '1 minute'")
+    assert_one_error(admin("schedules", "fire"), "permission denied")
+    fired = assert_ok(service("schedules", "fire")).stdout
+    assert fired.startswith("sb-hourly  due ") and " run " in fired
+    assert "paused sb-hourly" in assert_ok(admin("schedules", "pause", "sb-hourly")).stdout
+    assert_ok(admin("schedules", "rm", "sb-hourly", "--yes"))
+    assert count(db_url, "run_schedules") == 0 and count(db_url, "runs", "template = 'greet'") >= 1

@@ -1,6 +1,6 @@
 """What only a process knows, in that process's registry: a worker's counters and histograms
-(through the observer contract, worker/observer.py), the sweeper's per-lane counters, and the
-runs a process enqueued; a failing observer never hurts a run."""
+(through the observer contract, worker/observer.py), the sweeper's per-lane counters and the
+schedules it fired, and the runs a process enqueued; a failing observer never hurts a run."""
 
 from __future__ import annotations
 
@@ -101,3 +101,24 @@ def test_the_sweeper_counts_by_lane(client: Client, db_url: str) -> None:
     assert reg.get_sample_value("pulser_sweeper_failed_total", {"lane": "B"}) == 2
     assert reg.get_sample_value("pulser_sweeper_failed_total", {"lane": "C"}) == 1
     assert reg.get_sample_value("pulser_sweeper_sweep_duration_seconds_count", {}) == 1
+
+
+def test_the_sweeper_counts_the_schedules_it_fires(client: Client, db_url: str) -> None:
+    import psycopg
+
+    client.templates.upsert({"name": "t", "params_schema": {
+        "type": "object", "properties": {"n": {"type": "integer"}}}})
+    client.schedules.upsert_many([{"name": "fine", "template": "t", "cron": "@daily"},
+                                  {"name": "unfit", "template": "t", "cron": "@daily",
+                                   "params": {"n": 1}}])  # fmt: skip
+    client.templates.upsert({"name": "t", "params_schema": {
+        "type": "object", "properties": {"n": {"type": "string"}}}})  # unfit's params no longer fit
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("update public.run_schedules set next_run_at = now() - interval '1 minute'")
+    reg = CollectorRegistry()
+    report = sweep_once(client, metrics=SweeperMetrics(reg))
+    assert sorted((f.schedule, f.run_id is not None) for f in report.fired) == [
+        ("fine", True), ("unfit", False)]
+    assert reg.get_sample_value("pulser_sweeper_schedules_fired_total", {"schedule": "fine"}) == 1
+    assert reg.get_sample_value("pulser_sweeper_schedule_errors_total", {"schedule": "unfit"}) == 1
+    assert reg.get_sample_value("pulser_sweeper_schedules_fired_total", {"schedule": "unfit"}) is None

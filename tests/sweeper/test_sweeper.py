@@ -1,5 +1,6 @@
-"""The sweeper: bounded batches, its report, the race with heartbeats, and the ways it is
-scheduled (the GitHub workflow `pulser-ops init` writes, the pg_cron snippet)."""
+"""The sweeper: bounded batches, its report, the race with heartbeats, the schedules each pass
+fires, and the ways it is scheduled (the GitHub workflow `pulser-ops init` writes, the pg_cron
+snippet)."""
 
 from __future__ import annotations
 
@@ -95,6 +96,47 @@ def test_fails_runs_on_their_last_attempt(db_url: str, tmp_path: Path) -> None:
             for r in done
         )
         assert {s.id for s in client.runs.stuck()} == set(), "failed runs are terminal, not stuck"
+
+
+def _due_schedules(url: str, client: pulser_ops.Client) -> None:
+    """Two schedules due a minute ago: ``tick`` can enqueue its run, ``broken``'s params no
+    longer fit its template (changed after the schedule was saved)."""
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    client.templates.upsert({"name": "tick", "params_schema": schema})
+    client.templates.upsert({"name": "tock", "params_schema": schema})
+    client.schedules.upsert_many([{"name": "tick", "template": "tick", "cron": "@hourly"},
+                                  {"name": "broken", "template": "tock", "cron": "@hourly",
+                                   "params": {"n": 1}}])  # fmt: skip
+    client.templates.upsert({"name": "tock", "params_schema": {
+        "type": "object", "properties": {"n": {"type": "string"}}}})
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("update public.run_schedules set next_run_at = now() - interval '1 minute'")
+
+
+def test_a_sweep_pass_fires_due_schedules(db_url: str, tmp_path: Path) -> None:
+    with _client(db_url, tmp_path) as client:
+        _due_schedules(db_url, client)
+        skipped = _sweeper(db_url, "--no-schedules")
+        assert skipped.returncode == 0, skipped.stderr
+        assert "fired" not in skipped.stdout and skipped.stderr == ""
+        assert client.runs.list() == [] and all(
+            s.last_run_at is None for s in client.schedules.list())  # fmt: skip
+
+        out = _sweeper(db_url, "--quiet")  # nothing expired, but something fired: said
+        assert out.returncode == 0, out.stderr  # a schedule that cannot enqueue is not fatal
+        assert re.fullmatch(r"sweep: nothing expired \(\d+ ms\); fired 1 schedule\(s\): tick; "
+                            r"1 schedule\(s\) could not enqueue: broken\n", out.stdout), out.stdout
+        assert re.fullmatch(r"sweeper: schedule broken \(due \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\):"
+                            r" invalid params for template tock: .*\n", out.stderr), out.stderr
+        [run] = client.runs.list()
+        assert run.template == "tick" and (run.idempotency_key or "").startswith("schedule:tick:")
+        after = {s.name: s for s in client.schedules.list()}
+        assert after["tick"].last_run_id == run.id and after["tick"].last_error is None
+        assert "invalid params" in (after["broken"].last_error or "")
+
+        quiet = _sweeper(db_url, "--quiet")  # nothing due any more: nothing said
+        assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+        assert len(client.runs.list()) == 1
 
 
 def test_bad_configuration_is_one_line_and_nonzero(tmp_path: Path) -> None:
@@ -260,7 +302,8 @@ def test_pg_cron_snippet_schedules_a_working_sweep(
             snippet = snippet.replace("'30 seconds'", "'* * * * *'")
         conn.execute(snippet)
         jobs = dict(conn.execute("select jobname, command from cron.job").fetchall())
-        assert "pulser-ops-sweep" in jobs and "pulser-ops-sweep-history-cleanup" in jobs
+        assert set(jobs) == {"pulser-ops-sweep", "pulser-ops-schedules",
+                             "pulser-ops-sweep-history-cleanup"}
         conn.execute(
             "select public.upsert_template(%s)", [Jsonb({"name": "cron", "max_attempts": 2})]
         )
@@ -271,13 +314,26 @@ def test_pg_cron_snippet_schedules_a_working_sweep(
         )
         (swept,) = conn.execute(jobs["pulser-ops-sweep"]).fetchone() or (0,)
         assert swept == 1
+        # the schedules job fires a due schedule, once per due time
+        assert jobs["pulser-ops-schedules"] and conn.execute(
+            "select schedule from cron.job where jobname = 'pulser-ops-schedules'"
+        ).fetchone() == ("* * * * *",)
+        conn.execute("select public.upsert_schedule(%s)",
+                     [Jsonb({"name": "cron-hourly", "template": "cron", "cron": "@hourly"})])
+        with conn.transaction():  # unseen by pg_cron's own run of the job meanwhile
+            conn.execute(
+                "update public.run_schedules set next_run_at = now() - interval '1 minute'")
+            (fired,) = conn.execute(jobs["pulser-ops-schedules"]).fetchone() or (0,)
+        assert fired == 1
+        assert conn.execute(jobs["pulser-ops-schedules"]).fetchone() == (0,)
+        assert conn.execute("select count(*) from public.runs where template = 'cron'"
+                            " and idempotency_key like 'schedule:cron-hourly:%'").fetchone() == (1,)
         conn.execute(snippet)  # re-running replaces, never duplicates
         assert conn.execute(
             "select count(*) from cron.job where jobname = 'pulser-ops-sweep'"
         ).fetchone() == (1,)
-        conn.execute(
-            "select cron.unschedule('pulser-ops-sweep'); select cron.unschedule('pulser-ops-sweep-history-cleanup')"
-        )
+        for job in jobs:
+            conn.execute("select cron.unschedule(%s)", [job])
 
 
 @pytest.mark.parametrize("flag", ["--loop"])

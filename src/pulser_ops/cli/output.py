@@ -147,6 +147,22 @@ def age(seconds: float | None) -> str:
     return f"{s}s"
 
 
+def span(seconds: float) -> str:
+    """``4m 10s``, ``2h 5m``, ``3d 4h``: the two largest units, for a time someone waits for
+    (``age`` rounds to one unit, which is enough for how old a row is)."""
+    s = max(0, round(seconds))
+    parts = [(s // 86400, "d"), (s % 86400 // 3600, "h"), (s % 3600 // 60, "m"), (s % 60, "s")]
+    first = next((i for i, (n, _) in enumerate(parts) if n), len(parts) - 1)
+    shown = [f"{n}{unit}" for n, unit in parts[first:first + 2] if n]
+    return " ".join(shown) or "0s"
+
+
+def relative(value: datetime, now: datetime | None = None) -> str:
+    """``in 4m 10s`` for a time to come, ``4m 10s ago`` for one gone."""
+    seconds = (value - (now or datetime.now(UTC))).total_seconds()
+    return f"in {span(seconds)}" if seconds >= 0 else f"{span(-seconds)} ago"
+
+
 def status_text(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 

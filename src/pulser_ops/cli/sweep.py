@@ -6,9 +6,10 @@ import typer
 
 
 def sweep_command(ctx: typer.Context) -> None:
-    """Requeue or fail runs whose lease expired. Options: see `python -m pulser_ops.sweeper --help`
-    (--batch N, --loop, --interval S, --quiet, --db-url, --supabase-url, --supabase-key,
-    --alerts, --alert-rules FILE, --notify URL, --metrics-port P)."""
+    """Requeue or fail runs whose lease expired, and fire due schedules. Options: see `python -m
+    pulser_ops.sweeper --help` (--batch N, --loop, --interval S, --quiet, --no-schedules,
+    --db-url, --supabase-url, --supabase-key, --alerts, --alert-rules FILE, --notify URL,
+    --metrics-port P)."""
     from pulser_ops.sweeper import main
 
     raise typer.Exit(main(list(ctx.args)))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from ..models import Run, SweepResult
+    from ..models import Run, ScheduleFire, SweepResult
 
 M = TypeVar("M")
 
@@ -78,7 +78,10 @@ def count_enqueued(runs: Iterable[Run]) -> None:
 
 
 class SweeperMetrics:
-    """``pulser_sweeper_{requeued,failed,cancelled}_total{lane}`` and the sweeps themselves."""
+    """``pulser_sweeper_{requeued,failed,cancelled}_total{lane}``, the sweeps themselves, and
+    the schedules fired (``pulser_sweeper_schedules_fired_total{schedule}``, and
+    ``pulser_sweeper_schedule_errors_total{schedule}`` for a due time that enqueued nothing).
+    A schedule's name is a label of low cardinality: an admin writes each one."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         from prometheus_client import Counter, Histogram
@@ -94,6 +97,13 @@ class SweeperMetrics:
         self._errors = family(
             registry, Counter, "pulser_sweeper_errors", "Sweeps that failed (no database, ...).", ()
         )
+        self._fired = family(registry, Counter, "pulser_sweeper_schedules_fired",
+                             "Due times of schedules whose run the sweeper enqueued.",
+                             ("schedule",))
+        self._schedule_errors = family(
+            registry, Counter, "pulser_sweeper_schedule_errors",
+            "Due times of schedules that enqueued no run (the error is kept on the schedule).",
+            ("schedule",))  # fmt: skip
 
     def swept(self, results: Iterable[SweepResult]) -> None:
         for r in results:
@@ -104,6 +114,11 @@ class SweeperMetrics:
 
     def sweep_failed(self) -> None:
         self._errors.inc()
+
+    def fired(self, fires: Iterable[ScheduleFire]) -> None:
+        for f in fires:
+            counter = self._fired if f.run_id is not None else self._schedule_errors
+            counter.labels(f.schedule).inc()
 
 
 # --- alerts ---------------------------------------------------------------------------------------

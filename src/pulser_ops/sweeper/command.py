@@ -1,4 +1,9 @@
-"""``pulser-ops sweep`` (also ``python -m sweeper``): requeue or fail runs whose lease expired.
+"""``pulser-ops sweep`` (also ``python -m sweeper``): requeue expired runs, fire due schedules.
+
+A run whose lease expired is requeued, or failed after its last attempt. Then the run of every
+due schedule is enqueued (``--no-schedules`` leaves that to something else, e.g. the pg_cron
+job); a schedule whose run cannot be enqueued is printed and kept on the schedule
+(``last_error``), never fatal.
 
 Once by default, for cron (GitHub Actions, Kubernetes CronJob); ``--loop --interval S`` for an
 always-on process, which rides out database restarts and network blips by itself. Exits
@@ -55,7 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--interval", type=float, default=float(os.environ.get("PULSER_OPS_SWEEP_INTERVAL", "15"))
     )
-    p.add_argument("--quiet", action="store_true", help="print only when something was swept")
+    p.add_argument(
+        "--quiet", action="store_true", help="print only when something was swept or fired"
+    )
+    p.add_argument(
+        "--no-schedules", dest="schedules", action="store_false",
+        help="do not fire due schedules (when pg_cron or another sweeper fires them)",
+    )
     p.add_argument(
         "--metrics-port", type=int, default=None,
         help="serve Prometheus metrics (pulser_sweeper_*_total{lane}) on this port (with --loop)",
@@ -112,9 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         last_alerts = float("-inf")
         while True:
             try:
-                report = sweep_once(client, batch=args.batch, metrics=metrics)
-                if report.total or not args.quiet:
+                report = sweep_once(
+                    client, batch=args.batch, metrics=metrics, schedules=args.schedules
+                )
+                if report.total or report.fired or not args.quiet:
                     print(report.summary(), flush=True)
+                for line in report.schedule_error_lines():
+                    print(f"sweeper: {line}", file=sys.stderr, flush=True)
             except TransportError as e:
                 if metrics is not None:
                     metrics.sweep_failed()
