@@ -85,6 +85,9 @@ declare
   n integer;
   tries integer := 0;
 begin
+  if cron_next.cron is null or char_length(cron_next.cron) > 200 then
+    raise exception 'cron: required, at most 200 characters' using errcode = 'PO400';
+  end if;
   perform pulser_ops.check_timezone(cron_next.timezone);
   if cron_next.after is null then
     raise exception 'cron: no start time' using errcode = 'PO400';
@@ -144,10 +147,10 @@ begin
 end
 $$;
 
--- The five fields an @alias stands for; anything else trimmed, as it is.
+-- The five fields an @alias stands for; anything else as it is, without surrounding whitespace.
 create function pulser_ops.cron_expand(cron text) returns text
 language sql immutable set search_path = '' as $$
-  select case lower(btrim(cron_expand.cron))
+  select case lower(btrim(cron_expand.cron, E' \t\r\n'))
     when '@hourly' then '0 * * * *'
     when '@daily' then '0 0 * * *'
     when '@midnight' then '0 0 * * *'
@@ -155,7 +158,7 @@ language sql immutable set search_path = '' as $$
     when '@monthly' then '0 0 1 * *'
     when '@yearly' then '0 0 1 1 *'
     when '@annually' then '0 0 1 1 *'
-    else btrim(cron_expand.cron) end
+    else btrim(cron_expand.cron, E' \t\r\n') end
 $$;
 
 -- A time zone PostgreSQL knows ("Europe/Paris", "UTC"), else PO400.
@@ -236,7 +239,7 @@ begin
     raise exception 'schedule.template: required' using errcode = 'PO400';
   end if;
   if jsonb_typeof(s -> 'cron') is distinct from 'string' or char_length(s ->> 'cron') > 200 then
-    raise exception 'schedule.cron: required, at most 200 characters' using errcode = 'PO400';
+    raise exception 'schedule.cron: required, a string of at most 200 characters' using errcode = 'PO400';
   end if;
   if s ? 'timezone' and jsonb_typeof(s -> 'timezone') is distinct from 'string' then
     raise exception 'schedule.timezone: expected a string' using errcode = 'PO400';
@@ -283,7 +286,7 @@ begin
   select * into old from public.run_schedules x where x.name = s ->> 'name' for update;
   insert into public.run_schedules as x (name, template, cron, timezone, params, lane, priority,
                                          enabled, description, next_run_at)
-  values (s ->> 'name', tpl.name, btrim(s ->> 'cron'), tz, params, s ->> 'lane',
+  values (s ->> 'name', tpl.name, btrim(s ->> 'cron', E' \t\r\n'), tz, params, s ->> 'lane',
           coalesce((s ->> 'priority')::integer, 0), coalesce((s ->> 'enabled')::boolean, true),
           coalesce(s ->> 'description', ''), pulser_ops.cron_next(s ->> 'cron', tz, now()))
   on conflict (name) do update

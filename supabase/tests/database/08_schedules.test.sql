@@ -30,6 +30,8 @@ select is(pg_temp.next('0 12 29 2 *', 'UTC', '2026-12-01 00:00:00Z'), '2028-02-2
 select is(pg_temp.next('@weekly', 'UTC', '2026-12-01 00:00:00Z'), '2026-12-06 Sun 00:00', '@weekly');
 select is(pg_temp.next('@hourly', 'UTC', '2026-12-01 10:00:00Z'), '2026-12-01 Tue 11:00', '@hourly');
 select is(pg_temp.next('  @Monthly ', 'UTC', '2026-12-01 00:00:00Z'), '2027-01-01 Fri 00:00', 'an alias in any case, with spaces');
+select is(pg_temp.next(E'0 9 * * *\n', 'UTC', '2026-12-01 00:00:00Z'), '2026-12-01 Tue 09:00', 'a trailing newline (a pasted line)');
+select is(pg_temp.next(E'0\t9  *\t* *', 'UTC', '2026-12-01 00:00:00Z'), '2026-12-01 Tue 09:00', 'tabs and runs of spaces between fields');
 
 -- ---------------------------------------------------------------------------------------------
 -- Time zones: the wall clock there, through its clock changes
@@ -65,6 +67,8 @@ select throws_ok($$select pulser_ops.cron_next('0 0 * foo *', 'UTC', now())$$, '
   'cron: the month field has an unknown name in "foo"', 'an unknown month');
 select throws_ok($$select pulser_ops.cron_next('0 0 * * 1;drop', 'UTC', now())$$, 'PO400',
   'cron: the day-of-week field cannot be read at "1;drop"', 'junk');
+select throws_ok($$select pulser_ops.cron_next(repeat('* ', 200), 'UTC', now())$$, 'PO400',
+  'cron: required, at most 200 characters', 'too long to be a cron expression (the error does not repeat it)');
 select throws_ok($$select pulser_ops.cron_next('0 0 30 2 *', 'UTC', now())$$, 'PO400',
   'cron: "0 0 30 2 *" names no time that exists', 'the 30th of February');
 select throws_ok($$select pulser_ops.cron_next('@daily', 'Mars/Olympus', now())$$, 'PO400',
