@@ -289,7 +289,10 @@ def _check(env: Env, world: World, name: str, replaced: dict[str, Any], use_asyn
             _call_sync(env.shared_client(), name, args)
     except PulserOpsError as e:
         after = env.state()
-        assert after == before, f"{name}({replaced!r:.300}) failed ({e!r:.200}) and changed state"
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        assert after == before, (
+            f"{name}({replaced!r:.300}) failed ({e!r:.200}) and changed {', '.join(changed)}: "
+            f"{[(k, before.get(k), after.get(k)) for k in changed]!r:.1500}")
     except BaseException as e:  # the property: nothing but PulserOpsError escapes
         pytest.fail(f"{name}({replaced!r:.300}) raised {type(e).__name__}: {e!s:.300}")
 
