@@ -757,6 +757,12 @@ def list_schedules() -> Call[list[m.Schedule]]:
     return Call("list_schedules", {}, many(m.Schedule), retry_safe=True, read_only=True)
 
 
+def get_schedule(name: str) -> Call[m.Schedule]:
+    return Call(
+        "get_schedule", _args(name=(name, "text")), one(m.Schedule), retry_safe=True, read_only=True
+    )
+
+
 def upsert_schedule(schedule: Mapping[str, Any]) -> Call[m.Schedule]:
     return Call(
         "upsert_schedule",

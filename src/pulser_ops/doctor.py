@@ -54,6 +54,7 @@ REQUIRED_FUNCTIONS = frozenset(
         "get_lane_stats",
         "get_run",
         "get_run_on_behalf_of",
+        "get_schedule",
         "get_runs",
         "get_template",
         "get_template_version",

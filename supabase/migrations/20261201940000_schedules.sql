@@ -428,6 +428,22 @@ begin
 end
 $$;
 
+-- One schedule by name (NotFound, PO404, when there is none): what the editor and
+-- `pulser-ops schedules rm` read, instead of every schedule.
+create function public.get_schedule(name text) returns public.run_schedules
+language plpgsql stable set search_path = '' as $$
+declare
+  r public.run_schedules;
+begin
+  perform pulser_ops.check_caller();
+  select * into r from public.run_schedules s where s.name = get_schedule.name;
+  if not found then
+    raise exception 'schedule % not found', get_schedule.name using errcode = 'PO404';
+  end if;
+  return r;
+end
+$$;
+
 -- ---------------------------------------------------------------------------
 -- Firing: the sweeper's pass enqueues what is due
 -- ---------------------------------------------------------------------------
@@ -517,6 +533,7 @@ grant select, insert, update, delete on public.run_schedules to service_role;
 
 revoke all on function
   public.preview_schedule(text, text, integer), public.list_schedules(),
+  public.get_schedule(text),
   public.upsert_schedule(jsonb), public.upsert_schedules(jsonb),
   public.set_schedule_enabled(text, boolean),
   public.delete_schedule(text), public.enqueue_due_schedules(integer),
@@ -527,6 +544,7 @@ revoke all on function
   from public, anon, authenticated, service_role;
 grant execute on function
   public.preview_schedule(text, text, integer), public.list_schedules(),
+  public.get_schedule(text),
   public.upsert_schedule(jsonb), public.upsert_schedules(jsonb),
   public.set_schedule_enabled(text, boolean),
   public.delete_schedule(text), public.enqueue_due_schedules(integer),
@@ -538,6 +556,7 @@ grant execute on function
 -- every operator reads and previews; admins write (the functions check)
 grant execute on function
   public.preview_schedule(text, text, integer), public.list_schedules(),
+  public.get_schedule(text),
   public.upsert_schedule(jsonb), public.upsert_schedules(jsonb),
   public.set_schedule_enabled(text, boolean),
   public.delete_schedule(text), pulser_ops.upsert_schedule(jsonb),

@@ -405,6 +405,22 @@ begin
 end
 $$;
 
+-- One schedule by name (NotFound, PO404, when there is none): what the editor and
+-- `pulser-ops schedules rm` read, instead of every schedule.
+create function public.get_schedule(name text) returns public.run_schedules
+language plpgsql stable set search_path = '' as $$
+declare
+  r public.run_schedules;
+begin
+  perform pulser_ops.check_caller();
+  select * into r from public.run_schedules s where s.name = get_schedule.name;
+  if not found then
+    raise exception 'schedule % not found', get_schedule.name using errcode = 'PO404';
+  end if;
+  return r;
+end
+$$;
+
 -- ---------------------------------------------------------------------------
 -- Firing: the sweeper's pass enqueues what is due
 -- ---------------------------------------------------------------------------

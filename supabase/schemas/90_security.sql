@@ -131,7 +131,8 @@ begin
                 'list_run_timeline', 'list_last_run_events', 'get_run_on_behalf_of', 'run_now',
                 'bulk_run_now', 'preview_schedule', 'upsert_schedule', 'upsert_schedules',
                 'set_schedule_enabled',
-                'delete_schedule', 'list_schedules', 'enqueue_due_schedules'))
+                'delete_schedule', 'list_schedules', 'get_schedule',
+                'enqueue_due_schedules'))
   loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
     -- The service role (workers, sweeper) may call every one of them.
@@ -193,7 +194,8 @@ grant execute on function
   -- the run detail's attempts timeline
   public.list_run_timeline(uuid, integer), public.list_last_run_events(uuid, integer),
   -- schedules (45_schedules.sql): every operator reads and previews, admins write
-  public.list_schedules(), public.preview_schedule(text, text, integer),
+  public.list_schedules(), public.get_schedule(text),
+  public.preview_schedule(text, text, integer),
   public.upsert_schedule(jsonb), public.upsert_schedules(jsonb),
   public.set_schedule_enabled(text, boolean), public.delete_schedule(text),
   pulser_ops.upsert_schedule(jsonb),

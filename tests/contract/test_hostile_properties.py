@@ -154,6 +154,7 @@ def _base(w: World) -> dict[str, dict[str, Any]]:
                                  "attempt": None},
         "templates.list": {},
         "schedules.list": {},
+        "schedules.get": {"name": "prop-none"},
         "schedules.upsert": {"schedule": {"name": "prop-sched", "template": "hello",
                                           "cron": "@daily", "params": {"name": "p"}}},
         "schedules.upsert_many": {"schedules": [{"name": "prop-sched", "template": "hello",

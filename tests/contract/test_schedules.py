@@ -40,7 +40,9 @@ def test_a_schedule_is_saved_listed_and_previewed(env: Env, client: Client) -> N
     assert saved.next_run_at is not None and saved.next_run_at > datetime.now(UTC)
     paris = saved.next_run_at.astimezone(ZoneInfo("Europe/Paris"))
     assert (paris.hour, paris.minute) == (2, 30)
-    assert client.schedules.list() == [saved]
+    assert client.schedules.list() == [saved] and client.schedules.get("nightly") == saved
+    with pytest.raises(NotFound, match="schedule nope not found"):
+        client.schedules.get("nope")
     preview = client.schedules.preview("30 2 * * *", "Europe/Paris", 3)
     times = [p.due_at for p in preview]
     assert times[0] == saved.next_run_at and [t - times[0] for t in times[1:]] == [
@@ -90,6 +92,7 @@ def test_operators_read_schedules_and_only_admins_write_them(env: Env, client: C
     client.schedules.upsert(NIGHTLY)
     with env.client(Caller("operator", new_id())) as operator:
         assert [s.name for s in operator.schedules.list()] == ["nightly"]
+        assert operator.schedules.get("nightly").template == "hello"
         assert len(operator.schedules.preview("@daily")) == 5
         for write in (lambda: operator.schedules.upsert({**NIGHTLY, "name": "mine"}),
                       lambda: operator.schedules.pause("nightly"),

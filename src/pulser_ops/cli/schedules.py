@@ -20,7 +20,6 @@ from rich.table import Table
 
 from .. import schedules_file
 from ..client import Client
-from ..errors import NotFound
 from ..models import Schedule
 from . import output, parsing
 from .options import Connection, client_for, with_client, with_connection
@@ -148,9 +147,7 @@ def rm_command(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Delete a schedule (its runs stay). Asks first unless --yes."""
-    found = next((s for s in client.schedules.list() if s.name == name), None)
-    if found is None:  # said before asking, as the delete itself would say it
-        raise NotFound(f"schedule {name} not found")
+    found = client.schedules.get(name)  # NotFound before asking, as the delete would say it
     confirm(f"Delete schedule {found.name} ({found.template}, {found.cron!r} "
             f"{found.timezone})?", yes)  # fmt: skip
     client.schedules.delete(found.name)

@@ -147,6 +147,7 @@ insert into fn_class values
   ('pulser_ops.cron_expand(text)', 'pure'),
   ('pulser_ops.check_timezone(text)', 'pure'),
   ('public.list_schedules()', 'operator'),
+  ('public.get_schedule(text)', 'operator'),
   ('public.upsert_schedule(jsonb)', 'admin'),
   ('public.upsert_schedules(jsonb)', 'admin'),
   ('public.set_schedule_enabled(text, boolean)', 'admin'),

@@ -805,6 +805,11 @@ class Schedules(_Namespace):
         return self._t.execute(calls.list_schedules())
 
     @checked
+    def get(self, name: Text) -> m.Schedule:
+        """One schedule; ``NotFound`` when there is none by that name."""
+        return self._t.execute(calls.get_schedule(name))
+
+    @checked
     def upsert(self, schedule: ScheduleLike) -> m.Schedule:
         """Create a schedule or replace the one with its name (admins). The cron expression,
         time zone, template and params are checked first; a changed timing counts from now."""

@@ -205,16 +205,15 @@ def add(router: APIRouter, room: ControlRoom) -> None:
     @router.get("/schedules/{name}/edit", name="ops.schedule")
     async def edit_page(request: Request, name: str) -> Response:
         _, client = await room.client(request)
-        s = _find(await client.schedules.list(), name)
+        s = await client.schedules.get(name)
         return await editor(request, client, draft_of(s), s)
 
     @router.post("/schedules/save", name="ops.schedule_save")
     async def save(request: Request) -> Response:
         _, client = await room.acting(request, admin=True, what="change schedules")
         d = draft_from_form(await request.form())
-        known = await client.schedules.list()
         name = d.body["name"]
-        if name != d.existing and any(s.name == name for s in known):
+        if name != d.existing and await _exists(client, name):
             d.add("name", f"name: a schedule named {name} exists already; edit it instead")
         if not d.problem_count:
             try:
@@ -226,7 +225,7 @@ def add(router: APIRouter, room: ControlRoom) -> None:
                 note = f"saved {saved.name}" + ("" if saved.enabled else " (paused)")
                 target = request.url_for("ops.schedules").path + "?m=" + quote(note)
                 return room.finish(request, RedirectResponse(target, 303))
-        s = _find(known, d.existing) if d.existing and d.existing == name else None
+        s = await client.schedules.get(name) if d.existing and d.existing == name else None
         return await editor(request, client, d, s, 422, failed=True)
 
     async def acted(request: Request, name: str, verb: str) -> Response:
@@ -260,8 +259,9 @@ def add(router: APIRouter, room: ControlRoom) -> None:
         return await acted(request, name, "delete")
 
 
-def _find(rows: list[Schedule], name: str) -> Schedule:
-    for s in rows:
-        if s.name == name:
-            return s
-    raise NotFound(f"schedule {name} not found")
+async def _exists(client: AsyncClient, name: str) -> bool:
+    try:
+        await client.schedules.get(name)
+    except NotFound:
+        return False
+    return True
